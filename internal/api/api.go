@@ -1,0 +1,392 @@
+// Package api holds the wire types shared by the banger CLI/TUI (client) and
+// bangerd (server). It imports only the standard library so that both sides
+// can depend on it without pulling in each other's internals.
+//
+// Transport: HTTP/1.1 over the daemon's Unix socket. Every call is
+//
+//	POST /v1/call   body: Request
+//
+// and every response is a stream of newline-delimited JSON Frames
+// (Content-Type application/x-ndjson): zero or more progress frames, then
+// exactly one frame carrying either a result or an error.
+package api
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Version is the API version. The server rejects requests carrying another
+// version with CodeVersionMismatch.
+const Version = 1
+
+// CallPath is the single HTTP endpoint.
+const CallPath = "/v1/call"
+
+// MaxRequestBytes bounds a request body; larger bodies get CodeTooLarge.
+const MaxRequestBytes = 1 << 20
+
+// Method names: the product's vocabulary.
+const (
+	MethodVMCreate      = "vm.create"
+	MethodVMList        = "vm.list"
+	MethodVMGet         = "vm.get"
+	MethodVMSet         = "vm.set"
+	MethodVMStart       = "vm.start"
+	MethodVMStop        = "vm.stop"
+	MethodVMRestart     = "vm.restart"
+	MethodVMDelete      = "vm.delete"
+	MethodVMHealth      = "vm.health"
+	MethodVMSSHInfo     = "vm.ssh_info"
+	MethodVMLogs        = "vm.logs"
+	MethodImageBuild    = "image.build"
+	MethodImageRegister = "image.register"
+	MethodImageList     = "image.list"
+	MethodImageGet      = "image.get"
+	MethodImageVerify   = "image.verify"
+	MethodImageDelete   = "image.delete"
+	MethodHostResources = "host.resources"
+	MethodHostNAT       = "host.nat"
+	MethodHostTeardown  = "host.teardown"
+	MethodDaemonInfo    = "daemon.info"
+	MethodDaemonStop    = "daemon.stop"
+	MethodDoctorRun     = "doctor.run"
+	MethodBundleBuild   = "bundle.build"
+	MethodBundleShow    = "bundle.show"
+)
+
+// Request is the body of every call.
+type Request struct {
+	Version int             `json:"version"`
+	Method  string          `json:"method"`
+	Params  json.RawMessage `json:"params,omitempty"`
+}
+
+// Frame is one line of a response stream.
+type Frame struct {
+	Progress *Progress       `json:"progress,omitempty"`
+	Result   json.RawMessage `json:"result,omitempty"`
+	Error    *Error          `json:"error,omitempty"`
+}
+
+// Progress reports a step of a long operation (image build, VM boot).
+type Progress struct {
+	Step    string `json:"step"`              // short stable name, e.g. "debootstrap", "wait-agent"
+	Message string `json:"message,omitempty"` // human text, e.g. one line of script output
+	Current int64  `json:"current,omitempty"`
+	Total   int64  `json:"total,omitempty"`
+}
+
+// ErrorCode classifies failures so clients can react without parsing text.
+type ErrorCode string
+
+const (
+	CodeInvalidArgument    ErrorCode = "invalid_argument"    // bad input; message says what and how to fix
+	CodeNotFound           ErrorCode = "not_found"           // no such VM / image
+	CodeAlreadyExists      ErrorCode = "already_exists"      // name taken
+	CodeConflict           ErrorCode = "conflict"            // wrong state (e.g. VM running)
+	CodeFailedPrecondition ErrorCode = "failed_precondition" // host not ready (missing tool, no driver, doctor check failed)
+	CodeResourceExhausted  ErrorCode = "resource_exhausted"  // subnet full, not enough memory/disk
+	CodeTimeout            ErrorCode = "timeout"             // deadline passed (boot, agent)
+	CodeBadRequest         ErrorCode = "bad_request"         // malformed JSON
+	CodeUnknownMethod      ErrorCode = "unknown_method"
+	CodeTooLarge           ErrorCode = "too_large"
+	CodeVersionMismatch    ErrorCode = "version_mismatch"
+	CodeInternal           ErrorCode = "internal"
+)
+
+// Error is the wire form of a failure. It implements error so that the client
+// can return it directly; use errors.As to inspect Code.
+type Error struct {
+	Code    ErrorCode `json:"code"`
+	Message string    `json:"message"`
+	Hint    string    `json:"hint,omitempty"` // the fix: a command or config line
+}
+
+func (e *Error) Error() string {
+	if e.Hint != "" {
+		return e.Message + " (hint: " + e.Hint + ")"
+	}
+	return e.Message
+}
+
+// Errorf-style constructors keep call sites short.
+func NewError(code ErrorCode, msg, hint string) *Error {
+	return &Error{Code: code, Message: msg, Hint: hint}
+}
+
+// VMState is the lifecycle state of a VM.
+type VMState string
+
+const (
+	VMStopped  VMState = "stopped"
+	VMStarting VMState = "starting"
+	VMRunning  VMState = "running"
+	VMStopping VMState = "stopping"
+	VMError    VMState = "error" // last start/stop failed; LastError says why
+)
+
+// VM is a persistent development VM.
+type VM struct {
+	ID        string  `json:"id"`   // short hex id, used in file and tap names
+	Name      string  `json:"name"` // DNS label, unique
+	Image     string  `json:"image"`
+	VCPUs     int     `json:"vcpus"`
+	MemoryMiB int     `json:"memory_mib"`
+	DiskBytes int64   `json:"disk_bytes"` // work disk size
+	State     VMState `json:"state"`
+	VMM       string  `json:"vmm,omitempty"` // "firecracker" | "qemu" once started
+	IP        string  `json:"ip,omitempty"`
+	MAC       string  `json:"mac,omitempty"`
+	Tap       string  `json:"tap,omitempty"`
+	VsockPath string  `json:"vsock_path,omitempty"`
+	VsockCID  uint32  `json:"vsock_cid,omitempty"`
+	PID       int     `json:"pid,omitempty"`
+	// DiskAllocatedBytes is what the rootfs clone and work disk really occupy
+	// on the host (allocated blocks, not apparent size).
+	DiskAllocatedBytes int64      `json:"disk_allocated_bytes"`
+	LastError          string     `json:"last_error,omitempty"`
+	CreatedAt          time.Time  `json:"created_at"`
+	UpdatedAt          time.Time  `json:"updated_at"`
+	StartedAt          *time.Time `json:"started_at,omitempty"`
+}
+
+// VMCreateParams: pointer fields distinguish "omitted" (use the configured
+// default) from an explicit value (validated; zero or negative is rejected).
+type VMCreateParams struct {
+	Name      string  `json:"name"`
+	Image     *string `json:"image,omitempty"`
+	VCPUs     *int    `json:"vcpus,omitempty"`
+	MemoryMiB *int    `json:"memory_mib,omitempty"`
+	DiskBytes *int64  `json:"disk_bytes,omitempty"`
+	NoStart   bool    `json:"no_start,omitempty"`
+}
+
+// VMRef names a VM by name or id.
+type VMRef struct {
+	Name string `json:"name"`
+}
+
+type VMSetParams struct {
+	Name      string `json:"name"`
+	VCPUs     *int   `json:"vcpus,omitempty"`
+	MemoryMiB *int   `json:"memory_mib,omitempty"`
+	DiskBytes *int64 `json:"disk_bytes,omitempty"`
+}
+
+// VMSetResult tells the user when the change takes effect.
+type VMSetResult struct {
+	VM VM `json:"vm"`
+	// PendingRestart is true when the VM is running and the change applies at
+	// its next start.
+	PendingRestart bool   `json:"pending_restart"`
+	Note           string `json:"note,omitempty"`
+}
+
+type VMStopParams struct {
+	Name string `json:"name"`
+	// Force skips the graceful shutdown and kills the VMM.
+	Force bool `json:"force,omitempty"`
+}
+
+type VMDeleteParams struct {
+	Name string `json:"name"`
+	// Force stops a running VM first instead of refusing.
+	Force bool `json:"force,omitempty"`
+}
+
+type VMListResult struct {
+	VMs []VM `json:"vms"`
+}
+
+// AgentHealth is the guest agent's GET /healthz body.
+type AgentHealth struct {
+	Status          string  `json:"status"` // "ok"
+	Version         string  `json:"version"`
+	Hostname        string  `json:"hostname"`
+	UptimeSeconds   float64 `json:"uptime_seconds"`
+	BootID          string  `json:"boot_id"`
+	WorkDiskMounted bool    `json:"work_disk_mounted"`
+}
+
+// AgentInfo is the guest agent's GET /v1/info body.
+type AgentInfo struct {
+	Load1          float64 `json:"load1"`
+	Load5          float64 `json:"load5"`
+	Load15         float64 `json:"load15"`
+	MemTotalBytes  int64   `json:"mem_total_bytes"`
+	MemAvailBytes  int64   `json:"mem_available_bytes"`
+	RootTotalBytes int64   `json:"root_total_bytes"`
+	RootUsedBytes  int64   `json:"root_used_bytes"`
+	WorkTotalBytes int64   `json:"work_total_bytes"`
+	WorkUsedBytes  int64   `json:"work_used_bytes"`
+}
+
+type VMHealthResult struct {
+	Name      string       `json:"name"`
+	State     VMState      `json:"state"`
+	Healthy   bool         `json:"healthy"`
+	Agent     *AgentHealth `json:"agent,omitempty"`
+	RTTMillis float64      `json:"rtt_ms,omitempty"`
+	Error     string       `json:"error,omitempty"`
+}
+
+// VMSSHInfo is what the CLI needs to run the system ssh.
+type VMSSHInfo struct {
+	Name           string `json:"name"`
+	User           string `json:"user"`
+	Host           string `json:"host"`
+	Port           int    `json:"port"`
+	KeyPath        string `json:"key_path"`
+	KnownHostsPath string `json:"known_hosts_path"`
+	HostKeyAlias   string `json:"host_key_alias"` // stable per VM, so a rebuilt VM's new key is detected
+}
+
+type VMLogsParams struct {
+	Name string `json:"name"`
+	// TailBytes limits the returned console log to its last N bytes (0 = all).
+	TailBytes int64 `json:"tail_bytes,omitempty"`
+	// Offset returns the log from this byte offset on (used by `logs -f`).
+	Offset int64 `json:"offset,omitempty"`
+}
+
+type VMLogsResult struct {
+	Path   string `json:"path"`
+	Data   string `json:"data"`
+	Offset int64  `json:"offset"` // offset after Data; pass back to follow
+}
+
+// Image is a registered root filesystem image.
+type Image struct {
+	Name          string    `json:"name"`
+	Distro        string    `json:"distro"` // "debian" | "void" | "custom"
+	Suite         string    `json:"suite,omitempty"`
+	RootfsPath    string    `json:"rootfs_path"`
+	KernelPath    string    `json:"kernel_path,omitempty"` // empty = bundle kernel
+	InitrdPath    string    `json:"initrd_path,omitempty"` // empty = bundle initrd
+	SizeBytes     int64     `json:"size_bytes"`
+	SHA256        string    `json:"sha256"`
+	KernelVersion string    `json:"kernel_version,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+}
+
+type ImageBuildParams struct {
+	Name      string   `json:"name"`
+	Distro    string   `json:"distro,omitempty"` // default "debian"
+	Suite     string   `json:"suite,omitempty"`  // Debian suite, default "bookworm"
+	SizeBytes *int64   `json:"size_bytes,omitempty"`
+	Packages  []string `json:"packages,omitempty"` // extra packages
+	// Void only.
+	Libc        string `json:"libc,omitempty"`         // "glibc" (default) | "musl"
+	FromTarball string `json:"from_tarball,omitempty"` // offline path
+	// Force rebuilds even if an image of that name exists (replacing it).
+	Force bool `json:"force,omitempty"`
+}
+
+type ImageRegisterParams struct {
+	Name       string `json:"name"`
+	RootfsPath string `json:"rootfs_path"`
+	KernelPath string `json:"kernel_path,omitempty"`
+	InitrdPath string `json:"initrd_path,omitempty"`
+	Distro     string `json:"distro,omitempty"`
+}
+
+type ImageRef struct {
+	Name string `json:"name"`
+}
+
+type ImageListResult struct {
+	Images []Image `json:"images"`
+}
+
+type ImageVerifyResult struct {
+	Image  string        `json:"image"`
+	Passed bool          `json:"passed"`
+	Checks []CheckResult `json:"checks"`
+}
+
+// CheckStatus is the outcome of a doctor or verify check.
+type CheckStatus string
+
+const (
+	CheckOK   CheckStatus = "ok"
+	CheckWarn CheckStatus = "warn"
+	CheckFail CheckStatus = "fail"
+)
+
+type CheckResult struct {
+	Name   string      `json:"name"`
+	Scope  string      `json:"scope,omitempty"`
+	Status CheckStatus `json:"status"`
+	Detail string      `json:"detail,omitempty"`
+	Fix    string      `json:"fix,omitempty"` // exact command or config line
+}
+
+type DoctorParams struct {
+	Scopes []string `json:"scopes,omitempty"` // empty = all
+}
+
+type DoctorResult struct {
+	Checks []CheckResult `json:"checks"`
+}
+
+// HostResources feeds the TUI's capacity row.
+type HostResources struct {
+	CPUs                int   `json:"cpus"`
+	MemoryBytes         int64 `json:"memory_bytes"`
+	MemoryAvailBytes    int64 `json:"memory_available_bytes"`
+	FSBytes             int64 `json:"fs_bytes"` // filesystem holding banger's state
+	FSFreeBytes         int64 `json:"fs_free_bytes"`
+	VCPUsReserved       int   `json:"vcpus_reserved"`        // by running VMs
+	MemoryReservedBytes int64 `json:"memory_reserved_bytes"` // by running VMs
+	DiskAllocatedBytes  int64 `json:"disk_allocated_bytes"`  // all VMs' disks, allocated blocks
+}
+
+type HostNATParams struct {
+	Enable bool `json:"enable"`
+}
+
+type HostTeardownParams struct {
+	Force bool `json:"force,omitempty"`
+}
+
+type HostTeardownResult struct {
+	Removed []string `json:"removed"`
+}
+
+type DaemonInfo struct {
+	Version    string    `json:"version"`
+	BuildID    string    `json:"build_id"`
+	APIVersion int       `json:"api_version"`
+	PID        int       `json:"pid"`
+	StartedAt  time.Time `json:"started_at"`
+	Socket     string    `json:"socket"`
+	StateDir   string    `json:"state_dir"`
+	LogPath    string    `json:"log_path,omitempty"`
+	VMM        string    `json:"vmm,omitempty"`        // driver new VMs would use
+	VMMReason  string    `json:"vmm_reason,omitempty"` // why (e.g. "no /dev/kvm: QEMU under TCG, slow")
+	Reconciled []string  `json:"reconciled,omitempty"` // what start-up reconcile fixed
+}
+
+type DaemonStopParams struct {
+	StopVMs bool `json:"stop_vms,omitempty"`
+}
+
+type BundleBuildParams struct {
+	// Force rebuilds even when a complete bundle exists.
+	Force bool `json:"force,omitempty"`
+}
+
+// BundleInfo describes the runtime bundle in use.
+type BundleInfo struct {
+	Dir           string `json:"dir"`
+	Legacy        bool   `json:"legacy"` // loaded from the fixed-name layout without bundle.json
+	KernelPath    string `json:"kernel_path"`
+	KernelVersion string `json:"kernel_version,omitempty"`
+	InitrdPath    string `json:"initrd_path,omitempty"`
+	ModulesDir    string `json:"modules_dir,omitempty"`
+	RootfsPath    string `json:"rootfs_path,omitempty"`
+	AgentPath     string `json:"agent_path"`
+	SSHKeyPath    string `json:"ssh_key_path"`
+	SSHPubKeyPath string `json:"ssh_pub_key_path"`
+}
