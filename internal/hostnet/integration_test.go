@@ -1,0 +1,373 @@
+package hostnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/banger-dev/banger/internal/hostnet/nettest"
+	"github.com/banger-dev/banger/internal/sysexec"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// TestMain lets the test binary act as a VMM opening a tap (run as another
+// user through setpriv) for TestTapOpenableByOwnerOnly.
+func TestMain(m *testing.M) {
+	if name := os.Getenv("BANGER_TEST_OPEN_TAP"); name != "" {
+		if err := openTap(name, unix.IFF_TAP|unix.IFF_NO_PI|unix.IFF_VNET_HDR); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// openTap opens a persistent tap the way Firecracker does (and QEMU with
+// vnet_hdr): TUNSETIFF with the given flags on /dev/net/tun.
+func openTap(name string, flags uint16) error {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open /dev/net/tun: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return err
+	}
+	ifr.SetUint16(flags)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		return fmt.Errorf("TUNSETIFF %s: %w", name, err)
+	}
+	return nil
+}
+
+var subnet24 = netip.MustParsePrefix("172.30.0.0/24")
+
+func bridgeAddrs(name string) ([]string, error) {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil, err
+	}
+	addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, a := range addrs {
+		out = append(out, a.IPNet.String())
+	}
+	return out, nil
+}
+
+func TestBridgeAndTapLifecycle(t *testing.T) {
+	ns := nettest.New(t)
+	ns.Do(t, func() error {
+		for range 2 { // idempotent
+			if err := EnsureBridge("banger0", subnet24); err != nil {
+				return err
+			}
+		}
+		br, err := netlink.LinkByName("banger0")
+		if err != nil {
+			return err
+		}
+		if br.Type() != "bridge" || br.Attrs().Flags&net.FlagUp == 0 {
+			return fmt.Errorf("banger0 is %s, flags %v; want an up bridge", br.Type(), br.Attrs().Flags)
+		}
+		if got, err := bridgeAddrs("banger0"); err != nil || !slices.Equal(got, []string{"172.30.0.1/24"}) {
+			return fmt.Errorf("bridge addresses %v (%v), want [172.30.0.1/24]", got, err)
+		}
+		// A changed subnet replaces the old gateway address.
+		if err := EnsureBridge("banger0", netip.MustParsePrefix("172.30.4.0/23")); err != nil {
+			return err
+		}
+		if got, _ := bridgeAddrs("banger0"); !slices.Equal(got, []string{"172.30.4.1/23"}) {
+			return fmt.Errorf("after subnet change addresses are %v, want [172.30.4.1/23]", got)
+		}
+
+		if err := AddTap("bg-1a2b3c4d", "banger1", 1000); err == nil || !strings.Contains(err.Error(), "ensure the bridge first") {
+			return fmt.Errorf("AddTap on a missing bridge: %v", err)
+		}
+		// Re-adding with another owner replaces the tap; with the same one
+		// it is kept as is.
+		if err := AddTap("bg-1a2b3c4d", "banger0", 999); err != nil {
+			return err
+		}
+		for range 2 {
+			if err := AddTap("bg-1a2b3c4d", "banger0", 1234); err != nil {
+				return err
+			}
+		}
+		l, err := netlink.LinkByName("bg-1a2b3c4d")
+		if err != nil {
+			return err
+		}
+		tap, ok := l.(*netlink.Tuntap)
+		if !ok || tap.Mode != netlink.TUNTAP_MODE_TAP {
+			return fmt.Errorf("bg-1a2b3c4d is %T, want a tap", l)
+		}
+		if tap.Owner != 1234 || tap.NonPersist || tap.Attrs().MasterIndex != br.Attrs().Index || tap.Attrs().Flags&net.FlagUp == 0 {
+			return fmt.Errorf("tap owner %d nonpersist %v master %d (bridge %d) flags %v", tap.Owner, tap.NonPersist, tap.Attrs().MasterIndex, br.Attrs().Index, tap.Attrs().Flags)
+		}
+		// Both VMMs' open flags are accepted for the persistent tap.
+		for _, fl := range []uint16{unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR, unix.IFF_TAP | unix.IFF_NO_PI} {
+			if err := openTap("bg-1a2b3c4d", fl); err != nil {
+				return err
+			}
+		}
+
+		stray, err := StrayTaps("banger0", nil)
+		if err != nil || !slices.Equal(stray, []string{"bg-1a2b3c4d"}) {
+			return fmt.Errorf("StrayTaps = %v, %v", stray, err)
+		}
+		if stray, _ := StrayTaps("banger0", map[string]bool{"bg-1a2b3c4d": true}); len(stray) != 0 {
+			return fmt.Errorf("StrayTaps with the tap known = %v", stray)
+		}
+
+		// Names of the right shape but the wrong kind are not deleted.
+		// (veth, not dummy: the dummy module is not everywhere)
+		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "banger9"}, PeerName: "peer9"}); err != nil {
+			return err
+		}
+		if err := DeleteBridge("banger9"); err == nil || !strings.Contains(err.Error(), "not a bridge") {
+			return fmt.Errorf("DeleteBridge on a veth: %v", err)
+		}
+		if err := EnsureBridge("banger9", subnet24); err == nil {
+			return errors.New("EnsureBridge adopted a veth interface")
+		}
+
+		for range 2 { // deletes are idempotent
+			if err := DeleteTap("bg-1a2b3c4d"); err != nil {
+				return err
+			}
+			if err := DeleteBridge("banger0"); err != nil {
+				return err
+			}
+		}
+		links, _ := netlink.LinkList()
+		for _, l := range links {
+			if n := l.Attrs().Name; n != "lo" && n != "banger9" && n != "peer9" {
+				return fmt.Errorf("left behind: %s", n)
+			}
+		}
+		return nil
+	})
+}
+
+// TestTapOpenableByOwnerOnly proves a VMM running as the tap's owner (not
+// root) can open it, and another user cannot.
+func TestTapOpenableByOwnerOnly(t *testing.T) {
+	ns := nettest.New(t)
+	if _, err := sysexec.LookPath("setpriv"); err != nil {
+		t.Skip("needs setpriv (util-linux) to run the opener as another user")
+	}
+	if st, err := os.Stat("/dev/net/tun"); err != nil || st.Mode().Perm()&0o006 != 0o006 {
+		t.Skip("/dev/net/tun is not read-write for all users on this host (distributions ship it 0666; " +
+			"`chmod 0666 /dev/net/tun` to run this test): no unprivileged VMM could open any tap here")
+	}
+	// Copy the test binary where an unprivileged user can execute it.
+	dir, err := os.MkdirTemp("", "banger-taptest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	self, _ := os.Executable()
+	data, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "opener")
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ns.Do(t, func() error {
+		if err := EnsureBridge("banger0", subnet24); err != nil {
+			return err
+		}
+		return AddTap("bg-00c0ffee", "banger0", 1234)
+	})
+	open := func(uid int) error {
+		_, err := ns.Runner().Run(context.Background(), sysexec.Cmd{
+			Argv: []string{"setpriv", fmt.Sprintf("--reuid=%d", uid), fmt.Sprintf("--regid=%d", uid), "--clear-groups", bin},
+			Env:  []string{"BANGER_TEST_OPEN_TAP=bg-00c0ffee"},
+		})
+		return err
+	}
+	if err := open(1234); err != nil {
+		t.Errorf("owner could not open its tap: %v", err)
+	}
+	if err := open(4321); err == nil {
+		t.Error("another user opened the tap")
+	}
+}
+
+func TestCheckSubnetAndUplink(t *testing.T) {
+	ns := nettest.New(t)
+	ns.Exec(t, "ip", "link", "add", "dummy0", "type", "veth", "peer", "name", "dummy0p")
+	ns.Exec(t, "ip", "addr", "add", "10.99.0.1/16", "dev", "dummy0")
+	ns.Exec(t, "ip", "link", "set", "dummy0", "up")
+	ns.Exec(t, "ip", "link", "add", "up0", "type", "veth", "peer", "name", "up0p")
+	ns.Exec(t, "ip", "addr", "add", "192.0.2.1/24", "dev", "up0")
+	ns.Exec(t, "ip", "link", "set", "up0", "up")
+	ns.Exec(t, "ip", "link", "set", "up0p", "up")
+	ns.Exec(t, "ip", "route", "add", "default", "via", "192.0.2.254", "dev", "up0")
+	ns.Do(t, func() error {
+		if up, err := Uplink(); err != nil || up != "up0" {
+			return fmt.Errorf("Uplink = %q, %v; want up0", up, err)
+		}
+		err := CheckSubnet(netip.MustParsePrefix("10.99.3.0/24"), "banger0")
+		if err == nil || !strings.Contains(err.Error(), "10.99.0.0/16") || !strings.Contains(err.Error(), "dummy0") ||
+			!strings.Contains(err.Error(), `subnet = "172.30.0.0/24"`) {
+			return fmt.Errorf("CheckSubnet on a clash: %v", err)
+		}
+		if err := EnsureBridge("banger0", subnet24); err != nil {
+			return err
+		}
+		if err := CheckSubnet(subnet24, "banger0"); err != nil {
+			return fmt.Errorf("our own bridge counted as a clash: %v", err)
+		}
+		if err := CheckSubnet(subnet24, "banger1"); err == nil || !strings.Contains(err.Error(), `"172.30.1.0/24"`) {
+			return fmt.Errorf("clash with another bridge: %v", err)
+		}
+		if s, err := SuggestSubnet(); err != nil || s.String() != "172.30.1.0/24" {
+			return fmt.Errorf("SuggestSubnet = %v, %v", s, err)
+		}
+		return nil
+	})
+}
+
+// natTopology builds: guest ns --veth--> bridge banger0 in host ns --veth
+// (up0, 192.0.2.1)--> "internet" ns (192.0.2.2) with a TCP server that
+// replies with the source address it sees.
+type natTopology struct {
+	host, inet, guest nettest.NS
+	server            string
+}
+
+func newNATTopology(t *testing.T) *natTopology {
+	tp := &natTopology{host: nettest.New(t), inet: nettest.New(t), guest: nettest.New(t)}
+	tp.host.Do(t, func() error { return EnsureBridge("banger0", subnet24) })
+	h, i, g := tp.host, tp.inet, tp.guest
+	h.Exec(t, "ip", "link", "add", "up0", "type", "veth", "peer", "name", "wan0", "netns", i.Name)
+	h.Exec(t, "ip", "addr", "add", "192.0.2.1/24", "dev", "up0")
+	h.Exec(t, "ip", "link", "set", "up0", "up")
+	h.Exec(t, "ip", "route", "add", "default", "via", "192.0.2.2")
+	i.Exec(t, "ip", "addr", "add", "192.0.2.2/24", "dev", "wan0")
+	i.Exec(t, "ip", "link", "set", "wan0", "up")
+	h.Exec(t, "ip", "link", "add", "gb0", "type", "veth", "peer", "name", "eth0", "netns", g.Name)
+	h.Exec(t, "ip", "link", "set", "gb0", "master", "banger0", "up")
+	g.Exec(t, "ip", "addr", "add", "172.30.0.2/24", "dev", "eth0")
+	g.Exec(t, "ip", "link", "set", "eth0", "up")
+	g.Exec(t, "ip", "route", "add", "default", "via", "172.30.0.1")
+
+	var ln net.Listener
+	i.Do(t, func() (err error) { ln, err = net.Listen("tcp", "192.0.2.2:0"); return err })
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+			_, _ = io.WriteString(c, host)
+			c.Close()
+		}
+	}()
+	tp.server = ln.Addr().String()
+	return tp
+}
+
+// dial connects from the guest and returns the source address the server saw.
+func (tp *natTopology) dial(t *testing.T) (string, error) {
+	var seen string
+	var dialErr error
+	tp.guest.Do(t, func() error {
+		c, err := (&net.Dialer{Timeout: time.Second}).Dial("tcp", tp.server)
+		if err != nil {
+			dialErr = err
+			return nil
+		}
+		defer c.Close()
+		b, err := io.ReadAll(c)
+		seen, dialErr = string(b), err
+		return nil
+	})
+	return seen, dialErr
+}
+
+func TestNATEndToEnd(t *testing.T) {
+	nettest.RequireRoot(t)
+	for _, tc := range []struct {
+		name        string
+		hideNFT     bool
+		forwardDrop bool
+	}{
+		{name: "nft"},
+		{name: "iptables", hideNFT: true},
+		{name: "nft-with-forward-policy-drop", forwardDrop: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tp := newNATTopology(t)
+			if tc.forwardDrop {
+				tp.host.Exec(t, "iptables", "-w", "-P", "FORWARD", "DROP")
+			}
+			if seen, err := tp.dial(t); err == nil {
+				t.Fatalf("guest reached the internet before NAT (seen %s)", seen)
+			}
+			fw := Firewall{Run: tp.host.Runner(), LookPath: func(name string) (string, error) {
+				if tc.hideNFT && name == "nft" {
+					return "", errors.New("nft hidden by the test")
+				}
+				return sysexec.LookPath(name)
+			}}
+			ctx := context.Background()
+			for range 2 { // idempotent
+				tp.host.Do(t, func() error { return fw.EnsureNAT(ctx, NATRule{Subnet: subnet24, Bridge: "banger0"}) })
+			}
+			if v := tp.host.Exec(t, "cat", "/proc/sys/net/ipv4/ip_forward"); v != "1" {
+				t.Errorf("ip_forward in the host namespace = %s", v)
+			}
+			if tc.hideNFT {
+				if n := strings.Count(tp.host.Exec(t, "iptables", "-w", "-t", "nat", "-S", "POSTROUTING"), "-j BANGER-POSTROUTING"); n != 1 {
+					t.Errorf("%d jumps to BANGER-POSTROUTING after two ensures, want 1", n)
+				}
+			} else if n := strings.Count(tp.host.Exec(t, "nft", "list", "ruleset"), "table ip banger"); n != 1 {
+				t.Errorf("%d banger tables after two ensures, want 1", n)
+			}
+			seen, err := tp.dial(t)
+			if err != nil {
+				t.Fatalf("guest could not reach the internet through NAT: %v\n%s", err, tp.host.Exec(t, "nft", "list", "ruleset"))
+			}
+			if seen != "192.0.2.1" {
+				t.Errorf("internet saw %s, want the uplink address 192.0.2.1 (masquerade)", seen)
+			}
+
+			tp.host.Do(t, func() error { return fw.RemoveNAT(ctx) })
+			rules := tp.host.Exec(t, "nft", "list", "ruleset")
+			if strings.Contains(rules, "banger") || strings.Contains(rules, "BANGER") {
+				t.Errorf("banger rules left after RemoveNAT:\n%s", rules)
+			}
+			if tc.forwardDrop && !strings.Contains(tp.host.Exec(t, "iptables", "-w", "-S", "FORWARD"), "-P FORWARD DROP") {
+				t.Error("RemoveNAT changed someone else's FORWARD policy")
+			}
+			if _, err := tp.dial(t); err == nil {
+				t.Error("guest still reaches the internet after RemoveNAT")
+			}
+		})
+	}
+}
