@@ -43,6 +43,9 @@ type Options struct {
 	Fail []string
 	// HangStop ignores SendCtrlAltDel (a guest that never reboots).
 	HangStop bool
+	// NoAgent plays a guest whose agent never comes up (a broken image), so
+	// the VM manager's boot deadline can be exercised.
+	NoAgent bool
 	// Record, when set, sees every request (method, path, body) as received.
 	Record func(method, path string, body []byte)
 }
@@ -59,6 +62,7 @@ func OptionsFromEnv() Options {
 	}
 	o.HangStop = os.Getenv("FAKE_FC_HANG_STOP") == "1"
 	o.SkipTapCheck = os.Getenv("FAKE_FC_SKIP_TAP_CHECK") == "1"
+	o.NoAgent = os.Getenv("FAKE_FC_NO_AGENT") == "1"
 	return o
 }
 
@@ -638,7 +642,11 @@ func (f *fake) instanceStart() fault {
 	fmt.Fprintf(console, "fake-firecracker: booting kernel %s with boot args %q\n", *f.boot.KernelImagePath, f.bootArgs())
 	fmt.Fprintf(console, "fake-firecracker: %d vCPUs, %d MiB, %d drives, %d network interfaces\n",
 		*f.machine.VCPUCount, *f.machine.MemSizeMib, len(f.drives), len(f.ifaces))
-	fmt.Fprintf(console, "fake-firecracker: guest agent listening on vsock port %d\n", f.agentPort())
+	if f.opts.NoAgent {
+		fmt.Fprintln(console, "fake-firecracker: guest agent failed to start (FAKE_FC_NO_AGENT)")
+	} else {
+		fmt.Fprintf(console, "fake-firecracker: guest agent listening on vsock port %d\n", f.agentPort())
+	}
 	return ""
 }
 

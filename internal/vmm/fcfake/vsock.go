@@ -54,7 +54,7 @@ func (f *fake) handleVsock(conn net.Conn) {
 		return
 	}
 	f.mu.Lock()
-	listening := f.started && !f.paused && int(port) == f.agentPort()
+	listening := f.started && !f.paused && !f.opts.NoAgent && int(port) == f.agentPort()
 	f.mu.Unlock()
 	if !listening {
 		return

@@ -1,0 +1,488 @@
+// Package vmruntime is the real vm.Runtime: it turns a VM record into disks,
+// a tap on the bridge, a hypervisor process and a healthy guest agent, and
+// back. Every operation is a list of named steps with undo, so a failure
+// leaves nothing behind and says which step failed.
+package vmruntime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/banger-dev/banger/internal/agentclient"
+	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/bundle"
+	"github.com/banger-dev/banger/internal/disk"
+	"github.com/banger-dev/banger/internal/hostnet"
+	"github.com/banger-dev/banger/internal/paths"
+	"github.com/banger-dev/banger/internal/privhelper"
+	"github.com/banger-dev/banger/internal/vmm"
+)
+
+// Config is what the runtime needs from config.toml.
+type Config struct {
+	Bridge      string
+	Subnet      netip.Prefix
+	NAT         bool
+	AgentPort   uint32
+	BootTimeout time.Duration // start until the agent answers
+	StopGrace   time.Duration // graceful shutdown before signals
+}
+
+// Runtime implements vm.Runtime.
+type Runtime struct {
+	Config Config
+	Layout paths.Layout
+	// Bundle loads the runtime bundle (kernel, initrd) for each boot, so a
+	// rebuilt bundle is picked up without restarting the daemon.
+	Bundle func() (*bundle.Bundle, error)
+	// Image looks up a registered image by name.
+	Image func(ctx context.Context, name string) (api.Image, error)
+	// Helper is the one door to privileged host work.
+	Helper privhelper.Helper
+	// Drivers by name ("firecracker", "qemu"); Choose picks one for new VMs.
+	Drivers map[string]vmm.Driver
+	Choose  func() (driver, reason string, err error)
+	// NetworkReady is called once the bridge exists (the daemon starts its
+	// DNS server on the bridge address then). It may be nil.
+	NetworkReady func(ctx context.Context, gateway netip.Addr)
+	// UID owns taps and sockets (the daemon's user).
+	UID int
+
+	netMu    sync.Mutex
+	netReady bool
+
+	serialMu sync.Mutex
+	serial   map[string]*agentclient.SerialSession // VM id -> QEMU agent channel
+}
+
+func init() {
+	// Test hook for the crash-safety suite: SIGKILL ourselves right before
+	// the named step ("start:launch-vmm"), as a crash there would.
+	if at := os.Getenv("BANGER_TEST_CRASH_AT"); at != "" {
+		stepHook = func(op, step string) {
+			if op+":"+step == at {
+				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				time.Sleep(time.Second)
+			}
+		}
+	}
+}
+
+// driverFor returns the driver a VM uses: the one recorded for it, else the
+// one chosen for new VMs.
+func (r *Runtime) driverFor(vm api.VM) (vmm.Driver, error) {
+	name := vm.VMM
+	if name == "" {
+		chosen, _, err := r.Choose()
+		if err != nil {
+			return nil, api.NewError(api.CodeFailedPrecondition, err.Error(), "run `banger doctor --scope vm-start`")
+		}
+		name = chosen
+	}
+	d, ok := r.Drivers[name]
+	if !ok {
+		return nil, api.NewError(api.CodeFailedPrecondition, "no "+name+" driver in this bangerd",
+			"set vmm = \"auto\" in config.toml")
+	}
+	return d, nil
+}
+
+// handle rebuilds the persisted VMM handle of a VM from its record.
+func (r *Runtime) handle(vm api.VM) vmm.Handle {
+	f := r.Layout.VM(vm.ID)
+	h := vmm.Handle{Driver: vm.VMM, PID: vm.PID}
+	switch vm.VMM {
+	case vmm.DriverFirecracker:
+		h.APISocket, h.AgentSocket = f.APISocket(), vm.VsockPath
+		if h.AgentSocket == "" {
+			h.AgentSocket = f.VsockSocket()
+		}
+	default:
+		h.APISocket, h.AgentSocket = f.QMPSocket(), f.AgentSocket()
+	}
+	return h
+}
+
+// Provision creates the per-VM disks: the work disk now, the root disk too
+// (so a create reports a broken image before boot).
+func (r *Runtime) Provision(ctx context.Context, vm api.VM, progress func(api.Progress)) error {
+	d, err := r.driverFor(vm)
+	if err != nil {
+		return err
+	}
+	f := r.Layout.VM(vm.ID)
+	return runSteps(ctx, "provision", []step{
+		{name: "vm-dir", do: func(context.Context) error { return os.MkdirAll(f.Dir, 0o700) },
+			undo: func(context.Context) { _ = os.RemoveAll(f.Dir) }},
+		{name: "work-disk", do: func(ctx context.Context) error {
+			return disk.CreateWorkDisk(ctx, f.WorkDisk(), vm.DiskBytes)
+		}},
+		{name: "root-disk", do: func(ctx context.Context) error {
+			return r.ensureRootDisk(ctx, vm, d.Name())
+		}},
+	}, progress)
+}
+
+// rootDiskStamp records which image build a VM's root disk was cloned from.
+func rootDiskStamp(f paths.VMFiles) string { return f.Dir + "/rootfs.source" }
+
+// ensureRootDisk makes the VM's root disk when it is missing or was cloned
+// from an older build of its image. The root disk is disposable: the user's
+// work lives on the work disk (/root), which is never touched here.
+func (r *Runtime) ensureRootDisk(ctx context.Context, vm api.VM, driver string) error {
+	img, err := r.Image(ctx, vm.Image)
+	if err != nil {
+		return err
+	}
+	f := r.Layout.VM(vm.ID)
+	want := img.SHA256 + " " + img.RootfsPath
+	have, _ := os.ReadFile(rootDiskStamp(f))
+	raw, qcow := exists(f.Rootfs()), exists(f.RootfsQcow())
+	if strings.TrimSpace(string(have)) == want && ((driver == vmm.DriverQEMU && (raw || qcow)) || raw) {
+		return nil
+	}
+	_ = os.Remove(f.Rootfs())
+	_ = os.Remove(f.RootfsQcow())
+	if driver == vmm.DriverQEMU {
+		// A qcow2 overlay costs the same whatever the image size.
+		if err := disk.CreateOverlay(ctx, img.RootfsPath, f.RootfsQcow()); err != nil {
+			return err
+		}
+	} else if _, err := disk.CloneRootfs(ctx, img.RootfsPath, f.Rootfs()); err != nil {
+		return err
+	}
+	return os.WriteFile(rootDiskStamp(f), []byte(want+"\n"), 0o600)
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// ensureNetwork makes the bridge (and NAT) once per daemon lifetime; a
+// bridge deleted behind our back is recreated because EnsureBridge is
+// idempotent and cheap.
+func (r *Runtime) ensureNetwork(ctx context.Context) error {
+	r.netMu.Lock()
+	defer r.netMu.Unlock()
+	if err := r.Helper.BridgeEnsure(ctx, r.Config.Bridge, r.Config.Subnet); err != nil {
+		return err
+	}
+	if r.netReady {
+		return nil
+	}
+	if r.Config.NAT {
+		if err := r.Helper.NATEnsure(ctx, r.Config.Subnet, r.Config.Bridge); err != nil {
+			return err
+		}
+	}
+	if r.NetworkReady != nil {
+		r.NetworkReady(ctx, hostnet.Gateway(r.Config.Subnet))
+	}
+	r.netReady = true
+	return nil
+}
+
+// bootArgs are the guest-specific kernel arguments: its address (the guest
+// boot script applies ip=, the Debian kernel does not) and the agent port.
+func (r *Runtime) bootArgs(vm api.VM) string {
+	gw := hostnet.Gateway(r.Config.Subnet)
+	return fmt.Sprintf("ip=%s::%s:%s:%s:eth0:off:%s banger.agent_port=%d",
+		vm.IP, gw, hostnet.Netmask(r.Config.Subnet), vm.Name, gw, r.Config.AgentPort)
+}
+
+// Start boots a VM and waits until its agent answers.
+func (r *Runtime) Start(ctx context.Context, vm api.VM, progress func(api.Progress)) (api.VM, error) {
+	d, err := r.driverFor(vm)
+	if err != nil {
+		return vm, err
+	}
+	f := r.Layout.VM(vm.ID)
+	var (
+		b    *bundle.Bundle
+		img  api.Image
+		h    vmm.Handle
+		spec vmm.Spec
+	)
+	tap := hostnet.TapName(vm.ID)
+	steps := []step{
+		{name: "load-bundle", do: func(ctx context.Context) (err error) {
+			if b, err = r.Bundle(); err != nil {
+				return err
+			}
+			img, err = r.Image(ctx, vm.Image)
+			return err
+		}},
+		{name: "root-disk", do: func(ctx context.Context) error {
+			if err := os.MkdirAll(f.Dir, 0o700); err != nil {
+				return err
+			}
+			return r.ensureRootDisk(ctx, vm, d.Name())
+		}},
+		{name: "network", do: r.ensureNetwork},
+		{name: "tap", do: func(ctx context.Context) error {
+			_ = r.Helper.TapDel(ctx, tap) // a tap left by a crash
+			return r.Helper.TapAdd(ctx, tap, r.Config.Bridge, r.UID)
+		}, undo: func(ctx context.Context) { _ = r.Helper.TapDel(ctx, tap) }},
+		{name: "launch-vmm", do: func(ctx context.Context) (err error) {
+			if err := os.MkdirAll(f.SockDir, 0o700); err != nil {
+				return err
+			}
+			spec = r.spec(vm, b, img, d.Name(), tap)
+			h, err = d.Start(ctx, spec)
+			return err
+		}, undo: func(ctx context.Context) {
+			_ = d.Stop(ctx, h, 0)
+			r.closeSerial(vm.ID)
+		}},
+		{name: "wait-agent", do: func(ctx context.Context) error {
+			vm.VMM, vm.PID = h.Driver, h.PID
+			return r.waitAgent(ctx, vm, f, progress)
+		}},
+	}
+	if err := runSteps(ctx, "start", steps, progress); err != nil {
+		return vm, err
+	}
+	now := time.Now().UTC()
+	vm.State, vm.VMM, vm.PID, vm.StartedAt, vm.LastError = api.VMRunning, h.Driver, h.PID, &now, ""
+	vm.Tap = tap
+	if h.Driver == vmm.DriverFirecracker {
+		vm.VsockPath = h.AgentSocket
+	}
+	return vm, nil
+}
+
+func (r *Runtime) spec(vm api.VM, b *bundle.Bundle, img api.Image, driver, tap string) vmm.Spec {
+	f := r.Layout.VM(vm.ID)
+	kernel, initrd := b.KernelPath, b.InitrdPath
+	if img.KernelPath != "" {
+		kernel, initrd = img.KernelPath, img.InitrdPath
+	}
+	s := vmm.Spec{
+		VMID: vm.ID, Name: vm.Name, VCPUs: vm.VCPUs, MemoryMiB: vm.MemoryMiB,
+		KernelPath: kernel, InitrdPath: initrd, BootArgs: r.bootArgs(vm),
+		RootfsPath: f.Rootfs(), RootfsFormat: "raw", WorkDiskPath: f.WorkDisk(),
+		TapName: tap, MAC: vm.MAC, VsockCID: vm.VsockCID,
+		ConsoleLog: f.ConsoleLog(), VMMLog: f.VMMLog(),
+	}
+	if driver == vmm.DriverFirecracker {
+		s.APISocket, s.AgentSocket = f.APISocket(), vm.VsockPath
+		if s.AgentSocket == "" {
+			s.AgentSocket = f.VsockSocket()
+		}
+	} else {
+		s.APISocket, s.AgentSocket = f.QMPSocket(), f.AgentSocket()
+		if !exists(f.Rootfs()) {
+			s.RootfsPath, s.RootfsFormat = f.RootfsQcow(), "qcow2"
+		}
+	}
+	return s
+}
+
+// waitAgent waits for the guest agent's first healthy answer. On timeout the
+// error carries the tail of the console log: the first thing a user needs.
+func (r *Runtime) waitAgent(ctx context.Context, vm api.VM, f paths.VMFiles, progress func(api.Progress)) error {
+	ctx, cancel := context.WithTimeout(ctx, r.Config.BootTimeout)
+	defer cancel()
+	progress(api.Progress{Step: "wait-agent", Message: fmt.Sprintf("waiting for %s's agent (up to %s)", vm.Name, r.Config.BootTimeout)})
+	c := agentclient.Client{Dial: r.dialer(vm)}
+	done := make(chan struct{})
+	d, _ := r.driverFor(vm)
+	go func() {
+		// A VMM that dies during boot ends the wait at once.
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if d != nil && !d.Alive(r.handle(vm)) {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	_, err := agentclient.WaitHealthy(ctx, c, 250*time.Millisecond)
+	close(done)
+	if err == nil {
+		return nil
+	}
+	reason := "agent did not answer within " + r.Config.BootTimeout.String()
+	if d != nil && !d.Alive(r.handle(vm)) {
+		reason = "the hypervisor process exited during boot"
+	}
+	return api.NewError(api.CodeTimeout, fmt.Sprintf("%s: %s: %v\n--- last lines of %s ---\n%s",
+		vm.Name, reason, err, f.ConsoleLog(), tail(f.ConsoleLog(), 25)),
+		"see the whole console with `banger vm logs "+vm.Name+"`; raise agent_timeout in config.toml on a slow host")
+}
+
+// dialer returns how to reach a VM's agent: hybrid vsock for Firecracker,
+// the multiplexed virtio-serial port for QEMU (one session per VM, since
+// QEMU's chardev socket takes one client at a time).
+func (r *Runtime) dialer(vm api.VM) func(ctx context.Context) (net.Conn, error) {
+	h := r.handle(vm)
+	if vm.VMM == vmm.DriverFirecracker {
+		return func(ctx context.Context) (net.Conn, error) {
+			return agentclient.DialHybridVsock(ctx, h.AgentSocket, r.Config.AgentPort)
+		}
+	}
+	r.serialMu.Lock()
+	defer r.serialMu.Unlock()
+	if r.serial == nil {
+		r.serial = map[string]*agentclient.SerialSession{}
+	}
+	s, ok := r.serial[vm.ID]
+	if !ok {
+		s = agentclient.NewSerialSession(h.AgentSocket)
+		r.serial[vm.ID] = s
+	}
+	return s.Dial
+}
+
+func (r *Runtime) closeSerial(id string) {
+	r.serialMu.Lock()
+	defer r.serialMu.Unlock()
+	if s, ok := r.serial[id]; ok {
+		_ = s.Close()
+		delete(r.serial, id)
+	}
+}
+
+// Stop shuts a VM down (gracefully unless force) and removes its tap.
+func (r *Runtime) Stop(ctx context.Context, vm api.VM, force bool) (api.VM, error) {
+	grace := r.Config.StopGrace
+	if force {
+		grace = 0
+	}
+	if vm.VMM != "" && vm.PID > 0 {
+		d, err := r.driverFor(vm)
+		if err != nil {
+			return vm, err
+		}
+		if err := d.Stop(ctx, r.handle(vm), grace); err != nil {
+			return vm, &StepError{Op: "stop", Step: "stop-vmm", Err: err}
+		}
+	}
+	r.closeSerial(vm.ID)
+	if err := r.Helper.TapDel(ctx, hostnet.TapName(vm.ID)); err != nil && !isNoSuchDevice(err) {
+		return vm, &StepError{Op: "stop", Step: "tap", Err: err}
+	}
+	_ = os.RemoveAll(r.Layout.VM(vm.ID).SockDir)
+	vm.State, vm.PID, vm.StartedAt, vm.Tap = api.VMStopped, 0, nil, ""
+	return vm, nil
+}
+
+func isNoSuchDevice(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "not found") || strings.Contains(s, "no such") || strings.Contains(s, "does not exist")
+}
+
+// Health asks the guest agent for /healthz.
+func (r *Runtime) Health(ctx context.Context, vm api.VM) (api.VMHealthResult, error) {
+	res := api.VMHealthResult{Name: vm.Name, State: vm.State}
+	if vm.State != api.VMRunning {
+		res.Error = "VM is " + string(vm.State)
+		return res, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	h, rtt, err := agentclient.Client{Dial: r.dialer(vm)}.Health(ctx)
+	if err != nil {
+		res.Error = err.Error()
+		return res, nil
+	}
+	res.Healthy, res.Agent, res.RTTMillis = true, &h, float64(rtt.Microseconds())/1000
+	return res, nil
+}
+
+// Destroy removes everything a stopped VM has on the host.
+func (r *Runtime) Destroy(ctx context.Context, vm api.VM) error {
+	r.closeSerial(vm.ID)
+	var errs []error
+	if err := r.Helper.TapDel(ctx, hostnet.TapName(vm.ID)); err != nil && !isNoSuchDevice(err) {
+		errs = append(errs, err)
+	}
+	f := r.Layout.VM(vm.ID)
+	for _, d := range []string{f.Dir, f.SockDir} {
+		if err := os.RemoveAll(d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ResizeDisk grows a stopped VM's work disk.
+func (r *Runtime) ResizeDisk(ctx context.Context, vm api.VM, newBytes int64) error {
+	return disk.GrowWorkDisk(ctx, r.Layout.VM(vm.ID).WorkDisk(), newBytes)
+}
+
+// Reconcile runs at daemon start: VMs whose VMM still runs are re-adopted,
+// VMs whose VMM is gone are marked stopped with the reason, half-made
+// operations are settled, and taps with no VM are removed.
+func (r *Runtime) Reconcile(ctx context.Context, vms []api.VM) ([]api.VM, []string, error) {
+	var changed []api.VM
+	var notes []string
+	known := map[string]bool{}
+	for _, vm := range vms {
+		alive := false
+		if vm.VMM != "" && vm.PID > 0 {
+			if d, ok := r.Drivers[vm.VMM]; ok {
+				alive = d.Alive(r.handle(vm))
+			}
+		}
+		if alive {
+			known[hostnet.TapName(vm.ID)] = true
+			if vm.State != api.VMRunning {
+				// A start interrupted after the VMM launched: the guest
+				// boots on; health will tell.
+				notes = append(notes, fmt.Sprintf("%s: VMM (pid %d) is running; marked running", vm.Name, vm.PID))
+				vm.State = api.VMRunning
+				changed = append(changed, vm)
+			} else {
+				notes = append(notes, fmt.Sprintf("%s: re-adopted running VMM (pid %d)", vm.Name, vm.PID))
+			}
+			continue
+		}
+		if vm.State == api.VMStopped && vm.PID == 0 {
+			continue
+		}
+		reason := "VMM process exited while bangerd was not watching"
+		if vm.State == api.VMStarting {
+			reason = "start was interrupted (bangerd stopped) before the VMM came up"
+		}
+		_ = os.RemoveAll(r.Layout.VM(vm.ID).SockDir)
+		vm.State, vm.PID, vm.StartedAt, vm.Tap = api.VMStopped, 0, nil, ""
+		vm.LastError = reason
+		changed = append(changed, vm)
+		notes = append(notes, fmt.Sprintf("%s: %s; marked stopped", vm.Name, reason))
+	}
+	stray, err := hostnet.StrayTaps(r.Config.Bridge, known)
+	if err == nil {
+		for _, t := range stray {
+			if err := r.Helper.TapDel(ctx, t); err == nil {
+				notes = append(notes, "removed tap "+t+" with no running VM")
+			}
+		}
+	}
+	return changed, notes, nil
+}
+
+// tail returns the last n lines of a file (or a note that it is unreadable).
+func tail(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "(console log unreadable: " + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
