@@ -1,0 +1,133 @@
+package doctor
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/banger-dev/banger/internal/api"
+)
+
+func TestNATTools(t *testing.T) {
+	h := newFakeHost(t)
+	want(t, h.run("nat-tools"), api.CheckFail, "neither nft nor iptables", "sudo apt-get install nftables")
+	h.program("iptables", "iptables v1.8.9", false)
+	want(t, h.run("nat-tools"), api.CheckOK, "iptables at "+h.bin, "")
+	h.program("nft", "nftables v1.0.6", false)
+	want(t, h.run("nat-tools"), api.CheckOK, "nft at "+h.bin, "")
+}
+
+func TestNATRights(t *testing.T) {
+	h := newFakeHost(t)
+	h.env.HelperArgv = []string{"/usr/bin/bangerd", "helper"}
+	h.env.SudoersLine = "u ALL=(root) NOPASSWD: /usr/bin/bangerd helper nat-ensure *"
+	want(t, h.run("nat-rights"), api.CheckFail, "/usr/bin/bangerd helper nat-ensure 172.30.0.0/24 banger0", "NOPASSWD: /usr/bin/bangerd helper nat-ensure *")
+	h.env.SudoersLine = ""
+	h.env.Getenv = func(k string) string { return map[string]string{"USER": "alice"}[k] }
+	want(t, h.run("nat-rights"), api.CheckFail, "", "add this line: alice ALL=(root) NOPASSWD: /usr/bin/bangerd helper *")
+	h.env.Geteuid = func() int { return 0 }
+	want(t, h.run("nat-rights"), api.CheckOK, "running as root", "")
+}
+
+func TestIPForward(t *testing.T) {
+	h := newFakeHost(t)
+	want(t, h.run("ip-forward"), api.CheckWarn, "cannot read", "")
+	h.file("proc/sys/net/ipv4/ip_forward", "0\n")
+	want(t, h.run("ip-forward"), api.CheckOK, "= 0 (information only): banger turns it on", "")
+	h.file("proc/sys/net/ipv4/ip_forward", "1\n")
+	want(t, h.run("ip-forward"), api.CheckOK, "= 1", "")
+}
+
+func TestUplink(t *testing.T) {
+	h := newFakeHost(t)
+	const header = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
+	h.file("proc/net/route", header+"eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n")
+	want(t, h.run("uplink"), api.CheckWarn, "no IPv4 default route", "sudo ip route add default via GATEWAY dev IFACE")
+	// A default route that is down does not count.
+	h.file("proc/net/route", header+"eth1\t00000000\t010200C0\t0002\t0\t0\t0\t00000000\t0\t0\t0\n")
+	want(t, h.run("uplink"), api.CheckWarn, "no IPv4 default route", "")
+	h.file("proc/net/route", header+
+		"eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"+
+		"eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n")
+	want(t, h.run("uplink"), api.CheckOK, "default route via 192.0.2.1 on eth0", "")
+}
+
+func TestDebootstrapAndXBPS(t *testing.T) {
+	h := newFakeHost(t)
+	want(t, h.run("debootstrap"), api.CheckFail, "debootstrap not found", "sudo apt-get install debootstrap")
+	want(t, h.run("xbps"), api.CheckWarn, "only needed for Void images", "xbps_static = ")
+	p := h.program("debootstrap", "debootstrap 1.0.128+nmu2+deb12u1", false)
+	want(t, h.run("debootstrap"), api.CheckOK, "debootstrap 1.0.128+nmu2+deb12u1 at "+p, "")
+
+	h.env.Distro = "void"
+	want(t, h.run("debootstrap"), api.CheckOK, "not needed", "")
+	want(t, h.run("xbps"), api.CheckFail, "Void images cannot be built", "xbps-static-latest.x86_64-musl.tar.xz")
+	h.env.XbpsStatic = "/nonexistent/xbps-install.static"
+	want(t, h.run("xbps"), api.CheckFail, "xbps_static /nonexistent/xbps-install.static: does not exist", "xbps_static = ")
+	h.env.XbpsStatic = h.program("xbps-install.static", "XBPS: 0.59.2", false)
+	want(t, h.run("xbps"), api.CheckOK, "static xbps at "+h.env.XbpsStatic, "")
+
+	h.env.Distro = "debian"
+	want(t, h.run("xbps"), api.CheckOK, "not needed", "")
+}
+
+func TestMkfsExt4(t *testing.T) {
+	h := newFakeHost(t)
+	want(t, h.run("mkfs-ext4"), api.CheckFail, "mkfs.ext4 not found", "sudo apt-get install e2fsprogs")
+	// mkfs.ext4 -V prints to stderr: the real runVersion must read it there.
+	h.program("mkfs.ext4", "mke2fs 1.42.9 (28-Dec-2013)\n\tUsing EXT2FS Library version 1.42.9", true)
+	want(t, h.run("mkfs-ext4"), api.CheckFail, "mke2fs 1.42.9 (28-Dec-2013)", "e2fsprogs (1.43 or newer)")
+	p := h.program("mkfs.ext4", "mke2fs 1.47.0 (5-Feb-2023)\n\tUsing EXT2FS Library version 1.47.0", true)
+	want(t, h.run("mkfs-ext4"), api.CheckOK, "mke2fs 1.47.0 (5-Feb-2023) at "+p+" (supports -d)", "")
+	h.program("mkfs.ext4", "something odd", true)
+	want(t, h.run("mkfs-ext4"), api.CheckWarn, "unrecognized version output", "")
+}
+
+func TestChrootRights(t *testing.T) {
+	h := newFakeHost(t)
+	want(t, h.run("chroot-rights"), api.CheckFail, "need root", "sudo banger image build --name NAME")
+	h.env.Geteuid = func() int { return 0 }
+	want(t, h.run("chroot-rights"), api.CheckOK, "running as root", "")
+}
+
+func TestBuildDisk(t *testing.T) {
+	h := newFakeHost(t)
+	want(t, h.run("build-disk"), api.CheckWarn, "not checked", "")
+	h.env.CacheDir, h.env.DataDir = "/c/banger", "/d/banger"
+	h.env.FreeBytes = func(p string) (uint64, error) {
+		if p == "/d/banger" {
+			return 1 << 30, nil
+		}
+		return 50 << 30, nil
+	}
+	want(t, h.run("build-disk"), api.CheckFail, "only 1.0 GiB free on the filesystem holding the data dir /d/banger", "BANGER_DATA_DIR")
+	h.env.FreeBytes = func(string) (uint64, error) { return 0, errors.New("statfs: input/output error") }
+	want(t, h.run("build-disk"), api.CheckWarn, "cannot measure free space", "")
+}
+
+// The real statfs probe walks up to the nearest existing directory.
+func TestFreeBytesOfMissingDir(t *testing.T) {
+	dir := t.TempDir()
+	n, err := freeBytes(filepath.Join(dir, "not", "yet", "made"))
+	if err != nil || n == 0 {
+		t.Fatalf("freeBytes = %d, %v", n, err)
+	}
+}
+
+func TestDiskResize(t *testing.T) {
+	h := newFakeHost(t)
+	want(t, h.run("e2fsck"), api.CheckFail, "e2fsck not found", "sudo apt-get install e2fsprogs")
+	want(t, h.run("resize2fs"), api.CheckFail, "resize2fs not found", "sudo apt-get install e2fsprogs")
+	h.program("e2fsck", "", false)
+	h.program("resize2fs", "", false)
+	want(t, h.run("e2fsck"), api.CheckOK, "e2fsck at", "")
+	want(t, h.run("resize2fs"), api.CheckOK, "resize2fs at", "")
+
+	want(t, h.run("vm-stopped"), api.CheckWarn, "not checked", "")
+	running, stopped := false, true
+	h.env.VMName = "dev"
+	h.env.VMStopped = &running
+	want(t, h.run("vm-stopped"), api.CheckFail, "VM dev is running", "banger vm stop dev")
+	h.env.VMStopped = &stopped
+	want(t, h.run("vm-stopped"), api.CheckOK, "VM dev is stopped", "")
+}

@@ -1,0 +1,239 @@
+package doctor
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/banger-dev/banger/internal/api"
+)
+
+func TestSSHClient(t *testing.T) {
+	h := newFakeHost(t)
+	want(t, h.run("ssh-client"), api.CheckFail, "ssh not found", "sudo apt-get install openssh-client")
+	p := h.program("ssh", "OpenSSH_9.2p1 Debian-2+deb12u3, OpenSSL 3.0.15", true)
+	want(t, h.run("ssh-client"), api.CheckOK, "OpenSSH_9.2p1 Debian-2+deb12u3, OpenSSL 3.0.15 at "+p, "")
+}
+
+func TestSSHKey(t *testing.T) {
+	h := newFakeHost(t)
+	want(t, h.run("ssh-key"), api.CheckWarn, "not checked", "")
+	key := filepath.Join(t.TempDir(), "id_ed25519")
+	h.env.SSHKeyPath = key
+	want(t, h.run("ssh-key"), api.CheckFail, "does not exist", "banger bundle build")
+	if err := os.WriteFile(key, []byte("key"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want(t, h.run("ssh-key"), api.CheckFail, "has mode 0644", "chmod 600 "+key)
+	if err := os.Chmod(key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want(t, h.run("ssh-key"), api.CheckOK, "mode 0600", "")
+}
+
+func TestKnownHosts(t *testing.T) {
+	h := newFakeHost(t)
+	want(t, h.run("known-hosts"), api.CheckWarn, "not checked", "")
+	dir := filepath.Join(t.TempDir(), "state")
+	h.env.KnownHostsPath = filepath.Join(dir, "known_hosts")
+	want(t, h.run("known-hosts"), api.CheckFail, "does not exist", "mkdir -p -m 0700 "+dir)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	want(t, h.run("known-hosts"), api.CheckOK, "will be created on first ssh", "")
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("the writability probe left %d files behind", len(entries))
+	}
+	if err := os.WriteFile(h.env.KnownHostsPath, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want(t, h.run("known-hosts"), api.CheckOK, "writable", "")
+}
+
+// serveNXDOMAIN answers every DNS query on a loopback UDP socket with
+// NXDOMAIN and returns its address.
+func serveNXDOMAIN(t *testing.T) *net.UDPAddr {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if n < 12 {
+				continue
+			}
+			resp := append([]byte(nil), buf[:n]...) // same id, question and EDNS record
+			resp[2] |= 0x84                         // QR (response), AA
+			resp[3] = 0x80 | 3                      // RA, RCODE NXDOMAIN
+			pc.WriteTo(resp, from)
+		}
+	}()
+	return pc.LocalAddr().(*net.UDPAddr)
+}
+
+func TestDNSServer(t *testing.T) {
+	h := newFakeHost(t)
+	want(t, h.run("dns-server"), api.CheckWarn, "not checked", "")
+	srv := serveNXDOMAIN(t)
+	// RealEnv's resolver asks the subnet's gateway: with 127.0.0.0/24 that is
+	// 127.0.0.1, where the test server listens.
+	h.env.Subnet, h.env.DNSPort = "127.0.0.0/24", srv.Port
+	h.env.ResolveName = h.env.resolveAtGateway
+	want(t, h.run("dns-server"), api.CheckWarn, "bridge banger0 does not exist yet", "banger vm start NAME")
+
+	h.file("sys/class/net/banger0/ifindex", "7\n")
+	want(t, h.run("dns-server"), api.CheckOK, "DNS server on 127.0.0.1 port "+strconv.Itoa(srv.Port)+" answers for .vm", "")
+
+	// Nothing listening: the query is refused, which is a failure.
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := pc.LocalAddr().(*net.UDPAddr).Port
+	pc.Close()
+	h.env.DNSPort = closed
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r := checkDNSServer(ctx, h.env)
+	want(t, r, api.CheckFail, "no answer from the DNS server on 127.0.0.1 port "+strconv.Itoa(closed), "banger daemon stop && banger daemon start")
+
+	h.env.Subnet = "not-a-cidr"
+	want(t, h.run("dns-server"), api.CheckFail, "not an IPv4 CIDR", `subnet = "172.30.0.0/24"`)
+}
+
+func TestVMNames(t *testing.T) {
+	h := newFakeHost(t)
+	want(t, h.run("vm-names"), api.CheckWarn, "systemd-resolved is not running", "sudo apt-get install systemd-resolved")
+	if r := h.run("vm-names"); !strings.Contains(r.Fix, "mapdns_bin") || !strings.Contains(r.Detail, "dig @172.30.0.1") {
+		t.Errorf("vm-names should offer mapdns and dig: %+v", r)
+	}
+	h.file("run/systemd/resolve/stub-resolv.conf", "nameserver 127.0.0.53\n")
+	want(t, h.run("vm-names"), api.CheckWarn, "bridge banger0 does not exist yet", "banger vm start")
+	h.file("sys/class/net/banger0/ifindex", "7\n")
+	want(t, h.run("vm-names"), api.CheckWarn, "does not route .vm to 172.30.0.1", "banger daemon stop && banger daemon start")
+	h.file("run/systemd/resolve/netif/7", "# This is private data. Do not parse.\nDNS=172.30.0.1\nDOMAINS=~vm\n")
+	want(t, h.run("vm-names"), api.CheckOK, "systemd-resolved routes ~vm to 172.30.0.1 on banger0", "")
+
+	h.env.MapdnsBin = "/usr/local/bin/mapdns"
+	want(t, h.run("vm-names"), api.CheckOK, "served by mapdns", "")
+}
+
+func TestMapdns(t *testing.T) {
+	h := newFakeHost(t)
+	want(t, h.run("mapdns"), api.CheckOK, "not configured", "")
+	h.env.MapdnsBin = "mapdns"
+	want(t, h.run("mapdns"), api.CheckFail, "only one is set", "mapdns_data_file")
+	dir := t.TempDir()
+	h.env.MapdnsDataFile = filepath.Join(dir, "missing", "data.json")
+	want(t, h.run("mapdns"), api.CheckFail, "mapdns_bin mapdns not found in PATH", "full path")
+	bin := h.program("mapdns", "", false)
+	want(t, h.run("mapdns"), api.CheckFail, "does not exist", "mkdir -p "+filepath.Join(dir, "missing"))
+	h.env.MapdnsBin = bin
+	h.env.MapdnsDataFile = filepath.Join(dir, "data.json")
+	want(t, h.run("mapdns"), api.CheckWarn, "does not exist yet", "")
+	if err := os.WriteFile(h.env.MapdnsDataFile, []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want(t, h.run("mapdns"), api.CheckOK, "mapdns "+bin+" with data file", "")
+}
+
+func TestDaemonSocketAndVersion(t *testing.T) {
+	h := newFakeHost(t)
+	want(t, h.run("daemon-socket"), api.CheckWarn, "not checked", "")
+	want(t, h.run("daemon-version"), api.CheckWarn, "not checked", "")
+
+	h.env.DaemonInfo = func(context.Context) (api.DaemonInfo, error) {
+		return api.DaemonInfo{}, errors.New("dial unix /run/user/1000/banger/bangerd.sock: connect: no such file or directory")
+	}
+	want(t, h.run("daemon-socket"), api.CheckFail, "bangerd does not answer: dial unix", "banger daemon start")
+	want(t, h.run("daemon-version"), api.CheckWarn, "not checked: bangerd does not answer", "")
+
+	info := api.DaemonInfo{Version: "0.3.0", BuildID: "abc", APIVersion: api.Version, PID: 42, Socket: "/run/user/1000/banger/bangerd.sock"}
+	h.env.DaemonInfo = func(context.Context) (api.DaemonInfo, error) { return info, nil }
+	h.env.CLIVersion, h.env.CLIBuildID = "0.3.0", "def"
+	want(t, h.run("daemon-socket"), api.CheckOK, "bangerd pid 42 answers on /run/user/1000/banger/bangerd.sock", "")
+	want(t, h.run("daemon-version"), api.CheckWarn, "bangerd is 0.3.0 (build abc) but this banger is 0.3.0 (build def)", "banger daemon stop && banger daemon start")
+	h.env.CLIBuildID = "abc"
+	want(t, h.run("daemon-version"), api.CheckOK, "both 0.3.0 (build abc)", "")
+	info.APIVersion = api.Version + 1
+	want(t, h.run("daemon-version"), api.CheckFail, "API version", "banger daemon stop && banger daemon start")
+
+	h.env.RuntimeDir = "/" + strings.Repeat("r", 120)
+	want(t, h.run("daemon-socket"), api.CheckFail, "Unix socket limit", "BANGER_RUNTIME_DIR")
+}
+
+func TestStateDir(t *testing.T) {
+	h := newFakeHost(t)
+	want(t, h.run("state-dir"), api.CheckWarn, "not checked", "")
+	d := filepath.Join(t.TempDir(), "state")
+	h.env.StateDir = d
+	want(t, h.run("state-dir"), api.CheckFail, "does not exist", "mkdir -p -m 0700 "+d)
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(d, 0o755); err != nil { // beat the umask
+		t.Fatal(err)
+	}
+	want(t, h.run("state-dir"), api.CheckWarn, "has mode 0755", "chmod 700 "+d)
+	if err := os.Chmod(d, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	want(t, h.run("state-dir"), api.CheckOK, "writable, mode 0700", "")
+}
+
+// quickCheck is the database callback the daemon supplies, on real SQLite.
+func quickCheck(path string) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		var res string
+		if err := db.QueryRowContext(ctx, "PRAGMA quick_check").Scan(&res); err != nil {
+			return err
+		}
+		if res != "ok" {
+			return errors.New(res)
+		}
+		return nil
+	}
+}
+
+func TestDatabase(t *testing.T) {
+	h := newFakeHost(t)
+	want(t, h.run("database"), api.CheckWarn, "not checked", "")
+	h.env.StateDir = t.TempDir()
+	good := filepath.Join(h.env.StateDir, "banger.db")
+	db, err := sql.Open("sqlite", "file:"+good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("CREATE TABLE vms(id TEXT PRIMARY KEY); INSERT INTO vms VALUES ('1a2b3c4d')"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	h.env.DBQuickCheck = quickCheck(good)
+	want(t, h.run("database"), api.CheckOK, "PRAGMA quick_check on "+good+": ok", "")
+
+	if err := os.WriteFile(good, []byte(strings.Repeat("this is not a database\n", 400)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want(t, h.run("database"), api.CheckFail, "PRAGMA quick_check on "+good+" failed", "sqlite3 "+good+" 'PRAGMA integrity_check;'")
+}
