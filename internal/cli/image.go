@@ -1,0 +1,231 @@
+package cli
+
+import (
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/validate"
+)
+
+func newImageCmd(a *App) *cobra.Command {
+	cmd := &cobra.Command{Use: "image", Short: "Build, register and manage root filesystem images"}
+	cmd.AddCommand(newImageListCmd(a), newImageShowCmd(a), newImageDeleteCmd(a), newImageRegisterCmd(a),
+		newImageBuildCmd(a), newImageVerifyCmd(a))
+	return cmd
+}
+
+func newImageListCmd(a *App) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use: "list", Aliases: []string{"ls"}, Short: "List images", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			var res api.ImageListResult
+			if err := a.call(cmd.Context(), api.MethodImageList, nil, &res); err != nil {
+				return err
+			}
+			if output == "json" {
+				return a.printJSON(res.Images)
+			}
+			if len(res.Images) == 0 {
+				a.status("no images yet: build one with `banger image build --name debian`")
+			}
+			t := newTable(a.Stdout, "NAME", "DISTRO", "SUITE", "SIZE", "KERNEL", "AGE")
+			for _, img := range res.Images {
+				t.row(img.Name, img.Distro, dash(img.Suite), bytesStr(img.SizeBytes), dash(img.KernelVersion), age(time.Since(img.CreatedAt)))
+			}
+			t.flush()
+			return nil
+		},
+	}
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+func newImageShowCmd(a *App) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use: "show NAME", Short: "Show one image", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			var img api.Image
+			if err := a.call(cmd.Context(), api.MethodImageGet, api.ImageRef{Name: args[0]}, &img); err != nil {
+				return err
+			}
+			if output == "json" {
+				return a.printJSON(img)
+			}
+			t := newTable(a.Stdout, "FIELD", "VALUE")
+			for _, kv := range [][2]string{
+				{"name", img.Name}, {"distro", img.Distro}, {"suite", dash(img.Suite)}, {"rootfs", img.RootfsPath},
+				{"kernel", dash(img.KernelPath)}, {"initrd", dash(img.InitrdPath)}, {"kernel version", dash(img.KernelVersion)},
+				{"size", bytesStr(img.SizeBytes)}, {"sha256", dash(img.SHA256)}, {"created", img.CreatedAt.Local().Format(time.DateTime)},
+			} {
+				t.row(kv[0], kv[1])
+			}
+			t.flush()
+			return nil
+		},
+	}
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+func newImageDeleteCmd(a *App) *cobra.Command {
+	return &cobra.Command{
+		Use: "delete NAME", Aliases: []string{"rm"}, Short: "Delete an image no VM uses", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.call(cmd.Context(), api.MethodImageDelete, api.ImageRef{Name: args[0]}, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.Stdout, "deleted image %s\n", args[0])
+			return nil
+		},
+	}
+}
+
+func newImageRegisterCmd(a *App) *cobra.Command {
+	var p api.ImageRegisterParams
+	cmd := &cobra.Command{
+		Use: "register --name NAME --rootfs FILE", Short: "Register an existing ext4 root filesystem as an image", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := validate.ImageName(p.Name); err != nil {
+				return usageErr(err.Error(), "pass --name NAME")
+			}
+			if p.RootfsPath == "" {
+				return usageErr("--rootfs is required", "pass --rootfs PATH (an ext4 image file)")
+			}
+			// The daemon resolves nothing against our working directory.
+			for _, f := range []*string{&p.RootfsPath, &p.KernelPath, &p.InitrdPath} {
+				if err := absPath(f); err != nil {
+					return err
+				}
+			}
+			var img api.Image
+			if err := a.callProgress(cmd.Context(), api.MethodImageRegister, p, &img, a.printProgress); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.Stdout, "registered image %s (%s)\n", img.Name, bytesStr(img.SizeBytes))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&p.Name, "name", "", "image name")
+	cmd.Flags().StringVar(&p.RootfsPath, "rootfs", "", "ext4 root filesystem file")
+	cmd.Flags().StringVar(&p.KernelPath, "kernel", "", "uncompressed vmlinux (default: the bundle's)")
+	cmd.Flags().StringVar(&p.InitrdPath, "initrd", "", "initramfs (default: the bundle's)")
+	cmd.Flags().StringVar(&p.Distro, "distro", "", "distro label (debian, void, custom)")
+	return cmd
+}
+
+func newImageBuildCmd(a *App) *cobra.Command {
+	var (
+		p    api.ImageBuildParams
+		size string
+	)
+	cmd := &cobra.Command{
+		Use: "build --name NAME", Short: "Build an image (Debian by default, or Void)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := validate.ImageName(p.Name); err != nil {
+				return usageErr(err.Error(), "pass --name NAME")
+			}
+			if cmd.Flags().Changed("size") {
+				n, err := validate.ParseSize(size)
+				if err != nil {
+					return usageErr("--size: "+err.Error(), "")
+				}
+				p.SizeBytes = &n
+			}
+			if p.Distro != "" && p.Distro != "debian" && p.Distro != "void" {
+				return usageErr("unknown --distro "+p.Distro, "use --distro debian or --distro void")
+			}
+			if p.Libc != "" && p.Libc != "glibc" && p.Libc != "musl" {
+				return usageErr("unknown --libc "+p.Libc, "use --libc glibc or --libc musl")
+			}
+			if err := absPath(&p.FromTarball); err != nil {
+				return err
+			}
+			var img api.Image
+			if err := a.callProgress(cmd.Context(), api.MethodImageBuild, p, &img, a.printProgress); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.Stdout, "built image %s (%s %s, %s)\n", img.Name, img.Distro, img.Suite, bytesStr(img.SizeBytes))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&p.Name, "name", "", "image name")
+	f.StringVar(&p.Distro, "distro", "", "debian (default) or void")
+	f.StringVar(&p.Suite, "suite", "", "Debian suite (default bookworm)")
+	f.StringVar(&size, "size", "", "root filesystem size, e.g. 4G")
+	f.StringSliceVar(&p.Packages, "packages", nil, "extra packages (comma-separated)")
+	f.StringVar(&p.Libc, "libc", "", "Void only: glibc (default) or musl")
+	f.StringVar(&p.FromTarball, "from-tarball", "", "Void only: build from a local rootfs tarball (offline)")
+	f.BoolVar(&p.Force, "force", false, "rebuild even if the image exists")
+	return cmd
+}
+
+func newImageVerifyCmd(a *App) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use: "verify NAME", Short: "Boot an image and prove it works (agent, SSH, baseline tools)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			var res api.ImageVerifyResult
+			if err := a.callProgress(cmd.Context(), api.MethodImageVerify, api.ImageRef{Name: args[0]}, &res, a.printProgress); err != nil {
+				return err
+			}
+			if output == "json" {
+				a.printJSON(res)
+			} else {
+				a.printChecks(res.Checks)
+			}
+			if !res.Passed {
+				return &exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+// printChecks renders doctor/verify checks as NAME STATUS DETAIL FIX.
+func (a *App) printChecks(checks []api.CheckResult) {
+	t := newTable(a.Stdout, "NAME", "STATUS", "DETAIL", "FIX")
+	for _, c := range checks {
+		status := string(c.Status)
+		switch c.Status {
+		case api.CheckOK:
+			status = a.paint(a.Stdout, status, "32")
+		case api.CheckWarn:
+			status = a.paint(a.Stdout, status, "33")
+		case api.CheckFail:
+			status = a.paint(a.Stdout, status, "31")
+		}
+		t.row(c.Name, status, dash(c.Detail), dash(c.Fix))
+	}
+	t.flush()
+}
+
+// absPath makes a non-empty path absolute.
+func absPath(p *string) error {
+	if *p == "" {
+		return nil
+	}
+	abs, err := filepath.Abs(*p)
+	if err != nil {
+		return fmt.Errorf("resolve %s: %w", *p, err)
+	}
+	*p = abs
+	return nil
+}

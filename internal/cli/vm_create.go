@@ -1,0 +1,50 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/validate"
+)
+
+func newVMCreateCmd(a *App) *cobra.Command {
+	var (
+		name, image string
+		res         resourceFlags
+		noStart     bool
+	)
+	cmd := &cobra.Command{
+		Use:   "create --name NAME",
+		Short: "Create a VM (and boot it unless --no-start)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := validate.VMName(name); err != nil {
+				return usageErr(err.Error(), "pass --name NAME")
+			}
+			p := api.VMCreateParams{Name: name, NoStart: noStart}
+			if cmd.Flags().Changed("image") {
+				if err := validate.ImageName(image); err != nil {
+					return usageErr(err.Error(), "")
+				}
+				p.Image = &image
+			}
+			var err error
+			if p.VCPUs, p.MemoryMiB, p.DiskBytes, err = res.parse(cmd); err != nil {
+				return err
+			}
+			var vm api.VM
+			if err := a.callProgress(cmd.Context(), api.MethodVMCreate, p, &vm, a.printProgress); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.Stdout, "created VM %s (%s, %s)\n", vm.Name, vm.IP, vm.State)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "VM name (a DNS label: lower-case letters, digits, '-')")
+	cmd.Flags().StringVar(&image, "image", "", "image to boot (default: default_image from config.toml)")
+	res.add(cmd)
+	cmd.Flags().BoolVar(&noStart, "no-start", false, "create the VM without booting it")
+	return cmd
+}

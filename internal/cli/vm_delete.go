@@ -1,0 +1,43 @@
+package cli
+
+import (
+	"bufio"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/banger-dev/banger/internal/api"
+)
+
+func newVMDeleteCmd(a *App) *cobra.Command {
+	var yes, force bool
+	cmd := &cobra.Command{
+		Use:     "delete NAME",
+		Aliases: []string{"rm"},
+		Short:   "Delete a VM and its disks",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			if !yes && !force {
+				if !a.IsTTY(a.Stdin) {
+					return usageErr("refusing to delete VM "+name+" without confirmation (stdin is not a terminal)",
+						"pass --yes: banger vm delete "+name+" --yes")
+				}
+				fmt.Fprintf(a.Stderr, "Delete VM %s and its disks (including /root)? [y/N] ", name)
+				line, _ := bufio.NewReader(a.Stdin).ReadString('\n')
+				if ans := strings.ToLower(strings.TrimSpace(line)); ans != "y" && ans != "yes" {
+					return usageErr("not deleted", "")
+				}
+			}
+			if err := a.call(cmd.Context(), api.MethodVMDelete, api.VMDeleteParams{Name: name, Force: force}, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.Stdout, "deleted VM %s\n", name)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "stop the VM first if it is running (implies --yes)")
+	return cmd
+}

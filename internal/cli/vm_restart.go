@@ -1,0 +1,25 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/banger-dev/banger/internal/api"
+)
+
+func newVMRestartCmd(a *App) *cobra.Command {
+	return &cobra.Command{
+		Use:   "restart NAME",
+		Short: "Stop and start a VM (applies pending vm set changes)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var vm api.VM
+			if err := a.callProgress(cmd.Context(), api.MethodVMRestart, api.VMRef{Name: args[0]}, &vm, a.printProgress); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.Stdout, "restarted VM %s (%s)\n", vm.Name, vm.IP)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,57 @@
+package cli
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/banger-dev/banger/internal/api"
+)
+
+func newVMShowCmd(a *App) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show one VM",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			var vm api.VM
+			if err := a.call(cmd.Context(), api.MethodVMGet, api.VMRef{Name: args[0]}, &vm); err != nil {
+				return err
+			}
+			if output == "json" {
+				return a.printJSON(vm)
+			}
+			t := newTable(a.Stdout, "FIELD", "VALUE")
+			started := "-"
+			if vm.StartedAt != nil {
+				started = fmt.Sprintf("%s (up %s)", vm.StartedAt.Local().Format(time.DateTime), age(time.Since(*vm.StartedAt)))
+			}
+			for _, kv := range [][2]string{
+				{"name", vm.Name}, {"id", vm.ID}, {"state", a.stateText(vm.State)}, {"image", vm.Image},
+				{"vcpus", fmt.Sprint(vm.VCPUs)}, {"memory", bytesStr(int64(vm.MemoryMiB) << 20)},
+				{"disk", fmt.Sprintf("%s (allocated %s)", bytesStr(vm.DiskBytes), bytesStr(vm.DiskAllocatedBytes))},
+				{"ip", dash(vm.IP)}, {"mac", dash(vm.MAC)}, {"tap", dash(vm.Tap)}, {"vmm", dash(vm.VMM)},
+				{"pid", dash(pidStr(vm.PID))}, {"vsock", fmt.Sprintf("%s (cid %d)", dash(vm.VsockPath), vm.VsockCID)},
+				{"created", vm.CreatedAt.Local().Format(time.DateTime)}, {"started", started}, {"last error", dash(vm.LastError)},
+			} {
+				t.row(kv[0], kv[1])
+			}
+			t.flush()
+			return nil
+		},
+	}
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+func pidStr(pid int) string {
+	if pid == 0 {
+		return ""
+	}
+	return fmt.Sprint(pid)
+}

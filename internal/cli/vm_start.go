@@ -1,0 +1,25 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/banger-dev/banger/internal/api"
+)
+
+func newVMStartCmd(a *App) *cobra.Command {
+	return &cobra.Command{
+		Use:   "start NAME",
+		Short: "Boot a stopped VM",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var vm api.VM
+			if err := a.callProgress(cmd.Context(), api.MethodVMStart, api.VMRef{Name: args[0]}, &vm, a.printProgress); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.Stdout, "started VM %s (%s)\n", vm.Name, vm.IP)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,127 @@
+// Package client talks to bangerd over its Unix socket: it sends a call,
+// reads the NDJSON frame stream (progress, then a result or an error) and
+// turns error frames back into *api.Error.
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/banger-dev/banger/internal/api"
+)
+
+// Client calls one daemon socket.
+type Client struct {
+	Socket string
+	http   *http.Client
+}
+
+// New returns a client for the daemon listening on socket.
+func New(socket string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		MaxIdleConns:    4,
+		IdleConnTimeout: 30 * time.Second,
+	}
+	return &Client{Socket: socket, http: &http.Client{Transport: tr}}
+}
+
+// UnreachableError means no daemon answered on the socket.
+type UnreachableError struct {
+	Socket string
+	Err    error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach bangerd at %s: %v", e.Socket, e.Err)
+}
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// Call invokes method with params and decodes the result into result (may
+// be nil). onProgress (may be nil) receives progress frames as they arrive.
+// A daemon-side failure comes back as *api.Error.
+func (c *Client) Call(ctx context.Context, method string, params, result any, onProgress func(api.Progress)) error {
+	req := api.Request{Version: api.Version, Method: method}
+	if params != nil {
+		b, err := json.Marshal(params)
+		if err != nil {
+			return fmt.Errorf("encode %s params: %w", method, err)
+		}
+		req.Params = b
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	return c.CallRaw(ctx, body, result, onProgress)
+}
+
+// CallRaw sends body as is (tests use it to send malformed requests).
+func (c *Client) CallRaw(ctx context.Context, body []byte, result any, onProgress func(api.Progress)) error {
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://bangerd"+api.CallPath, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(hreq)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &UnreachableError{Socket: c.Socket, Err: err}
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	for {
+		line, err := r.ReadBytes('\n')
+		if len(bytes.TrimSpace(line)) > 0 {
+			var f api.Frame
+			if jerr := json.Unmarshal(line, &f); jerr != nil {
+				return fmt.Errorf("bangerd sent a malformed frame (%v): %.200s", jerr, line)
+			}
+			switch {
+			case f.Error != nil:
+				return f.Error
+			case f.Progress != nil:
+				if onProgress != nil {
+					onProgress(*f.Progress)
+				}
+				continue
+			default:
+				if result != nil && len(f.Result) > 0 {
+					if err := json.Unmarshal(f.Result, result); err != nil {
+						return fmt.Errorf("decode result: %w", err)
+					}
+				}
+				return nil
+			}
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return errors.New("bangerd closed the connection without a result (did it crash? see its log)")
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("read response: %w", err)
+		}
+	}
+}
+
+// Info calls daemon.info.
+func (c *Client) Info(ctx context.Context) (api.DaemonInfo, error) {
+	var info api.DaemonInfo
+	err := c.Call(ctx, api.MethodDaemonInfo, nil, &info, nil)
+	return info, err
+}

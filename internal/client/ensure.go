@@ -1,0 +1,216 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/paths"
+	"github.com/banger-dev/banger/internal/sysexec"
+	"github.com/banger-dev/banger/internal/version"
+)
+
+// EnsureOptions tune EnsureDaemon; zero values are the defaults.
+type EnsureOptions struct {
+	// Bin is the bangerd binary; "" = $BANGER_DAEMON_BIN, else bangerd next
+	// to this executable, else bangerd in PATH.
+	Bin string
+	// BuildID the daemon must have; "" = version.ExpectedDaemonID(Bin).
+	BuildID string
+	// StartTimeout bounds waiting for a new daemon's socket (default 10s).
+	StartTimeout time.Duration
+	// Status receives one-line notes ("starting bangerd", "restarting stale bangerd").
+	Status func(string)
+}
+
+// EnsureDaemon returns a client for a running daemon of this build, starting
+// one when none answers and replacing one built from different sources
+// (its VMs keep running).
+func EnsureDaemon(ctx context.Context, layout paths.Layout, opts EnsureOptions) (*Client, error) {
+	if opts.BuildID == "" {
+		opts.BuildID = ExpectedBuildID(opts.Bin)
+	}
+	if opts.StartTimeout == 0 {
+		opts.StartTimeout = 10 * time.Second
+	}
+	if opts.Status == nil {
+		opts.Status = func(string) {}
+	}
+	c := New(layout.DaemonSocket())
+	infoCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	info, err := c.Info(infoCtx)
+	cancel()
+	if err == nil {
+		if info.BuildID == opts.BuildID {
+			return c, nil
+		}
+		opts.Status(fmt.Sprintf("bangerd (pid %d) is from another build (%s, want %s): restarting it; VMs keep running",
+			info.PID, short(info.BuildID), short(opts.BuildID)))
+		if err := StopDaemon(ctx, c, info.PID, false); err != nil {
+			return nil, fmt.Errorf("stop stale bangerd: %w", err)
+		}
+	} else {
+		var ue *UnreachableError
+		var ae *api.Error
+		if errors.As(err, &ae) && ae.Code == api.CodeVersionMismatch {
+			return nil, fmt.Errorf("%w: stop it with `banger daemon stop` or kill it", err)
+		}
+		if !errors.As(err, &ue) {
+			return nil, err
+		}
+	}
+	if err := startDaemon(ctx, layout, opts); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// StopDaemon asks the daemon to exit and waits until its process is gone.
+func StopDaemon(ctx context.Context, c *Client, pid int, stopVMs bool) error {
+	if err := c.Call(ctx, api.MethodDaemonStop, api.DaemonStopParams{StopVMs: stopVMs}, nil, nil); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for processExists(pid) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bangerd (pid %d) did not exit within 30s after daemon.stop: kill it with `kill %d`", pid, pid)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// processExists reports whether pid is alive (not a zombie).
+func processExists(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	if i := strings.LastIndexByte(string(b), ')'); i >= 0 && i+2 < len(b) && b[i+2] == 'Z' {
+		return false
+	}
+	return true
+}
+
+// ExpectedBuildID is the build id a daemon must report to be current for
+// this CLI (see version.ExpectedDaemonID); bin as for DaemonBin.
+func ExpectedBuildID(bin string) string {
+	if b, err := DaemonBin(bin); err == nil {
+		return version.ExpectedDaemonID(b)
+	}
+	return version.ID()
+}
+
+// DaemonBin finds the bangerd binary.
+func DaemonBin(explicit string) (string, error) {
+	if explicit != "" {
+		return explicit, nil
+	}
+	if b := os.Getenv("BANGER_DAEMON_BIN"); b != "" {
+		return b, nil
+	}
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), "bangerd")
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			return p, nil
+		}
+	}
+	p, err := sysexec.LookPath("bangerd")
+	if err != nil {
+		return "", fmt.Errorf("bangerd not found next to banger nor in PATH: install it (make install) or set BANGER_DAEMON_BIN")
+	}
+	return p, nil
+}
+
+func startDaemon(ctx context.Context, layout paths.Layout, opts EnsureOptions) error {
+	bin, err := DaemonBin(opts.Bin)
+	if err != nil {
+		return err
+	}
+	if err := layout.Ensure(); err != nil {
+		return err
+	}
+	logPath := layout.DaemonLog()
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("open daemon log: %w", err)
+	}
+	defer logf.Close()
+	logStart, _ := logf.Seek(0, 2)
+	opts.Status("starting bangerd")
+	// Own session: the daemon outlives this CLI and its terminal. It
+	// inherits the environment, so BANGER_* and XDG_* reach it.
+	// Working directory "/": the daemon must not pin whatever directory the
+	// user happened to be in.
+	cmd, err := sysexec.Start(sysexec.Cmd{Argv: []string{bin}, Dir: "/", Stdout: logf, Stderr: logf}, true)
+	if err != nil {
+		return fmt.Errorf("start bangerd: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }() // reap it if it dies while we wait
+
+	c := New(layout.DaemonSocket())
+	deadline := time.Now().Add(opts.StartTimeout)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		callCtx, cancel := context.WithTimeout(ctx, time.Second)
+		info, err := c.Info(callCtx)
+		cancel()
+		if err == nil {
+			if info.BuildID != opts.BuildID {
+				return fmt.Errorf("started %s but it reports build %s, not %s: banger and bangerd come from different builds; rebuild both (make build) or set BANGER_DAEMON_BIN",
+					bin, short(info.BuildID), short(opts.BuildID))
+			}
+			return nil
+		}
+		lastErr = err
+		select {
+		case werr := <-exited:
+			// Another daemon may have won the race for the lock: use it.
+			if info, err := c.Info(ctx); err == nil && info.BuildID == opts.BuildID {
+				return nil
+			}
+			return fmt.Errorf("bangerd exited during start-up (%v); log %s:\n%s", werr, logPath, logTail(logPath, logStart))
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("bangerd did not answer on %s within %s (%v); log %s:\n%s",
+		layout.DaemonSocket(), opts.StartTimeout, lastErr, logPath, logTail(logPath, logStart))
+}
+
+// logTail returns the last lines the daemon wrote since from.
+func logTail(path string, from int64) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "  (log unreadable: " + err.Error() + ")"
+	}
+	if from > 0 && from <= int64(len(b)) {
+		b = b[from:]
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > 20 {
+		lines = lines[len(lines)-20:]
+	}
+	return "  " + strings.Join(lines, "\n  ")
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

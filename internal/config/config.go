@@ -1,0 +1,292 @@
+// Package config loads banger's config.toml: snake_case keys, defaults for
+// every key, renamed keys accepted as aliases with a deprecation note, and
+// unknown keys refused with the list of valid ones.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+
+	"github.com/banger-dev/banger/internal/validate"
+)
+
+// Config is the effective configuration (file values over defaults).
+type Config struct {
+	VCPUs           int
+	MemoryMiB       int
+	DiskSize        string
+	DiskBytes       int64 // DiskSize parsed
+	VMM             string
+	Subnet          string
+	Bridge          string
+	DNSDomain       string
+	DNSPort         int
+	DNSFallbackPort int // used when DNSPort cannot be bound (e.g. 53 taken by another resolver)
+	NAT             bool
+	BundleDir       string // "" = layout.BundleDir()
+	DefaultImage    string
+	FirecrackerBin  string
+	QEMUBin         string
+	AgentPort       int
+	AgentTimeout    time.Duration
+	AgentBin        string
+	MapDNSBin       string
+	MapDNSDataFile  string
+	VoidRepo        string
+	XBPSStatic      string
+	SSHUser         string
+
+	// Deprecations lists notes about renamed keys found in the file
+	// (`banger doctor` shows them).
+	Deprecations []string
+	// Path is the file loaded ("" when none existed).
+	Path string
+}
+
+// file mirrors config.toml. Pointers tell "absent" from "set".
+type file struct {
+	VCPUs           *int    `toml:"vcpus"`
+	MemoryMiB       *int    `toml:"memory_mib"`
+	DiskSize        *string `toml:"disk_size"`
+	VMM             *string `toml:"vmm"`
+	Subnet          *string `toml:"subnet"`
+	Bridge          *string `toml:"bridge"`
+	DNSDomain       *string `toml:"dns_domain"`
+	DNSPort         *int    `toml:"dns_port"`
+	DNSFallbackPort *int    `toml:"dns_fallback_port"`
+	NAT             *bool   `toml:"nat"`
+	BundleDir       *string `toml:"bundle_dir"`
+	DefaultImage    *string `toml:"default_image"`
+	FirecrackerBin  *string `toml:"firecracker_bin"`
+	QEMUBin         *string `toml:"qemu_bin"`
+	AgentPort       *int    `toml:"agent_port"`
+	AgentTimeout    *string `toml:"agent_timeout"`
+	AgentBin        *string `toml:"agent_bin"`
+	MapDNSBin       *string `toml:"mapdns_bin"`
+	MapDNSDataFile  *string `toml:"mapdns_data_file"`
+	VoidRepo        *string `toml:"void_repo"`
+	XBPSStatic      *string `toml:"xbps_static"`
+	SSHUser         *string `toml:"ssh_user"`
+
+	// Renamed keys (aliases).
+	PingHelperPort    *int    `toml:"ping_helper_port"`
+	PingHelperTimeout *string `toml:"ping_helper_timeout"`
+	PingHelperBin     *string `toml:"ping_helper_bin"`
+}
+
+// Aliases maps old key names to their replacements.
+var Aliases = map[string]string{
+	"ping_helper_port":    "agent_port",
+	"ping_helper_timeout": "agent_timeout",
+	"ping_helper_bin":     "agent_bin",
+}
+
+// ValidKeys lists the current keys, sorted.
+func ValidKeys() []string {
+	return []string{
+		"agent_bin", "agent_port", "agent_timeout", "bridge", "bundle_dir", "default_image",
+		"disk_size", "dns_domain", "dns_fallback_port", "dns_port", "firecracker_bin", "mapdns_bin",
+		"mapdns_data_file", "memory_mib", "nat", "qemu_bin", "ssh_user", "subnet", "vcpus",
+		"vmm", "void_repo", "xbps_static",
+	}
+}
+
+// Default returns the built-in defaults.
+func Default() Config {
+	return Config{
+		VCPUs: 2, MemoryMiB: 1024, DiskSize: "8G", DiskBytes: 8 << 30, VMM: "auto",
+		Subnet: "172.30.0.0/24", Bridge: "banger0", DNSDomain: "vm", DNSPort: 53, DNSFallbackPort: 10053,
+		NAT: true, DefaultImage: "debian", AgentPort: 1024, AgentTimeout: 90 * time.Second,
+		VoidRepo: "https://repo-default.voidlinux.org/current", SSHUser: "root",
+	}
+}
+
+// Load reads path; a missing file yields the defaults.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return Default(), nil
+	}
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	cfg.Path = path
+	return cfg, nil
+}
+
+// Parse parses config.toml content over the defaults and validates it.
+func Parse(data []byte) (Config, error) {
+	var f file
+	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		var strict *toml.StrictMissingError
+		if errors.As(err, &strict) && len(strict.Errors) > 0 {
+			var msgs []string
+			for _, e := range strict.Errors {
+				row, _ := e.Position()
+				msgs = append(msgs, fmt.Sprintf("unknown key %q at line %d", strings.Join(e.Key(), "."), row))
+			}
+			return Config{}, fmt.Errorf("%s; valid keys: %s", strings.Join(msgs, "; "), strings.Join(ValidKeys(), ", "))
+		}
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			row, col := de.Position()
+			return Config{}, fmt.Errorf("line %d column %d: %s", row, col, de.String())
+		}
+		return Config{}, err
+	}
+	cfg := Default()
+	var errs []string
+	var deps []string
+
+	alias := func(old, new string, oldSet, newSet bool) bool {
+		if oldSet && newSet {
+			errs = append(errs, fmt.Sprintf("both %s and its old name %s are set: remove %s", new, old, old))
+			return false
+		}
+		if oldSet {
+			deps = append(deps, fmt.Sprintf("config key %s is deprecated: rename it to %s", old, new))
+			return true
+		}
+		return false
+	}
+	if alias("ping_helper_port", "agent_port", f.PingHelperPort != nil, f.AgentPort != nil) {
+		f.AgentPort = f.PingHelperPort
+	}
+	if alias("ping_helper_timeout", "agent_timeout", f.PingHelperTimeout != nil, f.AgentTimeout != nil) {
+		f.AgentTimeout = f.PingHelperTimeout
+	}
+	if alias("ping_helper_bin", "agent_bin", f.PingHelperBin != nil, f.AgentBin != nil) {
+		f.AgentBin = f.PingHelperBin
+	}
+
+	setInt(&cfg.VCPUs, f.VCPUs)
+	setInt(&cfg.MemoryMiB, f.MemoryMiB)
+	setStr(&cfg.DiskSize, f.DiskSize)
+	setStr(&cfg.VMM, f.VMM)
+	setStr(&cfg.Subnet, f.Subnet)
+	setStr(&cfg.Bridge, f.Bridge)
+	setStr(&cfg.DNSDomain, f.DNSDomain)
+	setInt(&cfg.DNSPort, f.DNSPort)
+	setInt(&cfg.DNSFallbackPort, f.DNSFallbackPort)
+	if f.NAT != nil {
+		cfg.NAT = *f.NAT
+	}
+	setStr(&cfg.BundleDir, f.BundleDir)
+	setStr(&cfg.DefaultImage, f.DefaultImage)
+	setStr(&cfg.FirecrackerBin, f.FirecrackerBin)
+	setStr(&cfg.QEMUBin, f.QEMUBin)
+	setInt(&cfg.AgentPort, f.AgentPort)
+	setStr(&cfg.AgentBin, f.AgentBin)
+	setStr(&cfg.MapDNSBin, f.MapDNSBin)
+	setStr(&cfg.MapDNSDataFile, f.MapDNSDataFile)
+	setStr(&cfg.VoidRepo, f.VoidRepo)
+	setStr(&cfg.XBPSStatic, f.XBPSStatic)
+	setStr(&cfg.SSHUser, f.SSHUser)
+	if f.AgentTimeout != nil {
+		d, err := time.ParseDuration(*f.AgentTimeout)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Sprintf("agent_timeout %q: use a positive duration like \"90s\" or \"2m\"", *f.AgentTimeout))
+		} else {
+			cfg.AgentTimeout = d
+		}
+	}
+	errs = append(errs, cfg.validate()...)
+	if len(errs) > 0 {
+		return Config{}, errors.New(strings.Join(errs, "; "))
+	}
+	sort.Strings(deps)
+	cfg.Deprecations = deps
+	return cfg, nil
+}
+
+func setInt(dst *int, v *int) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+func setStr(dst *string, v *string) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+func (c *Config) validate() []string {
+	var errs []string
+	switch c.VMM {
+	case "auto", "firecracker", "qemu":
+	default:
+		errs = append(errs, fmt.Sprintf("vmm %q: use one of auto, firecracker, qemu", c.VMM))
+	}
+	if _, err := ParseSubnet(c.Subnet); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if n, err := validate.ParseSize(c.DiskSize); err != nil {
+		errs = append(errs, "disk_size: "+err.Error())
+	} else if n < validate.MinDiskBytes {
+		errs = append(errs, fmt.Sprintf("disk_size %q: must be at least 1G", c.DiskSize))
+	} else {
+		c.DiskBytes = n
+	}
+	if c.VCPUs < 1 || c.VCPUs > validate.MaxVCPUs {
+		errs = append(errs, fmt.Sprintf("vcpus %d: must be between 1 and %d", c.VCPUs, validate.MaxVCPUs))
+	}
+	if c.MemoryMiB < validate.MinMemoryMiB {
+		errs = append(errs, fmt.Sprintf("memory_mib %d: must be at least %d", c.MemoryMiB, validate.MinMemoryMiB))
+	}
+	for _, p := range []struct {
+		key string
+		v   int
+	}{{"dns_port", c.DNSPort}, {"dns_fallback_port", c.DNSFallbackPort}} {
+		if p.v < 1 || p.v > 65535 {
+			errs = append(errs, fmt.Sprintf("%s %d: must be between 1 and 65535", p.key, p.v))
+		}
+	}
+	if c.AgentPort < 1 || c.AgentPort > 1<<31 {
+		errs = append(errs, fmt.Sprintf("agent_port %d: must be a positive vsock port", c.AgentPort))
+	}
+	if c.Bridge == "" || len(c.Bridge) > 15 {
+		errs = append(errs, fmt.Sprintf("bridge %q: must be 1-15 characters (a Linux interface name)", c.Bridge))
+	}
+	if err := validate.ImageName(c.DefaultImage); err != nil {
+		errs = append(errs, "default_image: "+err.Error())
+	}
+	if c.DNSDomain == "" {
+		errs = append(errs, "dns_domain is empty: use e.g. \"vm\"")
+	}
+	if c.SSHUser == "" {
+		errs = append(errs, "ssh_user is empty: use e.g. \"root\"")
+	}
+	return errs
+}
+
+// ParseSubnet checks a VM subnet: a private IPv4 CIDR between /16 and /29.
+func ParseSubnet(s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil || !p.Addr().Is4() {
+		return netip.Prefix{}, fmt.Errorf("subnet %q: use an IPv4 CIDR like \"172.30.0.0/24\"", s)
+	}
+	if p.Bits() < 16 || p.Bits() > 29 {
+		return netip.Prefix{}, fmt.Errorf("subnet %q: prefix length must be between /16 and /29", s)
+	}
+	if !p.Addr().IsPrivate() {
+		return netip.Prefix{}, fmt.Errorf("subnet %q: must be a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)", s)
+	}
+	if p.Masked() != p {
+		return netip.Prefix{}, fmt.Errorf("subnet %q: has host bits set; did you mean %q?", s, p.Masked().String())
+	}
+	return p, nil
+}

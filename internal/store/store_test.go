@@ -1,0 +1,320 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/vmm"
+)
+
+var ctx = context.Background()
+
+func openTest(t testing.TB) *Store {
+	t.Helper()
+	s, err := Open(filepath.Join(t.TempDir(), "banger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func seedImage(t testing.TB, s *Store, name string) {
+	t.Helper()
+	if _, err := s.PutImage(ctx, api.Image{Name: name, Distro: "debian", RootfsPath: "/x/" + name + ".ext4"}, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newVM(name string, subnet string) NewVM {
+	return NewVM{Name: name, Image: "debian", VCPUs: 2, MemoryMiB: 1024, DiskBytes: 8 << 30,
+		Subnet: netip.MustParsePrefix(subnet), VsockPath: func(id string) string { return "/run/" + id + "/v.sock" }}
+}
+
+func TestCreateGetUpdateDelete(t *testing.T) {
+	s := openTest(t)
+	seedImage(t, s, "debian")
+	vm, err := s.CreateVM(ctx, newVM("dev", "172.30.0.0/24"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vm.ID) != 8 || vm.IP != "172.30.0.2" || vm.MAC != "06:00:ac:1e:00:02" || vm.Tap != "bg-"+vm.ID ||
+		vm.VsockCID != 3 || vm.State != api.VMStopped || vm.VsockPath != "/run/"+vm.ID+"/v.sock" {
+		t.Fatalf("unexpected VM %+v", vm)
+	}
+	byID, err := s.GetVM(ctx, vm.ID)
+	if err != nil || byID.Name != "dev" {
+		t.Fatalf("by id: %+v %v", byID, err)
+	}
+	if _, err := s.CreateVM(ctx, newVM("dev", "172.30.0.0/24")); !errors.Is(err, ErrNameTaken) {
+		t.Fatalf("duplicate name: %v", err)
+	}
+	n := newVM("other", "172.30.0.0/24")
+	n.Image = "nope"
+	if _, err := s.CreateVM(ctx, n); !errors.Is(err, ErrImageNotFound) {
+		t.Fatalf("missing image: %v", err)
+	}
+	v4, st := 4, time.Now()
+	h := vmm.Handle{Driver: "qemu", PID: 42, APISocket: "/a"}
+	up, err := s.UpdateVM(ctx, vm.ID, VMUpdate{VCPUs: &v4, StartedAt: &st, Handle: &h})
+	if err != nil || up.VCPUs != 4 || up.MemoryMiB != 1024 || up.StartedAt == nil {
+		t.Fatalf("update: %+v %v", up, err)
+	}
+	got, ok, err := s.VMHandle(ctx, vm.ID)
+	if err != nil || !ok || got != h {
+		t.Fatalf("handle %+v %v %v", got, ok, err)
+	}
+	up, err = s.UpdateVM(ctx, vm.ID, VMUpdate{ClearStartedAt: true, ClearHandle: true})
+	if err != nil || up.StartedAt != nil {
+		t.Fatalf("clear: %+v %v", up, err)
+	}
+	if _, ok, _ := s.VMHandle(ctx, vm.ID); ok {
+		t.Fatal("handle not cleared")
+	}
+	if up, err := s.SetVMState(ctx, vm.ID, api.VMError, "boom"); err != nil || up.State != api.VMError || up.LastError != "boom" {
+		t.Fatalf("state: %+v %v", up, err)
+	}
+	if err := s.DeleteImage(ctx, "debian"); !errors.Is(err, ErrImageInUse) {
+		t.Fatalf("delete used image: %v", err)
+	}
+	if users, _ := s.ImageInUse(ctx, "debian"); len(users) != 1 || users[0] != "dev" {
+		t.Fatalf("in use by %v", users)
+	}
+	if err := s.DeleteVM(ctx, vm.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetVM(ctx, "dev"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after delete: %v", err)
+	}
+	if err := s.DeleteVM(ctx, vm.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("double delete: %v", err)
+	}
+	if err := s.DeleteImage(ctx, "debian"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteImage(ctx, "debian"); !errors.Is(err, ErrNotFound) {
+		t.Fatal(err)
+	}
+}
+
+func TestImages(t *testing.T) {
+	s := openTest(t)
+	seedImage(t, s, "b")
+	seedImage(t, s, "a")
+	if _, err := s.PutImage(ctx, api.Image{Name: "a", Distro: "void", RootfsPath: "/y"}, false); !errors.Is(err, ErrNameTaken) {
+		t.Fatalf("duplicate: %v", err)
+	}
+	if img, err := s.PutImage(ctx, api.Image{Name: "a", Distro: "void", RootfsPath: "/y"}, true); err != nil || img.Distro != "void" {
+		t.Fatalf("replace: %+v %v", img, err)
+	}
+	imgs, err := s.ListImages(ctx)
+	if err != nil || len(imgs) != 2 || imgs[0].Name != "a" {
+		t.Fatalf("%+v %v", imgs, err)
+	}
+	if _, err := s.GetImage(ctx, "zz"); !errors.Is(err, ErrNotFound) {
+		t.Fatal(err)
+	}
+}
+
+func TestIPExhaustionAndReuse(t *testing.T) {
+	s := openTest(t)
+	seedImage(t, s, "debian")
+	// /29: 8 addresses - network - gateway - broadcast = 5 VMs.
+	var vms []api.VM
+	for i := 0; i < 5; i++ {
+		vm, err := s.CreateVM(ctx, newVM(fmt.Sprintf("vm%d", i), "10.1.2.0/29"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("10.1.2.%d", i+2); vm.IP != want {
+			t.Fatalf("vm%d got %s, want %s", i, vm.IP, want)
+		}
+		vms = append(vms, vm)
+	}
+	_, err := s.CreateVM(ctx, newVM("full", "10.1.2.0/29"))
+	if !errors.Is(err, ErrSubnetFull) {
+		t.Fatalf("want ErrSubnetFull, got %v", err)
+	}
+	if want := "10.1.2.0/29"; !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q does not name the subnet", err)
+	}
+	// Release the middle one: the next create gets exactly that address, and its CID.
+	if err := s.DeleteVM(ctx, vms[2].ID); err != nil {
+		t.Fatal(err)
+	}
+	vm, err := s.CreateVM(ctx, newVM("again", "10.1.2.0/29"))
+	if err != nil || vm.IP != vms[2].IP || vm.VsockCID != vms[2].VsockCID {
+		t.Fatalf("reuse: %+v %v (released %s cid %d)", vm, err, vms[2].IP, vms[2].VsockCID)
+	}
+}
+
+func contains(s, sub string) bool {
+	return len(s) >= len(sub) && (s == sub || len(sub) == 0 || indexOf(s, sub) >= 0)
+}
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestConcurrentAllocationsUnique(t *testing.T) {
+	s := openTest(t)
+	seedImage(t, s, "debian")
+	const n = 100
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			_, err := s.CreateVM(ctx, newVM(fmt.Sprintf("c%d", i), "172.30.0.0/24"))
+			errs <- err
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	vms, err := s.ListVMs(ctx)
+	if err != nil || len(vms) != n {
+		t.Fatalf("%d VMs, %v", len(vms), err)
+	}
+	ips, cids, taps := map[string]bool{}, map[uint32]bool{}, map[string]bool{}
+	for _, vm := range vms {
+		if ips[vm.IP] || cids[vm.VsockCID] || taps[vm.Tap] {
+			t.Fatalf("duplicate allocation in %+v", vm)
+		}
+		ips[vm.IP], cids[vm.VsockCID], taps[vm.Tap] = true, true, true
+		if vm.VsockCID < 3 {
+			t.Fatalf("CID %d < 3", vm.VsockCID)
+		}
+	}
+}
+
+// TestMigrationsOnSeededData builds a database at each older version, seeds
+// it, then opens it normally (applying the rest) and checks the data
+// survived and each later migration took effect.
+func TestMigrationsOnSeededData(t *testing.T) {
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What each migration must leave behind, checked after a full Open.
+	effects := map[int]func(*testing.T, *Store){
+		1: func(t *testing.T, s *Store) {
+			for _, tbl := range []string{"images", "vms"} {
+				var n int
+				s.db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?`, tbl).Scan(&n)
+				if n != 1 {
+					t.Errorf("0001: table %s missing", tbl)
+				}
+			}
+		},
+		2: func(t *testing.T, s *Store) {
+			var n int
+			s.db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type='index' AND name IN ('vms_image','vms_state')`).Scan(&n)
+			if n != 2 {
+				t.Errorf("0002: %d of 2 indexes", n)
+			}
+		},
+	}
+	for _, m := range ms {
+		if effects[m.version] == nil {
+			t.Errorf("migration %s has no effect check in this test: add one", m.name)
+		}
+	}
+	for _, from := range ms {
+		t.Run(fmt.Sprintf("from-%d", from.version), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "m.db")
+			old, err := openMigrated(path, from.version)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, _ := old.SchemaVersion(ctx); v != from.version {
+				t.Fatalf("built at version %d, want %d", v, from.version)
+			}
+			seedImage(t, old, "debian")
+			vm, err := old.CreateVM(ctx, newVM("seeded", "172.30.0.0/24"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			old.Close()
+
+			s, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if v, _ := s.SchemaVersion(ctx); v != ms[len(ms)-1].version {
+				t.Fatalf("version %d after Open", v)
+			}
+			got, err := s.GetVM(ctx, "seeded")
+			if err != nil || got.ID != vm.ID || got.IP != vm.IP || got.VsockCID != vm.VsockCID || got.Image != "debian" {
+				t.Fatalf("seeded VM after migration: %+v %v", got, err)
+			}
+			if err := s.DeleteImage(ctx, "debian"); !errors.Is(err, ErrImageInUse) {
+				t.Fatalf("foreign key lost after migration: %v", err)
+			}
+			for _, m := range ms {
+				effects[m.version](t, s)
+			}
+			var fk int
+			var mode string
+			s.db.QueryRow(`PRAGMA foreign_keys`).Scan(&fk)
+			s.db.QueryRow(`PRAGMA journal_mode`).Scan(&mode)
+			if fk != 1 || mode != "wal" {
+				t.Fatalf("foreign_keys=%d journal_mode=%s", fk, mode)
+			}
+		})
+	}
+}
+
+func TestGetVMNameWinsOverID(t *testing.T) {
+	s := openTest(t)
+	seedImage(t, s, "debian")
+	a, err := s.CreateVM(ctx, newVM("first", "172.30.0.0/24"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A VM whose name equals the other's id.
+	b, err := s.CreateVM(ctx, newVM(a.ID, "172.30.0.0/24"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetVM(ctx, a.ID)
+	if err != nil || got.ID != b.ID {
+		t.Fatalf("GetVM(%s) = %+v, want the VM named so", a.ID, got)
+	}
+}
+
+func BenchmarkListVMs1000(b *testing.B) {
+	s := openTest(b)
+	seedImage(b, s, "debian")
+	for i := 0; i < 1000; i++ {
+		if _, err := s.CreateVM(ctx, newVM(fmt.Sprintf("vm-%04d", i), "10.9.0.0/16")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		vms, err := s.ListVMs(ctx)
+		if err != nil || len(vms) != 1000 {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,328 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/vmm"
+)
+
+const vmCols = `id, name, image, vcpus, memory_mib, disk_bytes, state, vmm, ip, mac, tap, vsock_path, vsock_cid, pid, last_error, created_at, updated_at, started_at`
+
+// NewVM is what CreateVM needs; the store allocates the id, IP, MAC, tap and
+// vsock CID inside the insert transaction.
+type NewVM struct {
+	Name      string
+	Image     string
+	VCPUs     int
+	MemoryMiB int
+	DiskBytes int64
+	// Subnet the IP comes from; .1 is the gateway (bridge address).
+	Subnet netip.Prefix
+	// VsockPath derives the per-VM vsock socket path from the new id.
+	VsockPath func(id string) string
+}
+
+// TapPrefix starts every banger tap name ("bg-" + VM id).
+const TapPrefix = "bg-"
+
+// MACFor derives the guest MAC from its IPv4 address: 06:00:a:b:c:d in hex.
+func MACFor(ip netip.Addr) string {
+	b := ip.As4()
+	return fmt.Sprintf("06:00:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3])
+}
+
+// Gateway is the bridge address of a subnet (its first host address).
+func Gateway(subnet netip.Prefix) netip.Addr { return subnet.Masked().Addr().Next() }
+
+// CreateVM inserts a stopped VM with freshly allocated addresses. The
+// allocation and the insert share one BEGIN IMMEDIATE transaction, so two
+// concurrent creates can never pick the same IP or CID; the unique indexes
+// back that up.
+func (s *Store) CreateVM(ctx context.Context, n NewVM) (api.VM, error) {
+	for attempt := 0; ; attempt++ {
+		vm, err := s.createVM(ctx, n, newID())
+		// A random 32-bit id collides rarely; draw again.
+		if isUnique(err, "vms.id") && attempt < 5 {
+			continue
+		}
+		return vm, err
+	}
+}
+
+func (s *Store) createVM(ctx context.Context, n NewVM, id string) (api.VM, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return api.VM{}, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+
+	var exists int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM images WHERE name = ?`, n.Image).Scan(&exists); err != nil {
+		return api.VM{}, err
+	}
+	if exists == 0 {
+		return api.VM{}, newErr(ErrImageNotFound, "image %q does not exist", n.Image)
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM vms WHERE name = ?`, n.Name).Scan(&exists); err != nil {
+		return api.VM{}, err
+	}
+	if exists > 0 {
+		return api.VM{}, newErr(ErrNameTaken, "a VM named %q already exists", n.Name)
+	}
+	ip, err := allocIP(ctx, tx, n.Subnet)
+	if err != nil {
+		return api.VM{}, err
+	}
+	cid, err := allocCID(ctx, tx)
+	if err != nil {
+		return api.VM{}, err
+	}
+	vsock := ""
+	if n.VsockPath != nil {
+		vsock = n.VsockPath(id)
+	}
+	ts := now()
+	_, err = tx.ExecContext(ctx, `INSERT INTO vms(id, name, image, vcpus, memory_mib, disk_bytes, state, ip, mac, tap, vsock_path, vsock_cid, created_at, updated_at)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		id, n.Name, n.Image, n.VCPUs, n.MemoryMiB, n.DiskBytes, string(api.VMStopped), ip.String(), MACFor(ip),
+		TapPrefix+id, vsock, cid, ts, ts)
+	if isUnique(err, "vms.name") {
+		return api.VM{}, newErr(ErrNameTaken, "a VM named %q already exists", n.Name)
+	}
+	if isForeignKey(err) {
+		return api.VM{}, newErr(ErrImageNotFound, "image %q does not exist", n.Image)
+	}
+	if err != nil {
+		return api.VM{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return api.VM{}, fmt.Errorf("commit: %w", err)
+	}
+	return s.GetVM(ctx, id)
+}
+
+// allocIP returns the lowest free host address of subnet, excluding the
+// network address, the gateway (.1) and the broadcast address.
+func allocIP(ctx context.Context, tx *sql.Tx, subnet netip.Prefix) (netip.Addr, error) {
+	if !subnet.IsValid() || !subnet.Addr().Is4() {
+		return netip.Addr{}, fmt.Errorf("invalid VM subnet %v", subnet)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT ip FROM vms`)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	used := map[netip.Addr]bool{}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			rows.Close()
+			return netip.Addr{}, err
+		}
+		if a, err := netip.ParseAddr(s); err == nil {
+			used[a] = true
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return netip.Addr{}, err
+	}
+	subnet = subnet.Masked()
+	gw := Gateway(subnet)
+	for a := gw.Next(); subnet.Contains(a); a = a.Next() {
+		if !subnet.Contains(a.Next()) {
+			break // a is the broadcast address
+		}
+		if !used[a] {
+			return a, nil
+		}
+	}
+	return netip.Addr{}, newErr(ErrSubnetFull, "no free address left in subnet %s (%d VMs hold addresses)", subnet, len(used))
+}
+
+// allocCID returns the lowest free vsock CID >= 3 (0-2 are reserved).
+func allocCID(ctx context.Context, tx *sql.Tx) (uint32, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT vsock_cid FROM vms ORDER BY vsock_cid`)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	next := uint32(3)
+	for rows.Next() {
+		var c uint32
+		if err := rows.Scan(&c); err != nil {
+			return 0, err
+		}
+		if c > next {
+			break // gap
+		}
+		if c == next {
+			next++
+		}
+	}
+	if next == 0 || next == ^uint32(0) {
+		return 0, ErrCIDsExhausted
+	}
+	return next, rows.Err()
+}
+
+// GetVM finds a VM by name, or by id when no name matches.
+func (s *Store) GetVM(ctx context.Context, nameOrID string) (api.VM, error) {
+	// A name wins over an id that happens to look the same.
+	row := s.db.QueryRowContext(ctx, `SELECT `+vmCols+` FROM vms WHERE name = ?1 OR id = ?1
+		ORDER BY name = ?1 DESC LIMIT 1`, nameOrID)
+	vm, err := scanVM(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return api.VM{}, newErr(ErrNotFound, "VM %q does not exist", nameOrID)
+	}
+	return vm, err
+}
+
+// ListVMs returns all VMs by name.
+func (s *Store) ListVMs(ctx context.Context) ([]api.VM, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+vmCols+` FROM vms ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	vms := []api.VM{}
+	for rows.Next() {
+		vm, err := scanVM(rows)
+		if err != nil {
+			return nil, err
+		}
+		vms = append(vms, vm)
+	}
+	return vms, rows.Err()
+}
+
+// VMUpdate lists fields to change; nil fields are left alone.
+type VMUpdate struct {
+	VCPUs     *int
+	MemoryMiB *int
+	DiskBytes *int64
+	State     *api.VMState
+	VMM       *string
+	PID       *int
+	LastError *string
+	// StartedAt sets started_at; ClearStartedAt sets it to NULL (stopped).
+	StartedAt      *time.Time
+	ClearStartedAt bool
+	// Handle persists the VMM handle; ClearHandle removes it.
+	Handle      *vmm.Handle
+	ClearHandle bool
+}
+
+// UpdateVM changes the given fields of VM id and returns the new record.
+func (s *Store) UpdateVM(ctx context.Context, id string, u VMUpdate) (api.VM, error) {
+	var sets []string
+	var args []any
+	add := func(col string, v any) {
+		sets = append(sets, col+" = ?")
+		args = append(args, v)
+	}
+	if u.VCPUs != nil {
+		add("vcpus", *u.VCPUs)
+	}
+	if u.MemoryMiB != nil {
+		add("memory_mib", *u.MemoryMiB)
+	}
+	if u.DiskBytes != nil {
+		add("disk_bytes", *u.DiskBytes)
+	}
+	if u.State != nil {
+		add("state", string(*u.State))
+	}
+	if u.VMM != nil {
+		add("vmm", *u.VMM)
+	}
+	if u.PID != nil {
+		add("pid", *u.PID)
+	}
+	if u.LastError != nil {
+		add("last_error", *u.LastError)
+	}
+	if u.StartedAt != nil {
+		add("started_at", u.StartedAt.UTC().Format(time.RFC3339Nano))
+	} else if u.ClearStartedAt {
+		add("started_at", nil)
+	}
+	if u.Handle != nil {
+		b, err := json.Marshal(u.Handle)
+		if err != nil {
+			return api.VM{}, err
+		}
+		add("handle_json", string(b))
+	} else if u.ClearHandle {
+		add("handle_json", "")
+	}
+	add("updated_at", now())
+	args = append(args, id)
+	res, err := s.db.ExecContext(ctx, `UPDATE vms SET `+strings.Join(sets, ", ")+` WHERE id = ?`, args...)
+	if err != nil {
+		return api.VM{}, fmt.Errorf("update VM %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return api.VM{}, newErr(ErrNotFound, "VM %q does not exist", id)
+	}
+	return s.GetVM(ctx, id)
+}
+
+// SetVMState records a state and the last error ("" clears it).
+func (s *Store) SetVMState(ctx context.Context, id string, state api.VMState, lastError string) (api.VM, error) {
+	return s.UpdateVM(ctx, id, VMUpdate{State: &state, LastError: &lastError})
+}
+
+// VMHandle returns the persisted VMM handle; ok is false when none is stored.
+func (s *Store) VMHandle(ctx context.Context, id string) (h vmm.Handle, ok bool, err error) {
+	var js string
+	err = s.db.QueryRowContext(ctx, `SELECT handle_json FROM vms WHERE id = ?`, id).Scan(&js)
+	if errors.Is(err, sql.ErrNoRows) {
+		return h, false, newErr(ErrNotFound, "VM %q does not exist", id)
+	}
+	if err != nil || js == "" {
+		return h, false, err
+	}
+	if err := json.Unmarshal([]byte(js), &h); err != nil {
+		return h, false, fmt.Errorf("VM %s: corrupt handle_json: %w", id, err)
+	}
+	return h, true, nil
+}
+
+// DeleteVM removes the VM record, releasing its IP and CID.
+func (s *Store) DeleteVM(ctx context.Context, id string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM vms WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("delete VM %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return newErr(ErrNotFound, "VM %q does not exist", id)
+	}
+	return nil
+}
+
+func scanVM(r scanner) (api.VM, error) {
+	var vm api.VM
+	var state, created, updated string
+	var started sql.NullString
+	err := r.Scan(&vm.ID, &vm.Name, &vm.Image, &vm.VCPUs, &vm.MemoryMiB, &vm.DiskBytes, &state, &vm.VMM, &vm.IP,
+		&vm.MAC, &vm.Tap, &vm.VsockPath, &vm.VsockCID, &vm.PID, &vm.LastError, &created, &updated, &started)
+	if err != nil {
+		return api.VM{}, err
+	}
+	vm.State = api.VMState(state)
+	vm.CreatedAt = parseTime(created)
+	vm.UpdatedAt = parseTime(updated)
+	if started.Valid {
+		t := parseTime(started.String)
+		vm.StartedAt = &t
+	}
+	return vm, nil
+}

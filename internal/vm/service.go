@@ -1,0 +1,637 @@
+// Package vm is the VM service behind the daemon's vm.* methods: it validates
+// requests, keeps VM records in the store and delegates everything that
+// touches a hypervisor, disk or network to a Runtime.
+package vm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/config"
+	"github.com/banger-dev/banger/internal/hostinfo"
+	"github.com/banger-dev/banger/internal/paths"
+	"github.com/banger-dev/banger/internal/store"
+	"github.com/banger-dev/banger/internal/validate"
+)
+
+// Runtime does the real work of a VM's life: disks, network, hypervisor.
+// The daemon wires the real one; a nil Runtime leaves the service able to
+// keep records but not to boot anything.
+type Runtime interface {
+	// Provision creates the per-VM disks at vm create.
+	Provision(ctx context.Context, vm api.VM, progress func(api.Progress)) error
+	// Start boots the VM and returns it with VMM, PID, StartedAt and State set.
+	Start(ctx context.Context, vm api.VM, progress func(api.Progress)) (api.VM, error)
+	// Stop shuts the VM down (force: kill the VMM without a graceful shutdown).
+	Stop(ctx context.Context, vm api.VM, force bool) (api.VM, error)
+	Health(ctx context.Context, vm api.VM) (api.VMHealthResult, error)
+	// Destroy removes disks, tap and sockets of a stopped VM.
+	Destroy(ctx context.Context, vm api.VM) error
+	// Reconcile checks VMs against reality at daemon start; it returns the
+	// VMs whose record must change and notes on what it fixed.
+	Reconcile(ctx context.Context, vms []api.VM) ([]api.VM, []string, error)
+	// ResizeDisk grows a stopped VM's work disk.
+	ResizeDisk(ctx context.Context, vm api.VM, newBytes int64) error
+}
+
+// Service implements the vm.* methods. Set the exported fields, then use it;
+// it is safe for concurrent use.
+type Service struct {
+	Store   *store.Store
+	Config  config.Config
+	Layout  paths.Layout
+	Runtime Runtime // nil: records only, lifecycle calls fail with failed_precondition
+
+	// HostLimits reports host capacity for validation; nil reads the host.
+	HostLimits func() validate.Limits
+	// SSHKeyPath is the private key `vm ssh` uses; nil means
+	// <bundle dir>/id_ed25519.
+	SSHKeyPath func() string
+
+	locks sync.Map // VM id -> *sync.Mutex: one lifecycle operation per VM at a time
+}
+
+func (s *Service) lock(id string) func() {
+	m, _ := s.locks.LoadOrStore(id, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+// Limits returns the host capacity requests are validated against.
+func (s *Service) Limits() validate.Limits {
+	if s.HostLimits != nil {
+		return s.HostLimits()
+	}
+	l := validate.Limits{HostCPUs: hostinfo.CPUs()}
+	if m, err := hostinfo.ReadMemory(); err == nil {
+		l.HostMemoryBytes = m.TotalBytes
+	}
+	if fs, err := hostinfo.StatFS(s.Layout.StateDir); err == nil {
+		l.FSFreeBytes = fs.FreeBytes
+	}
+	return l
+}
+
+func errNoRuntime(op string) error {
+	return api.NewError(api.CodeFailedPrecondition, "no hypervisor driver configured in this bangerd: cannot "+op,
+		"run `banger doctor` to see which hypervisor is missing (firecracker with /dev/kvm, or qemu-system-x86_64); "+
+			"use --no-start to create the VM record only")
+}
+
+func invalid(err error) error { return api.NewError(api.CodeInvalidArgument, err.Error(), "") }
+
+// Create validates p, records the VM with fresh addresses, provisions its
+// disks and (unless NoStart) boots it. A failure before boot leaves nothing
+// behind; a boot failure keeps the VM in state "error" so its console log can
+// be read.
+func (s *Service) Create(ctx context.Context, p api.VMCreateParams, progress func(api.Progress)) (api.VM, error) {
+	progress = orNop(progress)
+	if err := validate.VMName(p.Name); err != nil {
+		return api.VM{}, invalid(err)
+	}
+	img := s.Config.DefaultImage
+	if p.Image != nil {
+		if err := validate.ImageName(*p.Image); err != nil {
+			return api.VM{}, invalid(err)
+		}
+		img = *p.Image
+	}
+	vcpus, mem, disk := s.Config.VCPUs, s.Config.MemoryMiB, s.Config.DiskBytes
+	if p.VCPUs != nil {
+		vcpus = *p.VCPUs
+	}
+	if p.MemoryMiB != nil {
+		mem = *p.MemoryMiB
+	}
+	if p.DiskBytes != nil {
+		disk = *p.DiskBytes
+	}
+	lim := s.Limits()
+	for _, err := range []error{validate.VCPUs(vcpus, lim), validate.MemoryMiB(mem, lim), validate.DiskBytes(disk, lim)} {
+		if err != nil {
+			return api.VM{}, invalid(err)
+		}
+	}
+	if !p.NoStart && s.Runtime == nil {
+		return api.VM{}, errNoRuntime("boot VM " + p.Name)
+	}
+	subnet, err := netip.ParsePrefix(s.Config.Subnet)
+	if err != nil {
+		return api.VM{}, api.NewError(api.CodeFailedPrecondition, "config subnet: "+err.Error(), "fix `subnet` in "+s.Layout.ConfigFile())
+	}
+	vm, err := s.Store.CreateVM(ctx, store.NewVM{
+		Name: p.Name, Image: img, VCPUs: vcpus, MemoryMiB: mem, DiskBytes: disk, Subnet: subnet,
+		VsockPath: func(id string) string { return s.Layout.VM(id).VsockSocket() },
+	})
+	if err != nil {
+		return api.VM{}, s.mapErr(err)
+	}
+	if s.Runtime == nil {
+		return vm, nil
+	}
+	unlock := s.lock(vm.ID)
+	defer unlock()
+	progress(api.Progress{Step: "provision", Message: "creating disks for " + p.Name})
+	if err := s.Runtime.Provision(ctx, vm, progress); err != nil {
+		s.undoCreate(vm)
+		return api.VM{}, fmt.Errorf("provision VM %s: %w", vm.Name, err)
+	}
+	if p.NoStart {
+		return vm, nil
+	}
+	return s.start(ctx, vm, progress)
+}
+
+// undoCreate removes a half-created VM. It runs with a fresh context: the
+// request's may be the reason we are undoing.
+func (s *Service) undoCreate(vm api.VM) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if s.Runtime != nil {
+		_ = s.Runtime.Destroy(ctx, vm)
+	}
+	s.removeFiles(vm)
+	_ = s.Store.DeleteVM(ctx, vm.ID)
+}
+
+func (s *Service) removeFiles(vm api.VM) {
+	f := s.Layout.VM(vm.ID)
+	_ = os.RemoveAll(f.Dir)
+	_ = os.RemoveAll(f.SockDir)
+}
+
+// List returns all VMs with their allocated disk bytes.
+func (s *Service) List(ctx context.Context) ([]api.VM, error) {
+	vms, err := s.Store.ListVMs(ctx)
+	if err != nil {
+		return nil, s.mapErr(err)
+	}
+	for i := range vms {
+		vms[i].DiskAllocatedBytes = s.allocated(vms[i].ID)
+	}
+	return vms, nil
+}
+
+func (s *Service) allocated(id string) int64 {
+	f := s.Layout.VM(id)
+	// One stat spares three for VMs that have no files (records only).
+	if _, err := os.Stat(f.Dir); err != nil {
+		return 0
+	}
+	var total int64
+	for _, p := range []string{f.Rootfs(), f.RootfsQcow(), f.WorkDisk()} {
+		n, _ := hostinfo.AllocatedBytes(p)
+		total += n
+	}
+	return total
+}
+
+// Get returns one VM by name or id.
+func (s *Service) Get(ctx context.Context, name string) (api.VM, error) {
+	vm, err := s.Store.GetVM(ctx, name)
+	if err != nil {
+		return api.VM{}, s.mapErr(err)
+	}
+	vm.DiskAllocatedBytes = s.allocated(vm.ID)
+	return vm, nil
+}
+
+// Set changes resources. vcpus and memory of a running VM are stored and
+// apply at its next start; the work disk changes only while stopped and only
+// grows.
+func (s *Service) Set(ctx context.Context, p api.VMSetParams) (api.VMSetResult, error) {
+	vm, err := s.Get(ctx, p.Name)
+	if err != nil {
+		return api.VMSetResult{}, err
+	}
+	unlock := s.lock(vm.ID)
+	defer unlock()
+	if vm, err = s.Get(ctx, vm.ID); err != nil {
+		return api.VMSetResult{}, err
+	}
+	if p.VCPUs == nil && p.MemoryMiB == nil && p.DiskBytes == nil {
+		return api.VMSetResult{}, api.NewError(api.CodeInvalidArgument, "nothing to change", "pass --vcpus, --memory or --disk")
+	}
+	lim := s.Limits()
+	var u store.VMUpdate
+	if p.VCPUs != nil {
+		if err := validate.VCPUs(*p.VCPUs, lim); err != nil {
+			return api.VMSetResult{}, invalid(err)
+		}
+		u.VCPUs = p.VCPUs
+	}
+	if p.MemoryMiB != nil {
+		if err := validate.MemoryMiB(*p.MemoryMiB, lim); err != nil {
+			return api.VMSetResult{}, invalid(err)
+		}
+		u.MemoryMiB = p.MemoryMiB
+	}
+	running := vm.State != api.VMStopped && vm.State != api.VMError
+	if p.DiskBytes != nil && *p.DiskBytes != vm.DiskBytes {
+		n := *p.DiskBytes
+		if running {
+			return api.VMSetResult{}, api.NewError(api.CodeConflict,
+				fmt.Sprintf("VM %s is %s: the work disk can only be resized while it is stopped", vm.Name, vm.State),
+				"banger vm stop "+vm.Name)
+		}
+		if n < vm.DiskBytes {
+			return api.VMSetResult{}, api.NewError(api.CodeInvalidArgument,
+				fmt.Sprintf("disk %s is smaller than the current %s: work disks only grow (shrinking would lose data)",
+					validate.FormatBytes(n), validate.FormatBytes(vm.DiskBytes)), "")
+		}
+		if err := validate.DiskBytes(n-vm.DiskBytes+validate.MinDiskBytes, lim); err != nil {
+			return api.VMSetResult{}, invalid(fmt.Errorf("growing the disk by %s: %w", validate.FormatBytes(n-vm.DiskBytes), err))
+		}
+		if s.Runtime != nil {
+			if err := s.Runtime.ResizeDisk(ctx, vm, n); err != nil {
+				return api.VMSetResult{}, fmt.Errorf("resize work disk of %s: %w", vm.Name, err)
+			}
+		}
+		u.DiskBytes = &n
+	}
+	updated, err := s.Store.UpdateVM(ctx, vm.ID, u)
+	if err != nil {
+		return api.VMSetResult{}, s.mapErr(err)
+	}
+	updated.DiskAllocatedBytes = s.allocated(vm.ID)
+	res := api.VMSetResult{VM: updated}
+	if running && (u.VCPUs != nil || u.MemoryMiB != nil) {
+		res.PendingRestart = true
+		res.Note = "applies at next start: banger vm restart " + vm.Name
+	}
+	return res, nil
+}
+
+// Start boots a stopped VM.
+func (s *Service) Start(ctx context.Context, name string, progress func(api.Progress)) (api.VM, error) {
+	vm, err := s.Get(ctx, name)
+	if err != nil {
+		return api.VM{}, err
+	}
+	if s.Runtime == nil {
+		return api.VM{}, errNoRuntime("start VM " + vm.Name)
+	}
+	unlock := s.lock(vm.ID)
+	defer unlock()
+	if vm, err = s.Get(ctx, vm.ID); err != nil {
+		return api.VM{}, err
+	}
+	if vm.State == api.VMRunning || vm.State == api.VMStarting {
+		return api.VM{}, api.NewError(api.CodeConflict, "VM "+vm.Name+" is already "+string(vm.State), "banger vm restart "+vm.Name)
+	}
+	progress = orNop(progress)
+	// A VM created while no runtime was wired has a record but no disks.
+	if _, err := os.Stat(s.Layout.VM(vm.ID).Dir); errors.Is(err, os.ErrNotExist) {
+		progress(api.Progress{Step: "provision", Message: "creating disks for " + vm.Name})
+		if err := s.Runtime.Provision(ctx, vm, progress); err != nil {
+			s.removeFiles(vm)
+			return api.VM{}, fmt.Errorf("provision VM %s: %w", vm.Name, err)
+		}
+	}
+	return s.start(ctx, vm, progress)
+}
+
+// start runs with the VM's lock held.
+func (s *Service) start(ctx context.Context, vm api.VM, progress func(api.Progress)) (api.VM, error) {
+	if _, err := s.Store.SetVMState(ctx, vm.ID, api.VMStarting, ""); err != nil {
+		return api.VM{}, s.mapErr(err)
+	}
+	started, err := s.Runtime.Start(ctx, vm, progress)
+	if err != nil {
+		// The request context may be cancelled; record the failure anyway.
+		_, _ = s.Store.SetVMState(context.Background(), vm.ID, api.VMError, err.Error())
+		var ae *api.Error
+		if errors.As(err, &ae) {
+			return api.VM{}, err
+		}
+		code := api.CodeInternal
+		if errors.Is(err, context.DeadlineExceeded) {
+			code = api.CodeTimeout
+		}
+		return api.VM{}, api.NewError(code, fmt.Sprintf("start VM %s: %v", vm.Name, err),
+			"banger vm logs "+vm.Name+" shows the console; retry with banger vm start "+vm.Name)
+	}
+	st := api.VMRunning
+	startedAt := time.Now()
+	if started.StartedAt != nil {
+		startedAt = *started.StartedAt
+	}
+	if started.State != "" {
+		st = started.State
+	}
+	empty := ""
+	out, err := s.Store.UpdateVM(context.Background(), vm.ID, store.VMUpdate{
+		State: &st, VMM: &started.VMM, PID: &started.PID, StartedAt: &startedAt, LastError: &empty,
+	})
+	if err != nil {
+		return api.VM{}, s.mapErr(err)
+	}
+	out.DiskAllocatedBytes = s.allocated(out.ID)
+	return out, nil
+}
+
+// Stop shuts a VM down; stopping a stopped VM is not an error.
+func (s *Service) Stop(ctx context.Context, name string, force bool) (api.VM, error) {
+	vm, err := s.Get(ctx, name)
+	if err != nil {
+		return api.VM{}, err
+	}
+	unlock := s.lock(vm.ID)
+	defer unlock()
+	return s.stopLocked(ctx, vm.ID, force)
+}
+
+func (s *Service) stopLocked(ctx context.Context, id string, force bool) (api.VM, error) {
+	vm, err := s.Get(ctx, id)
+	if err != nil {
+		return api.VM{}, err
+	}
+	if vm.State == api.VMStopped {
+		return vm, nil
+	}
+	if s.Runtime == nil {
+		return api.VM{}, errNoRuntime("stop VM " + vm.Name)
+	}
+	if _, err := s.Runtime.Stop(ctx, vm, force); err != nil {
+		_, _ = s.Store.SetVMState(context.Background(), vm.ID, api.VMError, err.Error())
+		return api.VM{}, fmt.Errorf("stop VM %s: %w", vm.Name, err)
+	}
+	st, zero, empty := api.VMStopped, 0, ""
+	out, err := s.Store.UpdateVM(context.Background(), vm.ID, store.VMUpdate{
+		State: &st, PID: &zero, LastError: &empty, ClearStartedAt: true, ClearHandle: true,
+	})
+	if err != nil {
+		return api.VM{}, s.mapErr(err)
+	}
+	return out, nil
+}
+
+// Restart stops (gracefully) and starts a VM.
+func (s *Service) Restart(ctx context.Context, name string, progress func(api.Progress)) (api.VM, error) {
+	vm, err := s.Get(ctx, name)
+	if err != nil {
+		return api.VM{}, err
+	}
+	if s.Runtime == nil {
+		return api.VM{}, errNoRuntime("restart VM " + vm.Name)
+	}
+	unlock := s.lock(vm.ID)
+	defer unlock()
+	vm, err = s.stopLocked(ctx, vm.ID, false)
+	if err != nil {
+		return api.VM{}, err
+	}
+	return s.start(ctx, vm, orNop(progress))
+}
+
+// Health asks the guest agent; a stopped VM is reported unhealthy without
+// needing a runtime.
+func (s *Service) Health(ctx context.Context, name string) (api.VMHealthResult, error) {
+	vm, err := s.Get(ctx, name)
+	if err != nil {
+		return api.VMHealthResult{}, err
+	}
+	if vm.State != api.VMRunning && vm.State != api.VMStarting {
+		res := api.VMHealthResult{Name: vm.Name, State: vm.State, Error: "VM is " + string(vm.State)}
+		if vm.LastError != "" {
+			res.Error += ": " + vm.LastError
+		}
+		return res, nil
+	}
+	if s.Runtime == nil {
+		return api.VMHealthResult{}, errNoRuntime("check VM " + vm.Name)
+	}
+	return s.Runtime.Health(ctx, vm)
+}
+
+// Delete removes a VM, its files and its addresses. A running VM is refused
+// unless force, which stops it first.
+func (s *Service) Delete(ctx context.Context, name string, force bool) error {
+	vm, err := s.Get(ctx, name)
+	if err != nil {
+		return err
+	}
+	unlock := s.lock(vm.ID)
+	defer unlock()
+	if vm, err = s.Get(ctx, vm.ID); err != nil {
+		return err
+	}
+	if vm.State != api.VMStopped && vm.State != api.VMError {
+		if !force {
+			return api.NewError(api.CodeConflict, "VM "+vm.Name+" is "+string(vm.State),
+				"stop it first (banger vm stop "+vm.Name+") or delete with --force")
+		}
+		if _, err := s.stopLocked(ctx, vm.ID, true); err != nil {
+			return err
+		}
+	} else if vm.State == api.VMError && s.Runtime != nil {
+		// A failed start may have left a VMM behind; make sure it is gone.
+		_, _ = s.Runtime.Stop(ctx, vm, true)
+	}
+	if s.Runtime != nil {
+		if err := s.Runtime.Destroy(ctx, vm); err != nil {
+			return fmt.Errorf("delete VM %s: %w", vm.Name, err)
+		}
+	}
+	s.removeFiles(vm)
+	if err := s.Store.DeleteVM(ctx, vm.ID); err != nil {
+		return s.mapErr(err)
+	}
+	s.locks.Delete(vm.ID)
+	return nil
+}
+
+// Logs returns the VM's console log, optionally its tail or from an offset.
+func (s *Service) Logs(ctx context.Context, p api.VMLogsParams) (api.VMLogsResult, error) {
+	vm, err := s.Get(ctx, p.Name)
+	if err != nil {
+		return api.VMLogsResult{}, err
+	}
+	if p.TailBytes < 0 || p.Offset < 0 {
+		return api.VMLogsResult{}, api.NewError(api.CodeInvalidArgument, "tail and offset must not be negative", "")
+	}
+	path := s.Layout.VM(vm.ID).ConsoleLog()
+	res := api.VMLogsResult{Path: path}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return res, nil // never started: no console output yet
+	}
+	if err != nil {
+		return res, fmt.Errorf("read console log: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return res, err
+	}
+	size := st.Size()
+	from := p.Offset
+	if p.TailBytes > 0 && size-p.TailBytes > from {
+		from = size - p.TailBytes
+	}
+	if from > size {
+		from = size // log was truncated (VM restarted): nothing new past the end
+	}
+	const maxChunk = 4 << 20 // keep a frame small; -f fetches the rest
+	n := size - from
+	if n > maxChunk {
+		n = maxChunk
+	}
+	buf := make([]byte, n)
+	if _, err := f.ReadAt(buf, from); err != nil && n > 0 {
+		return res, fmt.Errorf("read console log: %w", err)
+	}
+	res.Data = string(buf)
+	res.Offset = from + n
+	return res, nil
+}
+
+// SSHInfo tells the CLI how to reach the VM with the system ssh.
+func (s *Service) SSHInfo(ctx context.Context, name string) (api.VMSSHInfo, error) {
+	vm, err := s.Get(ctx, name)
+	if err != nil {
+		return api.VMSSHInfo{}, err
+	}
+	if vm.State != api.VMRunning {
+		return api.VMSSHInfo{}, api.NewError(api.CodeConflict, "VM "+vm.Name+" is "+string(vm.State)+", not running",
+			"banger vm start "+vm.Name)
+	}
+	key := filepath.Join(s.bundleDir(), "id_ed25519")
+	if s.SSHKeyPath != nil {
+		key = s.SSHKeyPath()
+	}
+	return api.VMSSHInfo{
+		Name: vm.Name, User: s.Config.SSHUser, Host: vm.IP, Port: 22, KeyPath: key,
+		KnownHostsPath: s.Layout.KnownHosts(),
+		// By id, not name or IP: a VM deleted and re-created under the same
+		// name gets a new alias, and addresses are reused.
+		HostKeyAlias: "banger-" + vm.ID,
+	}, nil
+}
+
+func (s *Service) bundleDir() string {
+	if s.Config.BundleDir != "" {
+		return s.Config.BundleDir
+	}
+	return s.Layout.BundleDir()
+}
+
+// HostResources reports host capacity and what VMs hold of it.
+func (s *Service) HostResources(ctx context.Context) (api.HostResources, error) {
+	res := api.HostResources{CPUs: hostinfo.CPUs()}
+	m, err := hostinfo.ReadMemory()
+	if err != nil {
+		return res, err
+	}
+	res.MemoryBytes, res.MemoryAvailBytes = m.TotalBytes, m.AvailableBytes
+	fs, err := hostinfo.StatFS(s.Layout.StateDir)
+	if err != nil {
+		return res, err
+	}
+	res.FSBytes, res.FSFreeBytes = fs.TotalBytes, fs.FreeBytes
+	vms, err := s.List(ctx)
+	if err != nil {
+		return res, err
+	}
+	for _, vm := range vms {
+		if vm.State == api.VMRunning || vm.State == api.VMStarting {
+			res.VCPUsReserved += vm.VCPUs
+			res.MemoryReservedBytes += int64(vm.MemoryMiB) << 20
+		}
+		res.DiskAllocatedBytes += vm.DiskAllocatedBytes
+	}
+	return res, nil
+}
+
+// Reconcile runs the Runtime's start-up reconciliation and stores what
+// changed. Without a Runtime, VMs recorded as running cannot be checked, so
+// they are left alone.
+func (s *Service) Reconcile(ctx context.Context) ([]string, error) {
+	if s.Runtime == nil {
+		return nil, nil
+	}
+	vms, err := s.Store.ListVMs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	changed, notes, err := s.Runtime.Reconcile(ctx, vms)
+	if err != nil {
+		return notes, err
+	}
+	for _, vm := range changed {
+		u := store.VMUpdate{State: &vm.State, VMM: &vm.VMM, PID: &vm.PID, LastError: &vm.LastError}
+		if vm.StartedAt != nil {
+			u.StartedAt = vm.StartedAt
+		} else {
+			u.ClearStartedAt = true
+		}
+		if vm.State == api.VMStopped {
+			u.ClearHandle = true
+		}
+		if _, err := s.Store.UpdateVM(ctx, vm.ID, u); err != nil {
+			return notes, err
+		}
+	}
+	return notes, nil
+}
+
+// StopAll stops every running VM (daemon.stop with stop_vms).
+func (s *Service) StopAll(ctx context.Context) error {
+	vms, err := s.Store.ListVMs(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, vm := range vms {
+		if vm.State == api.VMStopped {
+			continue
+		}
+		if _, err := s.Stop(ctx, vm.ID, false); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// mapErr turns store errors into API errors with a hint.
+func (s *Service) mapErr(err error) error {
+	var ae *api.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ae):
+		return err
+	case errors.Is(err, store.ErrImageNotFound):
+		return api.NewError(api.CodeNotFound, err.Error(), "list images with `banger image list`; build one with `banger image build --name debian`")
+	case errors.Is(err, store.ErrNotFound):
+		return api.NewError(api.CodeNotFound, err.Error(), "list VMs with `banger vm list`")
+	case errors.Is(err, store.ErrNameTaken):
+		return api.NewError(api.CodeAlreadyExists, err.Error(), "pick another name, or delete the existing one")
+	case errors.Is(err, store.ErrSubnetFull):
+		return api.NewError(api.CodeResourceExhausted, err.Error(),
+			"delete unused VMs, or set a larger `subnet` (e.g. subnet = \"172.30.0.0/20\") in "+s.Layout.ConfigFile())
+	case errors.Is(err, store.ErrCIDsExhausted):
+		return api.NewError(api.CodeResourceExhausted, err.Error(), "delete unused VMs")
+	case errors.Is(err, store.ErrImageInUse):
+		return api.NewError(api.CodeConflict, err.Error(), "delete those VMs first")
+	}
+	return err
+}
+
+// MapStoreError exposes the mapping for other services built on the store.
+func (s *Service) MapStoreError(err error) error { return s.mapErr(err) }
+
+func orNop(f func(api.Progress)) func(api.Progress) {
+	if f == nil {
+		return func(api.Progress) {}
+	}
+	return f
+}
