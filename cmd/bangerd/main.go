@@ -11,13 +11,17 @@ import (
 
 	"github.com/banger-dev/banger/internal/daemon"
 	"github.com/banger-dev/banger/internal/paths"
+	"github.com/banger-dev/banger/internal/privhelper"
 	"github.com/banger-dev/banger/internal/version"
+	"github.com/banger-dev/banger/internal/wire"
 )
 
 // subcommands are extra modes of the bangerd binary, run instead of the
 // daemon when os.Args[1] names one (e.g. the privileged helper:
 // `bangerd helper tap-add ...`). Register them here.
-var subcommands = map[string]func(args []string) int{}
+var subcommands = map[string]func(args []string) int{
+	wire.HelperSubcommand: func(args []string) int { return privhelper.Main(args, os.Stdout, os.Stderr) },
+}
 
 func main() {
 	if len(os.Args) > 1 {
@@ -37,12 +41,8 @@ func main() {
 	if *foreground {
 		logOut = os.Stderr
 	}
-	if err := daemon.Run(context.Background(), daemon.Options{Layout: paths.Default(), LogOutput: logOut, Setup: setup}); err != nil {
+	if err := daemon.Run(context.Background(), daemon.Options{Layout: paths.Default(), LogOutput: logOut, Setup: wire.Setup}); err != nil {
 		fmt.Fprintf(os.Stderr, "bangerd: %v\n", err)
 		os.Exit(1)
 	}
 }
-
-// setup wires the hypervisor runtime and extra methods (image.*, doctor.*,
-// bundle.*) into the daemon before it serves.
-func setup(d *daemon.Daemon) error { return nil }

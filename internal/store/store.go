@@ -146,6 +146,33 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	return int(v.Int64), err
 }
 
+// QuickCheck runs PRAGMA quick_check and returns an error unless SQLite
+// reports the database intact.
+func (s *Store) QuickCheck(ctx context.Context) error {
+	rows, err := s.db.QueryContext(ctx, `PRAGMA quick_check`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return err
+		}
+		if line != "ok" {
+			problems = append(problems, line)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("database damaged: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
 func now() string { return time.Now().UTC().Format(time.RFC3339Nano) }
 
 func parseTime(s string) time.Time {

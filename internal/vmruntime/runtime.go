@@ -188,6 +188,14 @@ func (r *Runtime) ensureNetwork(ctx context.Context) error {
 	return nil
 }
 
+// ResetNetwork forgets that the network was set up (after a host teardown),
+// so the next start makes the bridge, NAT and DNS again.
+func (r *Runtime) ResetNetwork() {
+	r.netMu.Lock()
+	r.netReady = false
+	r.netMu.Unlock()
+}
+
 // bootArgs are the guest-specific kernel arguments: its address (the guest
 // boot script applies ip=, the Debian kernel does not) and the agent port.
 func (r *Runtime) bootArgs(vm api.VM) string {
