@@ -21,7 +21,7 @@ ifneq ($(wildcard cmd/banger-agent/*.go),)
 CMDS += banger-agent
 endif
 
-.PHONY: all build install test bench lint clean
+.PHONY: all build install test test-unit test-integration test-e2e test-fuzz bench lint up clean
 
 all: build
 
@@ -36,8 +36,29 @@ install: build
 	install -d $(BINDIR)
 	@for c in $(CMDS); do install -m 0755 bin/$$c $(BINDIR)/$$c || exit 1; done
 
-test:
-	$(GO) test -count=1 ./...
+# The test tiers. `make test` runs them all; CI runs `make test`.
+#  unit         no root, no network: every package with -short
+#  integration  root tiers (network namespaces, real images, QEMU guests,
+#  + e2e        end to end with real binaries), one package at a time so
+#               guests never boot concurrently on a 2-core machine; tests
+#               that need root skip with a message when not root
+#  fuzz         every Go fuzz target, briefly, from its committed corpus
+#  lint         gofmt, go vet, bash -n and shellcheck of the shell scripts
+FUZZTIME ?= 5s
+
+test: lint test-unit test-integration test-fuzz
+
+test-unit:
+	$(GO) test -count=1 -short ./...
+
+test-integration:
+	$(GO) test -count=1 -p 1 -timeout 80m ./...
+
+test-e2e:
+	$(GO) test -count=1 -p 1 -timeout 60m -v ./test/e2e/
+
+test-fuzz:
+	FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./...
@@ -46,6 +67,15 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@for f in $$(git ls-files --cached --others --exclude-standard '*.sh' .ci/run); do bash -n "$$f" || exit 1; done
+	@if command -v shellcheck >/dev/null; then \
+		shellcheck $$(git ls-files --cached --others --exclude-standard '*.sh' .ci/run); \
+	else echo "shellcheck not installed: skipped (apt-get install shellcheck)"; fi
+
+# The main journey on a fresh Debian machine: host packages, build, bundle,
+# default image, a VM named demo, uname -a over ssh.
+up:
+	scripts/up.sh
 
 clean:
 	rm -rf bin

@@ -1,0 +1,118 @@
+package image
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+
+	"github.com/banger-dev/banger/images"
+)
+
+// BaselineEntry is one line of images/baseline.txt.
+type BaselineEntry struct {
+	Name    string
+	Debian  string
+	Void    string
+	Command string // proves the entry is installed (looked up in /usr/bin, /usr/sbin)
+}
+
+// Baseline returns the dev package baseline shared by every distro.
+func Baseline() ([]BaselineEntry, error) {
+	data, err := fs.ReadFile(images.FS, "baseline.txt")
+	if err != nil {
+		return nil, err
+	}
+	return parseBaseline(data)
+}
+
+func parseBaseline(data []byte) ([]BaselineEntry, error) {
+	var out []BaselineEntry
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Split(line, "\t")
+		if len(f) != 4 {
+			return nil, fmt.Errorf("baseline.txt line %d: want 4 tab-separated fields (name, debian, void, command), got %d", n, len(f))
+		}
+		for i := range f {
+			if f[i] = strings.TrimSpace(f[i]); f[i] == "" {
+				return nil, fmt.Errorf("baseline.txt line %d: field %d is empty: every entry needs its Debian and Void names and a command", n, i+1)
+			}
+		}
+		out = append(out, BaselineEntry{Name: f[0], Debian: f[1], Void: f[2], Command: f[3]})
+	}
+	return out, sc.Err()
+}
+
+// listFile reads a one-item-a-line data file from images/ (comments with #).
+func listFile(name string) ([]string, error) {
+	data, err := fs.ReadFile(images.FS, name)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line != "" && !strings.HasPrefix(line, "#") {
+			out = append(out, line)
+		}
+	}
+	return out, nil
+}
+
+// DebianPackages is the sorted, de-duplicated --include list for a Debian
+// build: what the image needs to boot, the baseline, and extra.
+func DebianPackages(extra []string) ([]string, error) {
+	req, err := listFile("distro/debian.packages")
+	if err != nil {
+		return nil, err
+	}
+	base, err := Baseline()
+	if err != nil {
+		return nil, err
+	}
+	set := map[string]bool{}
+	for _, p := range req {
+		set[p] = true
+	}
+	for _, e := range base {
+		set[e.Debian] = true
+	}
+	for _, p := range extra {
+		set[p] = true
+	}
+	out := make([]string, 0, len(set))
+	for p := range set {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Service is one line of images/services.tsv.
+type Service struct {
+	Name, Kind, Command, Description string
+}
+
+// Services returns the guest services every image installs and enables.
+func Services() ([]Service, error) {
+	lines, err := listFile("services.tsv")
+	if err != nil {
+		return nil, err
+	}
+	var out []Service
+	for _, l := range lines {
+		f := strings.Split(l, "\t")
+		if len(f) != 6 {
+			return nil, fmt.Errorf("services.tsv: %q: want 6 tab-separated fields", l)
+		}
+		out = append(out, Service{Name: f[0], Kind: f[1], Command: f[2], Description: f[3]})
+	}
+	return out, nil
+}

@@ -1,0 +1,92 @@
+package image_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/banger-dev/banger/internal/image"
+	"github.com/banger-dev/banger/internal/image/imagetest"
+	"github.com/banger-dev/banger/internal/paths"
+	"github.com/banger-dev/banger/internal/sysexec"
+)
+
+// The image benchmarks fetch and unpack hundreds of packages (minutes each):
+//
+//	BANGER_BENCH_IMAGE=1 go test -run '^$' -bench Image -benchtime=1x ./internal/image/
+func benchInputs(b *testing.B) imagetest.Image {
+	if os.Getenv("BANGER_BENCH_IMAGE") != "1" {
+		b.Skip("set BANGER_BENCH_IMAGE=1 to run the image build benchmarks (minutes, network)")
+	}
+	return imagetest.Get(b)
+}
+
+func allocated(b *testing.B, p string) float64 {
+	st, err := os.Stat(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return float64(st.Sys().(*syscall.Stat_t).Blocks * 512)
+}
+
+// BenchmarkImageFullBuild: an uncached build against a plain debootstrap of
+// the same package set, measured in the same run.
+func BenchmarkImageFullBuild(b *testing.B) {
+	in := benchInputs(b)
+	ctx := context.Background()
+	pk, err := image.DebianPackages(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	mirror := image.HostDebianMirror()
+	if mirror == "" {
+		mirror = image.DefaultMirror
+	}
+	for b.Loop() {
+		root := b.TempDir()
+		start := time.Now()
+		plain := filepath.Join(root, "plain")
+		if _, err := sysexec.Run(ctx, "debootstrap", "--variant=minbase", "--components=main", "--merged-usr",
+			"--include="+strings.Join(pk, ","), image.DefaultSuite, plain, mirror); err != nil {
+			b.Fatal(err)
+		}
+		plainS := time.Since(start).Seconds()
+		os.RemoveAll(plain)
+
+		builder := &image.Builder{Layout: paths.UnderRoot(root)}
+		start = time.Now()
+		img, err := builder.Build(ctx, image.BuildRequest{Name: "bench", PublicKeyPath: in.PublicKeyPath, AgentPath: in.AgentPath}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		buildS := time.Since(start).Seconds()
+		b.ReportMetric(plainS, "debootstrap-s")
+		b.ReportMetric(buildS, "build-s")
+		b.ReportMetric(buildS/plainS, "build/debootstrap")
+		b.ReportMetric(allocated(b, img.RootfsPath)/(1<<20), "image-alloc-MiB")
+	}
+}
+
+// BenchmarkImageCachedRebuild: an unchanged recipe reuses the debootstrap
+// tree; only copy, customize, mkfs and checksum run.
+func BenchmarkImageCachedRebuild(b *testing.B) {
+	in := benchInputs(b)
+	builder := &image.Builder{Layout: imagetest.Layout()}
+	for b.Loop() {
+		out := filepath.Join(b.TempDir(), "rebuild.ext4")
+		start := time.Now()
+		img, err := builder.Build(context.Background(), image.BuildRequest{
+			Name: "bench", PublicKeyPath: in.PublicKeyPath, AgentPath: in.AgentPath, OutputPath: out,
+		}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(time.Since(start).Seconds(), "rebuild-s")
+		b.ReportMetric(allocated(b, img.RootfsPath)/(1<<20), "image-alloc-MiB")
+		b.ReportMetric(float64(img.SizeBytes)/(1<<20), "image-size-MiB")
+	}
+}

@@ -1,0 +1,497 @@
+package image
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/banger-dev/banger/images"
+	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/paths"
+	"github.com/banger-dev/banger/internal/sysexec"
+)
+
+// Builder builds, registers and checks images. Build steps run as external
+// programs through Runner; the debootstrap tree cache lives under
+// Layout.BuildCacheDir().
+type Builder struct {
+	Layout paths.Layout
+	Runner sysexec.Runner // nil = sysexec.Exec{}
+	// HostMirror names the host's Debian mirror; nil = HostDebianMirror.
+	HostMirror func() string
+}
+
+func (b *Builder) runner() sysexec.Runner {
+	if b.Runner == nil {
+		return sysexec.Exec{}
+	}
+	return b.Runner
+}
+
+// Progress steps reported by Build.
+const (
+	StepPrepare     = "prepare"
+	StepDebootstrap = "debootstrap"
+	StepCopy        = "copy"
+	StepCustomize   = "customize"
+	StepPack        = "mkfs"
+	StepChecksum    = "checksum"
+	StepCleanup     = "cleanup"
+)
+
+// CacheKey names a cached debootstrap tree: it changes whenever anything
+// that shapes the tree changes (suite, mirror, packages, the script).
+func CacheKey(suite, mirror string, packages []string, script []byte) string {
+	h := sha256.New()
+	scriptSum := sha256.Sum256(script)
+	fmt.Fprintf(h, "banger-debootstrap-v1\nsuite=%s\nmirror=%s\npackages=%s\nscript=%x\n",
+		suite, mirror, strings.Join(packages, ","), scriptSum)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// MkfsArgv is the command that packs dir into a new ext4 image of size bytes
+// without mounting anything.
+func MkfsArgv(dir, img string, size int64) []string {
+	return []string{"mkfs.ext4", "-F", "-q", "-L", RootfsLabel, "-m", "1", "-d", dir, img, strconv.FormatInt(size/1024, 10) + "k"}
+}
+
+// sandboxArgv runs a script in private mount and PID namespaces: mounts made
+// by the script (debootstrap mounts /proc and /sys in the target) vanish
+// with it, and every process it started dies with it, even if banger is
+// killed mid-build.
+func sandboxArgv(script string) []string {
+	return []string{"unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--", "bash", script}
+}
+
+// Build makes an image from req and returns it (not yet persisted: the
+// caller records it). On failure nothing is left: no output file, no work
+// directory, no mounts, no processes.
+func (b *Builder) Build(ctx context.Context, req BuildRequest, progress func(api.Progress)) (img api.Image, err error) {
+	if progress == nil {
+		progress = func(api.Progress) {}
+	}
+	hostMirror := b.HostMirror
+	if hostMirror == nil {
+		hostMirror = HostDebianMirror
+	}
+	req = req.withDefaults(b.Layout, hostMirror)
+	if err := req.Validate(); err != nil {
+		return api.Image{}, err
+	}
+	if err := checkBuildHost(req); err != nil {
+		return api.Image{}, err
+	}
+	if err := checkInputs(req); err != nil {
+		return api.Image{}, err
+	}
+	packages, err := DebianPackages(req.ExtraPackages)
+	if err != nil {
+		return api.Image{}, err
+	}
+
+	if err := os.MkdirAll(req.WorkDir, 0o700); err != nil {
+		return api.Image{}, fmt.Errorf("create work dir parent %s: %w", req.WorkDir, err)
+	}
+	work, err := os.MkdirTemp(req.WorkDir, "build-"+req.Name+"-")
+	if err != nil {
+		return api.Image{}, fmt.Errorf("create work dir under %s: %w", req.WorkDir, err)
+	}
+	defer func() {
+		progress(api.Progress{Step: StepCleanup, Message: "removing " + work})
+		if rerr := removeTree(work); rerr != nil {
+			if err == nil {
+				// The image is good; the leftover is only reported.
+				progress(api.Progress{Step: StepCleanup, Message: "warning: " + rerr.Error()})
+			} else {
+				err = fmt.Errorf("%w; also: %v", err, rerr)
+			}
+		}
+	}()
+
+	scripts := filepath.Join(work, "scripts")
+	if err := writeScripts(scripts); err != nil {
+		return api.Image{}, err
+	}
+	script, err := fs.ReadFile(images.FS, "make-rootfs-debian.sh")
+	if err != nil {
+		return api.Image{}, err
+	}
+	key := CacheKey(req.Suite, req.Mirror, packages, script)
+	progress(api.Progress{Step: StepPrepare, Message: fmt.Sprintf("%s %s from %s, %d packages, cache key %s", req.Distro, req.Suite, req.Mirror, len(packages), key[:12])})
+
+	tree, err := b.cachedTree(ctx, req, key, packages, scripts, progress)
+	if err != nil {
+		return api.Image{}, err
+	}
+
+	rootfs := filepath.Join(work, "rootfs")
+	progress(api.Progress{Step: StepCopy, Message: "copying the cached tree"})
+	if _, err := b.runner().Run(ctx, sysexec.Cmd{Argv: []string{"cp", "-a", "--reflink=auto", tree, rootfs}}); err != nil {
+		return api.Image{}, fmt.Errorf("copy cached tree: %w", err)
+	}
+
+	env := []string{
+		"BANGER_ROOTFS=" + rootfs,
+		"BANGER_DISTRO=" + req.Distro,
+		"BANGER_PUBKEY=" + req.PublicKeyPath,
+		"BANGER_AGENT=" + req.AgentPath,
+		"BANGER_MODULES_DIR=" + req.ModulesDir,
+		"BANGER_KERNEL_VERSION=" + req.KernelVersion,
+	}
+	if tail, err := b.runScript(ctx, StepCustomize, filepath.Join(scripts, "customize.sh"), env, progress); err != nil {
+		return api.Image{}, fmt.Errorf("customize the image: %s: %w", strings.Join(tail, " / "), err)
+	}
+
+	need, err := treeBytes(rootfs)
+	if err != nil {
+		return api.Image{}, err
+	}
+	if need > req.SizeBytes {
+		return api.Image{}, invalid(fmt.Sprintf("the image needs about %d MiB but its size is %d MiB", need>>20, req.SizeBytes>>20),
+			fmt.Sprintf("pass a size of at least %d MiB (the file is sparse)", (need>>20)+1))
+	}
+
+	if err := os.MkdirAll(filepath.Dir(req.OutputPath), 0o700); err != nil {
+		return api.Image{}, fmt.Errorf("create image dir: %w", err)
+	}
+	tmpImg := filepath.Join(filepath.Dir(req.OutputPath), "."+filepath.Base(req.OutputPath)+".tmp-"+randHex(4))
+	defer func() {
+		if err != nil {
+			os.Remove(tmpImg)
+		}
+	}()
+	progress(api.Progress{Step: StepPack, Message: fmt.Sprintf("mkfs.ext4 %d MiB (sparse)", req.SizeBytes>>20)})
+	if _, err := b.runner().Run(ctx, sysexec.Cmd{Argv: MkfsArgv(rootfs, tmpImg, req.SizeBytes)}); err != nil {
+		return api.Image{}, fmt.Errorf("pack the image: %w", err)
+	}
+
+	progress(api.Progress{Step: StepChecksum, Message: "sha256"})
+	sum, size, err := fileSHA256(tmpImg)
+	if err != nil {
+		return api.Image{}, err
+	}
+	if err := os.Rename(tmpImg, req.OutputPath); err != nil {
+		return api.Image{}, fmt.Errorf("move the image into place: %w", err)
+	}
+	return api.Image{
+		Name:          req.Name,
+		Distro:        req.Distro,
+		Suite:         req.Suite,
+		RootfsPath:    req.OutputPath,
+		SizeBytes:     size,
+		SHA256:        sum,
+		KernelVersion: req.KernelVersion,
+		CreatedAt:     time.Now().UTC(),
+	}, nil
+}
+
+// cachedTree returns the debootstrap tree for key, building it when missing.
+// A tree is published by renaming a finished directory, so a cache entry is
+// always complete; a lock file keeps two builds from bootstrapping at once.
+func (b *Builder) cachedTree(ctx context.Context, req BuildRequest, key string, packages []string, scripts string, progress func(api.Progress)) (string, error) {
+	dir := filepath.Join(b.Layout.BuildCacheDir(), "debootstrap")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create cache dir: %w", err)
+	}
+	tree := filepath.Join(dir, key)
+	lock, err := os.OpenFile(tree+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("open cache lock: %w", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", fmt.Errorf("lock cache entry %s: %w", tree, err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+
+	if _, err := os.Stat(filepath.Join(tree, "etc")); err == nil {
+		progress(api.Progress{Step: StepDebootstrap, Message: "reusing cached tree " + key[:12]})
+		return tree, nil
+	}
+	tmp := filepath.Join(dir, ".tmp-"+key[:12]+"-"+randHex(4))
+	env := []string{
+		"BANGER_ROOTFS=" + tmp,
+		"BANGER_SUITE=" + req.Suite,
+		"BANGER_MIRROR=" + req.Mirror,
+		"BANGER_PACKAGES=" + strings.Join(packages, ","),
+	}
+	if tail, err := b.runScript(ctx, StepDebootstrap, filepath.Join(scripts, "make-rootfs-debian.sh"), env, progress); err != nil {
+		err = debootstrapError(req, tail, err)
+		if rerr := removeTree(tmp); rerr != nil {
+			return "", fmt.Errorf("%w; also: %v", err, rerr)
+		}
+		return "", err
+	}
+	if err := os.Rename(tmp, tree); err != nil {
+		_ = removeTree(tmp)
+		return "", fmt.Errorf("publish cached tree: %w", err)
+	}
+	return tree, nil
+}
+
+// runScript runs one of our scripts in the sandbox, streaming every output
+// line as a progress event of step. It returns the last lines of output,
+// which say why a failed script failed.
+func (b *Builder) runScript(ctx context.Context, step, script string, env []string, progress func(api.Progress)) ([]string, error) {
+	const keep = 4
+	var tail []string
+	lw := &lineWriter{emit: func(line string) {
+		tail = append(tail, line)
+		if len(tail) > keep {
+			tail = tail[1:]
+		}
+		progress(api.Progress{Step: step, Message: line})
+	}}
+	_, err := b.runner().Run(ctx, sysexec.Cmd{
+		Argv:   sandboxArgv(script),
+		Env:    env,
+		Stdout: lw.stream(),
+		Stderr: lw.stream(),
+	})
+	lw.flush()
+	return tail, err
+}
+
+// debootstrapError explains a failed debootstrap: unknown packages are the
+// user's to fix; anything else is most often the mirror.
+func debootstrapError(req BuildRequest, tail []string, err error) error {
+	for _, line := range tail {
+		if _, pkgs, ok := strings.Cut(line, "Couldn't find these debs:"); ok {
+			return invalid(fmt.Sprintf("Debian %s has no package named: %s", req.Suite, strings.TrimSpace(pkgs)),
+				"check the package names (apt-cache show NAME on a Debian "+req.Suite+" host) and drop or fix them")
+		}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("debootstrap %s: stopped: %w", req.Suite, err)
+	}
+	return fmt.Errorf("debootstrap %s from %s failed (%s): %w; check that the mirror is reachable and retry",
+		req.Suite, req.Mirror, strings.Join(tail, " / "), err)
+}
+
+// checkBuildHost reports missing tools and privileges before anything is made.
+func checkBuildHost(req BuildRequest) error {
+	if os.Geteuid() != 0 {
+		return api.NewError(api.CodeFailedPrecondition,
+			"building an image needs root (debootstrap creates device nodes and root-owned files)",
+			"run the build as root, e.g. sudo banger image build --name "+req.Name)
+	}
+	tools := []struct{ name, pkg string }{
+		{"debootstrap", "debootstrap"}, {"mkfs.ext4", "e2fsprogs"}, {"unshare", "util-linux"}, {"cp", "coreutils"}, {"bash", "bash"},
+	}
+	if req.ModulesDir != "" {
+		tools = append(tools, struct{ name, pkg string }{"depmod", "kmod"})
+	}
+	for _, t := range tools {
+		if _, err := sysexec.LookPath(t.name); err != nil {
+			return api.NewError(api.CodeFailedPrecondition, "image build needs "+t.name+", which is not installed",
+				"apt-get install -y "+t.pkg)
+		}
+	}
+	return nil
+}
+
+// checkInputs makes sure the bundle files exist before a long bootstrap.
+func checkInputs(req BuildRequest) error {
+	if st, err := os.Stat(req.PublicKeyPath); err != nil || !st.Mode().IsRegular() {
+		return invalid("public key "+req.PublicKeyPath+" is not a readable file", "pass the bundle's SSH public key (banger bundle show)")
+	}
+	if st, err := os.Stat(req.AgentPath); err != nil || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
+		return invalid("agent "+req.AgentPath+" is not an executable file", "rebuild the bundle: banger bundle build")
+	}
+	if req.ModulesDir != "" {
+		if st, err := os.Stat(req.ModulesDir); err != nil || !st.IsDir() {
+			return invalid("modules dir "+req.ModulesDir+" is not a directory", "rebuild the bundle: banger bundle build")
+		}
+	}
+	return nil
+}
+
+// writeScripts writes the embedded images/ tree to dir, scripts executable.
+func writeScripts(dir string) error {
+	return fs.WalkDir(images.FS, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(dir, p)
+		if d.IsDir() {
+			return os.MkdirAll(dst, 0o755)
+		}
+		data, err := fs.ReadFile(images.FS, p)
+		if err != nil {
+			return err
+		}
+		mode := os.FileMode(0o644)
+		if strings.HasSuffix(p, ".sh") || strings.HasPrefix(p, "guest/banger-") {
+			mode = 0o755
+		}
+		return os.WriteFile(dst, data, mode)
+	})
+}
+
+// removeTree removes dir, but refuses when something is still mounted below
+// it: removing through a mount would delete the host's files.
+func removeTree(dir string) error {
+	if m, err := MountsUnder(dir); err != nil {
+		return err
+	} else if len(m) > 0 {
+		return fmt.Errorf("not removing %s: still mounted below it: %s (unmount them with umount -R, then remove it)", dir, strings.Join(m, ", "))
+	}
+	// Processes of a killed sandbox may still be exiting (and writing) for a
+	// moment after it is gone: retry briefly before giving up.
+	var err error
+	for range 10 {
+		if err = os.RemoveAll(dir); err == nil {
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("remove %s: %w (remove it by hand)", dir, err)
+}
+
+// MountsUnder lists the mount points at or below dir in this mount namespace.
+func MountsUnder(dir string) ([]string, error) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("read mount table: %w", err)
+	}
+	dir = filepath.Clean(dir)
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		mp := unescapeMount(f[4])
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			out = append(out, mp)
+		}
+	}
+	return out, nil
+}
+
+// unescapeMount decodes the octal escapes (\040 for space) of mountinfo.
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// treeBytes estimates the ext4 space a tree needs: file data rounded up to
+// 4 KiB blocks, an inode per entry, plus journal and metadata headroom.
+func treeBytes(dir string) (int64, error) {
+	var total, entries int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		entries++
+		if d.Type().IsRegular() {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			total += (info.Size() + 4095) &^ 4095
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("measure %s: %w", dir, err)
+	}
+	return total + entries*256 + total/10 + 128<<20, nil
+}
+
+func fileSHA256(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, fmt.Errorf("checksum %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return hex.EncodeToString(b)
+}
+
+// lineWriter turns streamed output into one callback per line. stdout and
+// stderr are copied by separate goroutines, hence the lock.
+type lineWriter struct {
+	mu   sync.Mutex
+	emit func(string)
+	bufs []*[]byte
+}
+
+type lineStream struct {
+	w   *lineWriter
+	buf *[]byte
+}
+
+func (w *lineWriter) stream() io.Writer {
+	buf := new([]byte)
+	w.mu.Lock()
+	w.bufs = append(w.bufs, buf)
+	w.mu.Unlock()
+	return lineStream{w: w, buf: buf}
+}
+
+func (s lineStream) Write(p []byte) (int, error) {
+	s.w.mu.Lock()
+	defer s.w.mu.Unlock()
+	*s.buf = append(*s.buf, p...)
+	for {
+		i := strings.IndexByte(string(*s.buf), '\n')
+		if i < 0 {
+			break
+		}
+		line := strings.TrimRight(string((*s.buf)[:i]), "\r")
+		*s.buf = (*s.buf)[i+1:]
+		if line != "" {
+			s.w.emit(line)
+		}
+	}
+	return len(p), nil
+}
+
+func (w *lineWriter) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, b := range w.bufs {
+		if len(*b) > 0 {
+			w.emit(string(*b))
+			*b = nil
+		}
+	}
+}
