@@ -55,6 +55,9 @@ type Runtime struct {
 	NetworkReady func(ctx context.Context, gateway netip.Addr)
 	// UID owns taps and sockets (the daemon's user).
 	UID int
+	// SkipSSHWait boots without waiting for sshd (the fake Firecracker has
+	// no network and no sshd).
+	SkipSSHWait bool
 
 	netMu    sync.Mutex
 	netReady bool
@@ -252,6 +255,9 @@ func (r *Runtime) Start(ctx context.Context, vm api.VM, progress func(api.Progre
 			vm.VMM, vm.PID = h.Driver, h.PID
 			return r.waitAgent(ctx, vm, f, progress)
 		}},
+		// sshd starts a moment after the agent (host keys on first boot):
+		// "running" means `banger vm ssh` works at once.
+		{name: "wait-ssh", do: func(ctx context.Context) error { return r.waitSSH(ctx, vm, f) }},
 	}
 	if err := runSteps(ctx, "start", steps, progress); err != nil {
 		return vm, err
@@ -329,6 +335,32 @@ func (r *Runtime) waitAgent(ctx context.Context, vm api.VM, f paths.VMFiles, pro
 	return api.NewError(api.CodeTimeout, fmt.Sprintf("%s: %s: %v\n--- last lines of %s ---\n%s",
 		vm.Name, reason, err, f.ConsoleLog(), tail(f.ConsoleLog(), 25)),
 		"see the whole console with `banger vm logs "+vm.Name+"`; raise agent_timeout in config.toml on a slow host")
+}
+
+// waitSSH waits until the guest's sshd accepts TCP connections on the
+// bridge (a real tap: a connect means sshd listens).
+func (r *Runtime) waitSSH(ctx context.Context, vm api.VM, f paths.VMFiles) error {
+	if r.SkipSSHWait {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.Config.BootTimeout)
+	defer cancel()
+	addr := net.JoinHostPort(vm.IP, "22")
+	var d net.Dialer
+	for {
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return api.NewError(api.CodeTimeout, fmt.Sprintf("%s: the agent answered but sshd on %s did not: %v\n--- last lines of %s ---\n%s",
+				vm.Name, addr, err, f.ConsoleLog(), tail(f.ConsoleLog(), 25)),
+				"check the ssh service in the image (`banger image verify "+vm.Image+"`)")
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // dialer returns how to reach a VM's agent: hybrid vsock for Firecracker,

@@ -147,6 +147,8 @@ func newFixture(t *testing.T) *fixture {
 		Drivers: map[string]vmm.Driver{vmm.DriverFirecracker: firecracker.New(firecracker.Options{Binary: fakeFC})},
 		Choose:  func() (string, string, error) { return vmm.DriverFirecracker, "test", nil },
 		UID:     os.Getuid(),
+		// The fake Firecracker plays the agent but has no network or sshd.
+		SkipSSHWait: true,
 	}
 	vm := api.VM{ID: "1a2b3c4d", Name: "dev", Image: "debian", VCPUs: 2, MemoryMiB: 512,
 		DiskBytes: 1 << 30, State: api.VMStopped, IP: "172.30.0.2", MAC: "06:00:ac:1e:00:02", VsockCID: 3}

@@ -88,6 +88,9 @@ func Setup(d *daemon.Daemon) error {
 		Drivers: map[string]vmm.Driver{vmm.DriverFirecracker: fc, vmm.DriverQEMU: qm},
 		Choose:  a.chooseFn,
 		UID:     os.Getuid(),
+		// Tests that drive the fake Firecracker (no guest network, no sshd)
+		// set this; it is not for users.
+		SkipSSHWait: os.Getenv("BANGER_TEST_SKIP_SSH_WAIT") == "1",
 		NetworkReady: func(ctx context.Context, gw netip.Addr) {
 			a.startDNS(gw)
 		},
