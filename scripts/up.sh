@@ -44,21 +44,44 @@ say "building banger"
 make -s build
 export PATH="$repo/bin:$PATH"
 
-# A non-root user reaches the privileged helper through one sudoers line.
-if [ "$(id -u)" -ne 0 ] && ! sudo -n "$repo/bin/bangerd" helper check >/dev/null 2>&1; then
-	line=$(banger doctor --sudoers-line)
+# A non-root user reaches the privileged helper (taps, bridge, NAT) through
+# one sudoers line that grants exactly that.
+if [ "$(id -u)" -ne 0 ] && ! sudo -n -l "$repo/bin/bangerd" helper tap-del bg-00000000 >/dev/null 2>&1; then
+	line=$("$repo/bin/bangerd" --sudoers-line)
 	say "granting the privileged helper (and nothing else) through /etc/sudoers.d/banger:"
 	echo "    $line" >&2
-	printf '%s\n' "$line" | as_root tee /etc/sudoers.d/banger >/dev/null
-	as_root chmod 0440 /etc/sudoers.d/banger
+	tmp=$(mktemp)
+	printf '%s\n' "$line" >"$tmp"
+	as_root visudo -cf "$tmp" >/dev/null
+	as_root install -m 0440 -o root -g root "$tmp" /etc/sudoers.d/banger
+	rm -f "$tmp"
 fi
 
 say "runtime bundle (kernel, initramfs, agent, ssh key)"
 banger bundle build
 
 if ! banger image show debian >/dev/null 2>&1; then
-	say "building the default Debian image (first time: a few minutes)"
-	banger image build --name debian
+	say "building the default Debian image (first time: a few minutes; cached afterwards)"
+	if [ "$(id -u)" -eq 0 ]; then
+		banger image build --name debian
+	else
+		# debootstrap needs root: build with a root-run banger that shares
+		# only the data (bundle, images) and cache dirs, then register the
+		# image with your own daemon.
+		data=$(banger bundle show --output json | sed -n 's/.*"dir": *"\(.*\)\/bundle".*/\1/p')
+		tmp=$(mktemp -d)
+		root_banger=(env BANGER_CONFIG_DIR="$tmp/config" BANGER_STATE_DIR="$tmp/state"
+			BANGER_RUNTIME_DIR="$tmp/run" BANGER_DATA_DIR="$data"
+			BANGER_CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/banger"
+			BANGER_DAEMON_BIN="$repo/bin/bangerd" "$repo/bin/banger")
+		rc=0
+		as_root "${root_banger[@]}" image build --name debian --force || rc=$?
+		as_root "${root_banger[@]}" daemon stop || true
+		[ "$rc" -eq 0 ] || exit "$rc"
+		as_root chown "$(id -u):$(id -g)" "$data/images/debian.ext4"
+		as_root rm -rf "$tmp"
+		banger image register --name debian --rootfs "$data/images/debian.ext4" --distro debian
+	fi
 fi
 
 state=$(banger vm show "$vm_name" --output json 2>/dev/null | sed -n 's/.*"state": *"\([a-z]*\)".*/\1/p' | head -n1 || true)

@@ -32,7 +32,17 @@ func main() {
 	fs := flag.NewFlagSet("bangerd", flag.ExitOnError)
 	foreground := fs.Bool("foreground", false, "also log to stderr (the daemon never forks; banger starts it detached)")
 	showVersion := fs.Bool("version", false, "print version and build id")
+	sudoers := fs.Bool("sudoers-line", false, "print the sudoers line that lets the current user run the privileged helper, and nothing more")
 	fs.Parse(os.Args[1:])
+	if *sudoers {
+		self, err := os.Executable()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bangerd: %v\n", err)
+			os.Exit(1)
+		}
+		fmt.Println(privhelper.SudoersLine(wire.CurrentUser(), self))
+		return
+	}
 	if *showVersion {
 		fmt.Printf("bangerd %s (build %s)\n", version.Version, version.ID())
 		return

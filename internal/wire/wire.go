@@ -247,7 +247,7 @@ func (a *Assembly) doctorEnv() *doctor.Env {
 	env.MapdnsBin, env.MapdnsDataFile = cfg.MapDNSBin, cfg.MapDNSDataFile
 	env.Deprecations, env.XbpsStatic = cfg.Deprecations, cfg.XBPSStatic
 	env.HelperArgv = []string{a.Bangerd, HelperSubcommand}
-	env.SudoersLine = privhelper.SudoersLine(currentUser(), a.Bangerd)
+	env.SudoersLine = privhelper.SudoersLine(CurrentUser(), a.Bangerd)
 	env.BundleCheck = func() []error {
 		b, err := bundle.Load(a.bundleDir())
 		if err != nil {
@@ -273,7 +273,9 @@ func (a *Assembly) doctorEnv() *doctor.Env {
 	return env
 }
 
-func currentUser() string {
+// CurrentUser is the user bangerd acts for (the sudo caller when run
+// through sudo).
+func CurrentUser() string {
 	if s := os.Getenv("SUDO_USER"); s != "" {
 		return s
 	}
