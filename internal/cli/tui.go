@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/sysexec"
 	"github.com/banger-dev/banger/internal/tui"
 	"github.com/banger-dev/banger/internal/version"
 )
@@ -107,7 +108,7 @@ func (b tuiBackend) SSHCommand(name string) (*exec.Cmd, error) {
 		return nil, err
 	}
 	argv := sshArgv(info, nil)
-	path, err := exec.LookPath(argv[0])
+	path, err := sysexec.LookPath(argv[0])
 	if err != nil {
 		return nil, errors.New("ssh not found in PATH: install openssh-client")
 	}
