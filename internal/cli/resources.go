@@ -37,7 +37,7 @@ func (r *resourceFlags) parse(cmd *cobra.Command) (vcpus *int, memMiB *int, disk
 			return nil, nil, nil, usageErr("--memory: "+err.Error(), "")
 		}
 		if m < validate.MinMemoryMiB {
-			return nil, nil, nil, usageErr(fmt.Sprintf("invalid --memory %s: must be at least %d MiB", r.memory, validate.MinMemoryMiB), "")
+			return nil, nil, nil, usageErr(fmt.Sprintf("invalid --memory %q: must be at least %d MiB", r.memory, validate.MinMemoryMiB), "")
 		}
 		memMiB = &m
 	}
@@ -47,7 +47,7 @@ func (r *resourceFlags) parse(cmd *cobra.Command) (vcpus *int, memMiB *int, disk
 			return nil, nil, nil, usageErr("--disk: "+err.Error(), "")
 		}
 		if d < validate.MinDiskBytes {
-			return nil, nil, nil, usageErr(fmt.Sprintf("invalid --disk %s: must be at least 1G", r.disk), "")
+			return nil, nil, nil, usageErr(fmt.Sprintf("invalid --disk %q: must be at least 1G", r.disk), "")
 		}
 		disk = &d
 	}

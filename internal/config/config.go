@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -258,8 +259,10 @@ func (c *Config) validate() []string {
 	if c.AgentPort < 1 || c.AgentPort > 1<<31 {
 		errs = append(errs, fmt.Sprintf("agent_port %d: must be a positive vsock port", c.AgentPort))
 	}
-	if c.Bridge == "" || len(c.Bridge) > 15 {
-		errs = append(errs, fmt.Sprintf("bridge %q: must be 1-15 characters (a Linux interface name)", c.Bridge))
+	// Same rule as hostnet.CheckBridgeName: the privileged helper touches
+	// only banger's own bridges, so refuse any other name here, at load time.
+	if !bridgeNameRE.MatchString(c.Bridge) {
+		errs = append(errs, fmt.Sprintf("bridge %q: must be \"banger\" followed by up to 9 lower-case letters or digits (at most 15 characters, e.g. banger0)", c.Bridge))
 	}
 	if err := validate.ImageName(c.DefaultImage); err != nil {
 		errs = append(errs, "default_image: "+err.Error())
@@ -272,6 +275,8 @@ func (c *Config) validate() []string {
 	}
 	return errs
 }
+
+var bridgeNameRE = regexp.MustCompile(`^banger[a-z0-9]{0,9}$`)
 
 // ParseSubnet checks a VM subnet: a private IPv4 CIDR between /16 and /29.
 func ParseSubnet(s string) (netip.Prefix, error) {

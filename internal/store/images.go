@@ -44,7 +44,7 @@ func (s *Store) GetImage(ctx context.Context, name string) (api.Image, error) {
 	row := s.db.QueryRowContext(ctx, `SELECT `+imageCols+` FROM images WHERE name = ?`, name)
 	img, err := scanImage(row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return api.Image{}, newErr(ErrNotFound, "image %q does not exist", name)
+		return api.Image{}, newErr(ErrImageNotFound, "image %q does not exist", name)
 	}
 	return img, err
 }
@@ -97,7 +97,7 @@ func (s *Store) DeleteImage(ctx context.Context, name string) error {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return newErr(ErrNotFound, "image %q does not exist", name)
+		return newErr(ErrImageNotFound, "image %q does not exist", name)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,7 +28,7 @@ var migrationsFS embed.FS
 var (
 	ErrNotFound      = errors.New("not found")
 	ErrNameTaken     = errors.New("name already taken")
-	ErrImageNotFound = errors.New("image not found")
+	ErrImageNotFound = fmt.Errorf("image not found: %w", ErrNotFound) // also ErrNotFound: callers pick the hint
 	ErrImageInUse    = errors.New("image in use")
 	ErrSubnetFull    = errors.New("subnet full")
 	ErrCIDsExhausted = errors.New("vsock CIDs exhausted")
@@ -53,6 +54,9 @@ func openMigrated(path string, upTo int) (*Store, error) {
 	// Every write transaction takes the write lock up front (BEGIN IMMEDIATE)
 	// so allocation reads and inserts cannot interleave between writers.
 	q.Add("_txlock", "immediate")
+	if err := makePrivate(path); err != nil {
+		return nil, err
+	}
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
@@ -63,6 +67,23 @@ func openMigrated(path string, upTo int) (*Store, error) {
 		return nil, fmt.Errorf("database %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// makePrivate creates the database file 0600 (SQLite would make it 0644,
+// and gives its -wal and -shm files the database's mode) and tightens files
+// an older banger left readable: VM settings are the user's business.
+func makePrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open database %s: %w", path, err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("make database %s private: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // Close closes the database.

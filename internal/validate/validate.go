@@ -93,21 +93,22 @@ func ParseMemoryMiB(s string) (int, error) {
 	return int(b >> 20), nil
 }
 
-// FormatBytes renders bytes with a binary unit, e.g. "8.0G", "512M".
+// FormatBytes renders bytes with a binary unit, e.g. "8.0G", "512M". It
+// stops at T, the largest unit ParseSize reads, so exact values read back.
 func FormatBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%dB", n)
 	}
 	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
+	for m := n / unit; m >= unit && exp < 3; m /= unit {
 		div *= unit
 		exp++
 	}
 	v := float64(n) / float64(div)
 	s := strconv.FormatFloat(v, 'f', 1, 64)
 	s = strings.TrimSuffix(s, ".0")
-	return s + string("KMGTP"[exp])
+	return s + string("KMGT"[exp])
 }
 
 // Limits are the host capacity VM resources are checked against.
