@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/image/imagetest"
 	"github.com/banger-dev/banger/internal/client"
 	"github.com/banger-dev/banger/internal/paths"
 	"github.com/banger-dev/banger/internal/sysexec"
@@ -100,9 +101,7 @@ func startDaemon(tb testing.TB, l paths.Layout, bin, build string) (*client.Clie
 func registerImage(tb testing.TB, c *client.Client, l paths.Layout) {
 	tb.Helper()
 	rootfs := filepath.Join(l.DataDir, "rootfs.ext4")
-	if err := os.WriteFile(rootfs, []byte("not really ext4, only recorded"), 0o600); err != nil {
-		tb.Fatal(err)
-	}
+	imagetest.MinimalRootfs(tb, rootfs)
 	var img api.Image
 	if err := c.Call(context.Background(), api.MethodImageRegister, api.ImageRegisterParams{Name: "debian", RootfsPath: rootfs}, &img, nil); err != nil {
 		tb.Fatal(err)
@@ -335,7 +334,7 @@ func TestCLIEndToEnd(t *testing.T) {
 		return string(res.Stdout), string(res.Stderr), res.ExitCode
 	}
 	rootfs := filepath.Join(l.DataDir, "r.ext4")
-	os.WriteFile(rootfs, []byte("x"), 0o600)
+	imagetest.MinimalRootfs(t, rootfs)
 	if out, errOut, code := bangerCLI("image", "register", "--name", "debian", "--rootfs", rootfs); code != 0 {
 		t.Fatalf("register: %s %s", out, errOut)
 	}

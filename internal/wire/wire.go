@@ -298,10 +298,9 @@ func (c *checkedRuntime) preflight(ctx context.Context, v api.VM) error {
 	return doctor.Preflight(ctx, env, doctor.ScopeVMStart)
 }
 
+// Provision needs no hypervisor (`vm create --no-start` makes the disks
+// only), so the vm-start checks wait for Start.
 func (c *checkedRuntime) Provision(ctx context.Context, v api.VM, progress func(api.Progress)) error {
-	if err := c.preflight(ctx, v); err != nil {
-		return err
-	}
 	return c.Runtime.Provision(ctx, v, progress)
 }
 
