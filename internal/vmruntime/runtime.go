@@ -5,12 +5,15 @@
 package vmruntime
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -470,11 +473,20 @@ func (r *Runtime) Reconcile(ctx context.Context, vms []api.VM) ([]api.VM, []stri
 	var changed []api.VM
 	var notes []string
 	known := map[string]bool{}
+	ids := map[string]bool{}
 	for _, vm := range vms {
-		alive := false
-		if vm.VMM != "" && vm.PID > 0 {
-			if d, ok := r.Drivers[vm.VMM]; ok {
-				alive = d.Alive(r.handle(vm))
+		ids[vm.ID] = true
+		alive := r.Alive(vm)
+		if !alive && vm.State != api.VMStopped && vm.State != api.VMError {
+			// A daemon killed while launching (before the VMM's pid was
+			// recorded) leaves a VMM nobody knows: find it by its socket
+			// path and end it, or it would hold the VM's disks and tap.
+			for _, pid := range orphanVMMs(vm, r.Layout) {
+				if err := vmm.Terminate(pid, r.Layout.VM(vm.ID).SockDir+"/", 5*time.Second); err == nil {
+					notes = append(notes, fmt.Sprintf("%s: ended VMM pid %d left by an interrupted operation", vm.Name, pid))
+				} else {
+					notes = append(notes, fmt.Sprintf("%s: cannot end stray VMM pid %d: %v", vm.Name, pid, err))
+				}
 			}
 		}
 		if alive {
@@ -490,28 +502,128 @@ func (r *Runtime) Reconcile(ctx context.Context, vms []api.VM) ([]api.VM, []stri
 			}
 			continue
 		}
-		if vm.State == api.VMStopped && vm.PID == 0 {
-			continue
+		if (vm.State == api.VMStopped || vm.State == api.VMError) && vm.PID == 0 {
+			continue // settled: nothing runs, and an error keeps its reason
 		}
 		reason := "VMM process exited while bangerd was not watching"
-		if vm.State == api.VMStarting {
-			reason = "start was interrupted (bangerd stopped) before the VMM came up"
+		switch vm.State {
+		case api.VMStarting:
+			reason = "start was interrupted (bangerd stopped) before the guest agent answered; start it again with `banger vm start " + vm.Name + "`"
+		case api.VMStopping:
+			reason = "" // the stop the user asked for finished without us
 		}
 		_ = os.RemoveAll(r.Layout.VM(vm.ID).SockDir)
 		vm.State, vm.PID, vm.StartedAt, vm.Tap = api.VMStopped, 0, nil, ""
 		vm.LastError = reason
 		changed = append(changed, vm)
-		notes = append(notes, fmt.Sprintf("%s: %s; marked stopped", vm.Name, reason))
+		if reason == "" {
+			notes = append(notes, fmt.Sprintf("%s: stop was interrupted but the VMM is gone; marked stopped", vm.Name))
+		} else {
+			notes = append(notes, fmt.Sprintf("%s: %s; marked stopped", vm.Name, reason))
+		}
 	}
+	notes = append(notes, r.sweepOrphanFiles(ids)...)
 	stray, err := hostnet.StrayTaps(r.Config.Bridge, known)
 	if err == nil {
 		for _, t := range stray {
+			if !r.ownsTap(t, ids) {
+				continue // another banger installation's (another user's) VM
+			}
 			if err := r.Helper.TapDel(ctx, t); err == nil {
 				notes = append(notes, "removed tap "+t+" with no running VM")
 			}
 		}
 	}
+	// A bridge left from the last run: bring banger's network back now (DNS
+	// for re-adopted VMs, NAT re-applied for the configured subnet, which
+	// replaces rules made for an older one).
+	if _, err := os.Stat("/sys/class/net/" + r.Config.Bridge); err == nil {
+		if err := r.ensureNetwork(ctx); err != nil {
+			notes = append(notes, "network on "+r.Config.Bridge+" not restored: "+err.Error())
+		} else {
+			notes = append(notes, fmt.Sprintf("network on %s ready for %s (NAT %v)", r.Config.Bridge, r.Config.Subnet, r.Config.NAT))
+		}
+	}
 	return changed, notes, nil
+}
+
+// ownsTap tells whether a tap with no running VM is this installation's to
+// remove: it names one of our VMs, or our (non-root) user owns it. Two users
+// share the default bridge name, so a tap we know nothing of may be a
+// running VM of someone else's daemon.
+func (r *Runtime) ownsTap(tap string, ids map[string]bool) bool {
+	if ids[strings.TrimPrefix(tap, hostnet.TapPrefix)] {
+		return true
+	}
+	owner, err := os.ReadFile("/sys/class/net/" + tap + "/owner")
+	if err != nil || r.UID == 0 {
+		return false
+	}
+	return strings.TrimSpace(string(owner)) == strconv.Itoa(r.UID)
+}
+
+// Alive reports whether the VMM recorded for vm still runs.
+func (r *Runtime) Alive(vm api.VM) bool {
+	if vm.VMM == "" || vm.PID <= 0 {
+		return false
+	}
+	d, ok := r.Drivers[vm.VMM]
+	return ok && d.Alive(r.handle(vm))
+}
+
+// orphanVMMs finds live processes whose command line names vm's socket
+// directory: VMMs launched for it whose pid was never recorded.
+func orphanVMMs(vm api.VM, l paths.Layout) []int {
+	needle := []byte(l.VM(vm.ID).SockDir + "/")
+	self := os.Getpid()
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && bytes.Contains(cmdline, needle) && vmm.ProcessAlive(pid, string(needle)) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// sweepOrphanFiles removes per-VM disk and socket directories whose VM has
+// no record: what a delete interrupted after removing the row leaves.
+func (r *Runtime) sweepOrphanFiles(ids map[string]bool) []string {
+	var notes []string
+	for _, parent := range []string{r.Layout.VMsDir(), r.Layout.RuntimeDir} {
+		entries, _ := os.ReadDir(parent)
+		for _, e := range entries {
+			if !e.IsDir() || !isVMID(e.Name()) || ids[e.Name()] {
+				continue
+			}
+			p := filepath.Join(parent, e.Name())
+			if err := os.RemoveAll(p); err != nil {
+				notes = append(notes, fmt.Sprintf("cannot remove %s (no VM has id %s): %v", p, e.Name(), err))
+				continue
+			}
+			notes = append(notes, fmt.Sprintf("removed %s: no VM has id %s", p, e.Name()))
+		}
+	}
+	return notes
+}
+
+// isVMID reports whether s looks like a VM id (8 lower-case hex digits), so
+// the sweep never touches anything banger did not name.
+func isVMID(s string) bool {
+	if len(s) != 8 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // tail returns the last n lines of a file (or a note that it is unreadable).

@@ -276,7 +276,7 @@ func TestReconcileAdoptsLiveAndMarksDeadStopped(t *testing.T) {
 	// A new runtime value stands for a restarted daemon.
 	again := &Runtime{Config: f.rt.Config, Layout: f.rt.Layout, Bundle: f.rt.Bundle, Image: f.rt.Image,
 		Helper: f.rt.Helper, Drivers: map[string]vmm.Driver{vmm.DriverFirecracker: firecracker.New(firecracker.Options{Binary: fakeFC})},
-		Choose: f.rt.Choose, UID: f.rt.UID}
+		Choose: f.rt.Choose, UID: f.rt.UID, SkipSSHWait: true}
 	changed, notes, err := again.Reconcile(ctx, []api.VM{vm})
 	if err != nil || len(changed) != 0 || !strings.Contains(strings.Join(notes, "\n"), "re-adopted") {
 		t.Fatalf("reconcile of a live VM: changed=%v notes=%v err=%v", changed, notes, err)
