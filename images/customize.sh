@@ -59,7 +59,7 @@ install -m 0644 "$pubkey" "$R/etc/ssh/banger_authorized_keys"
 rm -f "$R"/etc/ssh/ssh_host_*
 log "removed baked-in SSH host keys (banger-hostkeys makes them per VM)"
 
-log "machine-id: emptied (systemd generates one per VM on first boot)"
+log "machine-id: emptied (each VM makes its own on first boot)"
 : >"$R/etc/machine-id"
 chmod 0444 "$R/etc/machine-id"
 if [[ -f $R/var/lib/dbus/machine-id && ! -L $R/var/lib/dbus/machine-id ]]; then
@@ -106,13 +106,24 @@ log "resolv.conf: written by banger-net at boot"
 rm -f "$R/etc/resolv.conf"
 printf '# written by banger-net at boot from the kernel command line\n' >"$R/etc/resolv.conf"
 
-# Services: one description (services.tsv), rendered by the distro part.
-while IFS=$'\t' read -r name kind cmd desc after before; do
-	[[ -z $name || $name == \#* ]] && continue
-	log "service $name ($kind): $desc"
-	distro_install_service "$name" "$kind" "$cmd" "$desc" "$after" "$before"
-done <"$here/services.tsv"
+# Services: one description (services.tsv), rendered by the distro part,
+# plus the distro's own (distro/<distro>.services, same format) if any.
+services=("$here/services.tsv")
+if [[ -f $here/distro/$distro.services ]]; then
+	services+=("$here/distro/$distro.services")
+fi
+for f in "${services[@]}"; do
+	while IFS=$'\t' read -r name kind cmd desc after before; do
+		[[ -z $name || $name == \#* ]] && continue
+		log "service $name ($kind): $desc"
+		distro_install_service "$name" "$kind" "$cmd" "$desc" "$after" "$before"
+	done <"$f"
+done
 
 distro_mask_units "$here/distro/$distro.mask"
+# Optional hook for what one distro lacks and the others' packages provide.
+if declare -F distro_finish >/dev/null; then
+	distro_finish
+fi
 distro_clean
 log "done"

@@ -63,6 +63,7 @@ type Env struct {
 	Deprecations   []string // config alias notes, e.g. "config key ping_helper_port is deprecated: rename it to agent_port"
 	XbpsStatic     string
 	Distro         string // image-build: "debian" | "void"; "" = any (doctor)
+	VoidTarball    bool   // image-build: a Void build from --from-tarball (xbps only installs what the tarball lacks)
 
 	// HelperArgv is the privileged helper command run through `sudo -n`
 	// (e.g. {"/usr/local/bin/bangerd", "helper"}); SudoersLine is the

@@ -111,14 +111,19 @@ func checkDebootstrap(ctx context.Context, e *Env) api.CheckResult {
 	return ok("debootstrap at " + p)
 }
 
+// The static tarball carries the repository keys (var/db/xbps/keys) next to
+// the binaries: extract all of it, so xbps can check the repository.
 const xbpsFix = "download https://repo-default.voidlinux.org/static/xbps-static-latest.x86_64-musl.tar.xz, " +
-	"extract it (tar -xJf FILE -C /opt/xbps) and set xbps_static = \"/opt/xbps/usr/bin/xbps-install.static\" in "
+	"extract all of it (mkdir -p /opt/xbps && tar -xJf FILE -C /opt/xbps) and set xbps_static = \"/opt/xbps/usr/bin/xbps-install.static\" in "
 
 func checkXBPS(ctx context.Context, e *Env) api.CheckResult {
-	needed := e.Distro == "void"
+	needed := e.Distro == "void" && !e.VoidTarball
 	missing := func(detail string) api.CheckResult {
-		if needed {
-			return fail(detail+": Void images cannot be built", xbpsFix+e.configFile())
+		switch {
+		case needed:
+			return fail(detail+": Void images cannot be built from a repository (or build offline with --from-tarball)", xbpsFix+e.configFile())
+		case e.VoidTarball:
+			return warn(detail+": only needed when the tarball lacks packages the image needs", xbpsFix+e.configFile())
 		}
 		return warn(detail+": only needed for Void images (--distro void)", xbpsFix+e.configFile())
 	}

@@ -61,7 +61,10 @@ func TestDebootstrapAndXBPS(t *testing.T) {
 
 	h.env.Distro = "void"
 	want(t, h.run("debootstrap"), api.CheckOK, "not needed", "")
-	want(t, h.run("xbps"), api.CheckFail, "Void images cannot be built", "xbps-static-latest.x86_64-musl.tar.xz")
+	want(t, h.run("xbps"), api.CheckFail, "Void images cannot be built", "mkdir -p /opt/xbps && tar -xJf FILE -C /opt/xbps")
+	h.env.VoidTarball = true
+	want(t, h.run("xbps"), api.CheckWarn, "only needed when the tarball lacks packages", "xbps-static-latest.x86_64-musl.tar.xz")
+	h.env.VoidTarball = false
 	h.env.XbpsStatic = "/nonexistent/xbps-install.static"
 	want(t, h.run("xbps"), api.CheckFail, "xbps_static /nonexistent/xbps-install.static: does not exist", "xbps_static = ")
 	h.env.XbpsStatic = h.program("xbps-install.static", "XBPS: 0.59.2", false)

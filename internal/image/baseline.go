@@ -101,8 +101,10 @@ type Service struct {
 }
 
 // Services returns the guest services every image installs and enables.
-func Services() ([]Service, error) {
-	lines, err := listFile("services.tsv")
+func Services() ([]Service, error) { return parseServices("services.tsv") }
+
+func parseServices(name string) ([]Service, error) {
+	lines, err := listFile(name)
 	if err != nil {
 		return nil, err
 	}
@@ -110,9 +112,54 @@ func Services() ([]Service, error) {
 	for _, l := range lines {
 		f := strings.Split(l, "\t")
 		if len(f) != 6 {
-			return nil, fmt.Errorf("services.tsv: %q: want 6 tab-separated fields", l)
+			return nil, fmt.Errorf("%s: %q: want 6 tab-separated fields", name, l)
 		}
 		out = append(out, Service{Name: f[0], Kind: f[1], Command: f[2], Description: f[3]})
 	}
 	return out, nil
+}
+
+// VoidPackages is the sorted, de-duplicated package list for a Void build:
+// what the image needs to boot (distro/void.packages), the baseline's Void
+// names, and extra. Each required or baseline entry is "NAME=COMMAND" (a
+// tarball build installs it only when COMMAND is missing); extra packages
+// are bare names, always installed.
+func VoidPackages(extra []string) ([]string, error) {
+	lines, err := listFile("distro/void.packages")
+	if err != nil {
+		return nil, err
+	}
+	set := map[string]bool{}
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) != 2 {
+			return nil, fmt.Errorf("distro/void.packages: %q: want a package and its command", l)
+		}
+		set[f[0]+"="+f[1]] = true
+	}
+	base, err := Baseline()
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range base {
+		set[e.Void+"="+e.Command] = true
+	}
+	for _, p := range extra {
+		set[p] = true
+	}
+	out := make([]string, 0, len(set))
+	for p := range set {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// DistroServices returns the services only distro needs, on top of
+// Services (distro/<distro>.services; none when the file is absent).
+func DistroServices(distro string) ([]Service, error) {
+	if _, err := fs.Stat(images.FS, "distro/"+distro+".services"); err != nil {
+		return nil, nil
+	}
+	return parseServices("distro/" + distro + ".services")
 }

@@ -96,7 +96,7 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest, progress func(api
 	if err := checkInputs(req); err != nil {
 		return api.Image{}, err
 	}
-	packages, err := DebianPackages(req.ExtraPackages)
+	recipe, err := newRecipe(req)
 	if err != nil {
 		return api.Image{}, err
 	}
@@ -124,14 +124,9 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest, progress func(api
 	if err := writeScripts(scripts); err != nil {
 		return api.Image{}, err
 	}
-	script, err := fs.ReadFile(images.FS, "make-rootfs-debian.sh")
-	if err != nil {
-		return api.Image{}, err
-	}
-	key := CacheKey(req.Suite, req.Mirror, packages, script)
-	progress(api.Progress{Step: StepPrepare, Message: fmt.Sprintf("%s %s from %s, %d packages, cache key %s", req.Distro, req.Suite, req.Mirror, len(packages), key[:12])})
+	progress(api.Progress{Step: StepPrepare, Message: recipe.describe + ", cache key " + recipe.key[:12]})
 
-	tree, err := b.cachedTree(ctx, req, key, packages, scripts, progress)
+	tree, err := b.cachedTree(ctx, recipe, scripts, progress)
 	if err != nil {
 		return api.Image{}, err
 	}
@@ -185,10 +180,14 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest, progress func(api
 	if err := os.Rename(tmpImg, req.OutputPath); err != nil {
 		return api.Image{}, fmt.Errorf("move the image into place: %w", err)
 	}
+	suite := req.Suite
+	if req.Distro == "void" {
+		suite = req.Libc
+	}
 	return api.Image{
 		Name:          req.Name,
 		Distro:        req.Distro,
-		Suite:         req.Suite,
+		Suite:         suite,
 		RootfsPath:    req.OutputPath,
 		SizeBytes:     size,
 		SHA256:        sum,
@@ -197,11 +196,13 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest, progress func(api
 	}, nil
 }
 
-// cachedTree returns the debootstrap tree for key, building it when missing.
-// A tree is published by renaming a finished directory, so a cache entry is
-// always complete; a lock file keeps two builds from bootstrapping at once.
-func (b *Builder) cachedTree(ctx context.Context, req BuildRequest, key string, packages []string, scripts string, progress func(api.Progress)) (string, error) {
-	dir := filepath.Join(b.Layout.BuildCacheDir(), "debootstrap")
+// cachedTree returns the bootstrapped tree of recipe, making it when
+// missing. A tree is published by renaming a finished directory, so a cache
+// entry is always complete; a lock file keeps two builds from bootstrapping
+// the same tree at once.
+func (b *Builder) cachedTree(ctx context.Context, recipe rootfsRecipe, scripts string, progress func(api.Progress)) (string, error) {
+	dir := filepath.Join(b.Layout.BuildCacheDir(), recipe.cacheDir)
+	key := recipe.key
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("create cache dir: %w", err)
 	}
@@ -217,18 +218,13 @@ func (b *Builder) cachedTree(ctx context.Context, req BuildRequest, key string, 
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
 
 	if _, err := os.Stat(filepath.Join(tree, "etc")); err == nil {
-		progress(api.Progress{Step: StepDebootstrap, Message: "reusing cached tree " + key[:12]})
+		progress(api.Progress{Step: recipe.step, Message: "reusing cached tree " + key[:12]})
 		return tree, nil
 	}
 	tmp := filepath.Join(dir, ".tmp-"+key[:12]+"-"+randHex(4))
-	env := []string{
-		"BANGER_ROOTFS=" + tmp,
-		"BANGER_SUITE=" + req.Suite,
-		"BANGER_MIRROR=" + req.Mirror,
-		"BANGER_PACKAGES=" + strings.Join(packages, ","),
-	}
-	if tail, err := b.runScript(ctx, StepDebootstrap, filepath.Join(scripts, "make-rootfs-debian.sh"), env, progress); err != nil {
-		err = debootstrapError(req, tail, err)
+	env := append([]string{"BANGER_ROOTFS=" + tmp}, recipe.env...)
+	if tail, err := b.runScript(ctx, recipe.step, filepath.Join(scripts, recipe.script), env, progress); err != nil {
+		err = recipe.explain(tail, err)
 		if rerr := removeTree(tmp); rerr != nil {
 			return "", fmt.Errorf("%w; also: %v", err, rerr)
 		}
@@ -282,22 +278,66 @@ func debootstrapError(req BuildRequest, tail []string, err error) error {
 
 // checkBuildHost reports missing tools and privileges before anything is made.
 func checkBuildHost(req BuildRequest) error {
-	if os.Geteuid() != 0 {
-		return api.NewError(api.CodeFailedPrecondition,
-			"building an image needs root (debootstrap creates device nodes and root-owned files)",
-			"run the build as root, e.g. sudo banger image build --name "+req.Name)
+	type tool struct{ name, pkg string }
+	var tools []tool
+	if req.Distro == "void" {
+		if os.Geteuid() != 0 {
+			return api.NewError(api.CodeFailedPrecondition,
+				"building an image needs root (xbps and tar create device nodes and root-owned files)",
+				"run the build as root, e.g. sudo banger image build --distro void --name "+req.Name)
+		}
+		if req.FromTarball == "" {
+			if err := checkXBPS(req.XBPSStatic); err != nil {
+				return err
+			}
+		} else {
+			tools = append(tools, tool{"tar", "tar"})
+			for ext, t := range map[string]tool{".xz": {"xz", "xz-utils"}, ".zst": {"zstd", "zstd"}, ".lz4": {"lz4", "lz4"}, ".gz": {"gzip", "gzip"}} {
+				if strings.HasSuffix(req.FromTarball, ext) {
+					tools = append(tools, t)
+				}
+			}
+		}
+	} else {
+		if os.Geteuid() != 0 {
+			return api.NewError(api.CodeFailedPrecondition,
+				"building an image needs root (debootstrap creates device nodes and root-owned files)",
+				"run the build as root, e.g. sudo banger image build --name "+req.Name)
+		}
+		tools = append(tools, tool{"debootstrap", "debootstrap"})
 	}
-	tools := []struct{ name, pkg string }{
-		{"debootstrap", "debootstrap"}, {"mkfs.ext4", "e2fsprogs"}, {"unshare", "util-linux"}, {"cp", "coreutils"}, {"bash", "bash"},
-	}
+	tools = append(tools, tool{"mkfs.ext4", "e2fsprogs"}, tool{"unshare", "util-linux"}, tool{"cp", "coreutils"}, tool{"bash", "bash"})
 	if req.ModulesDir != "" {
-		tools = append(tools, struct{ name, pkg string }{"depmod", "kmod"})
+		tools = append(tools, tool{"depmod", "kmod"})
 	}
 	for _, t := range tools {
 		if _, err := sysexec.LookPath(t.name); err != nil {
 			return api.NewError(api.CodeFailedPrecondition, "image build needs "+t.name+", which is not installed",
 				"apt-get install -y "+t.pkg)
 		}
+	}
+	return nil
+}
+
+// XBPSFix says how to install static xbps, which builds Void trees on any
+// Linux host.
+const XBPSFix = "download https://repo-default.voidlinux.org/static/xbps-static-latest.x86_64-musl.tar.xz, " +
+	"extract all of it (mkdir -p /opt/xbps && tar -xJf FILE -C /opt/xbps: it carries the repository keys too) and set " +
+	"xbps_static = \"/opt/xbps/usr/bin/xbps-install.static\" in banger's config.toml; or build offline with --from-tarball"
+
+// checkXBPS makes sure a Void build from a repository can run xbps-install.
+func checkXBPS(static string) error {
+	if static != "" {
+		st, err := os.Stat(static)
+		if err != nil || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
+			return api.NewError(api.CodeFailedPrecondition,
+				fmt.Sprintf("xbps_static %s is not an executable file, so a Void tree cannot be installed", static), XBPSFix)
+		}
+		return nil
+	}
+	if _, err := sysexec.LookPath("xbps-install"); err != nil {
+		return api.NewError(api.CodeFailedPrecondition,
+			"building a Void image from a repository needs xbps, which is not installed (no xbps_static set and no xbps-install in PATH)", XBPSFix)
 	}
 	return nil
 }
@@ -313,6 +353,17 @@ func checkInputs(req BuildRequest) error {
 	if req.ModulesDir != "" {
 		if st, err := os.Stat(req.ModulesDir); err != nil || !st.IsDir() {
 			return invalid("modules dir "+req.ModulesDir+" is not a directory", "rebuild the bundle: banger bundle build")
+		}
+	}
+	if req.FromTarball != "" {
+		f, err := os.Open(req.FromTarball)
+		if err != nil {
+			return invalid("tarball "+req.FromTarball+" is not readable: "+err.Error(), "pass a Void ROOTFS tarball, e.g. void-x86_64-ROOTFS-20250202.tar.xz")
+		}
+		st, err := f.Stat()
+		f.Close()
+		if err != nil || !st.Mode().IsRegular() {
+			return invalid("tarball "+req.FromTarball+" is not a regular file", "pass a Void ROOTFS tarball, e.g. void-x86_64-ROOTFS-20250202.tar.xz")
 		}
 	}
 	return nil

@@ -47,14 +47,14 @@ type extFS struct {
 // inode is what debugfs stat says about a path.
 type inode struct {
 	Exists bool
-	Type   string // "regular", "directory", "symlink", ...
+	Type   string // "regular", "directory", "symlink", "character special", ...
 	Mode   uint32
 	Size   int64
 	Link   string // fast symlink target
 }
 
 var (
-	statTypeRe = regexp.MustCompile(`Type:\s+(\S+)\s+Mode:\s+([0-7]+)`)
+	statTypeRe = regexp.MustCompile(`Type:\s+(\S+(?: special)?)\s+Mode:\s+([0-7]+)`)
 	statSizeRe = regexp.MustCompile(`\sSize:\s+(\d+)`)
 	statLinkRe = regexp.MustCompile(`Fast link dest:\s+"(.*)"`)
 	safePathRe = regexp.MustCompile(`^/[A-Za-z0-9._+@/-]*$`)

@@ -23,14 +23,23 @@ const (
 	MinSizeBytes int64 = 512 << 20
 	// RootfsLabel is the ext4 label of every built image.
 	RootfsLabel = "banger-rootfs"
+	// DefaultVoidRepo is the Void repository used when the config names none
+	// (musl builds use its /musl subdirectory, as every Void mirror does).
+	DefaultVoidRepo = "https://repo-default.voidlinux.org/current"
+	// DefaultLibc is the C library of Void images unless musl is asked for.
+	DefaultLibc = "glibc"
 )
 
 // BuildRequest describes one image build. Zero fields take defaults.
 type BuildRequest struct {
 	Name          string
-	Distro        string // "debian" (default)
-	Suite         string // Debian suite, default DefaultSuite
-	Mirror        string // default: the host's configured Debian mirror, else DefaultMirror
+	Distro        string // "debian" (default) | "void"
+	Suite         string // Debian suite, default DefaultSuite (Debian only)
+	Mirror        string // default: the host's configured Debian mirror, else DefaultMirror (Debian only)
+	Libc          string // Void: "glibc" (default) | "musl"
+	FromTarball   string // Void: make the tree from this ROOTFS tarball instead of the repository
+	VoidRepo      string // Void repository (URL or absolute path), default DefaultVoidRepo
+	XBPSStatic    string // Void: the xbps-install to run (config xbps_static); "" = xbps-install from PATH
 	SizeBytes     int64  // image size (sparse), default DefaultSizeBytes
 	ExtraPackages []string
 	PublicKeyPath string // SSH public key the image trusts for root (the bundle key)
@@ -45,6 +54,7 @@ var (
 	nameRe     = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 	suiteRe    = regexp.MustCompile(`^[a-z][a-z0-9-]{1,30}$`)
 	debPkgRe   = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
+	voidPkgRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
 	kernelVrRe = regexp.MustCompile(`^[A-Za-z0-9._+-]+$`)
 )
 
@@ -64,14 +74,24 @@ func (r BuildRequest) withDefaults(l paths.Layout, hostMirror func() string) Bui
 	if r.Distro == "" {
 		r.Distro = "debian"
 	}
-	if r.Suite == "" {
-		r.Suite = DefaultSuite
-	}
-	if r.Mirror == "" && hostMirror != nil {
-		r.Mirror = hostMirror()
-	}
-	if r.Mirror == "" {
-		r.Mirror = DefaultMirror
+	switch r.Distro {
+	case "debian":
+		if r.Suite == "" {
+			r.Suite = DefaultSuite
+		}
+		if r.Mirror == "" && hostMirror != nil {
+			r.Mirror = hostMirror()
+		}
+		if r.Mirror == "" {
+			r.Mirror = DefaultMirror
+		}
+	case "void":
+		if r.Libc == "" {
+			r.Libc = DefaultLibc
+		}
+		if r.VoidRepo == "" {
+			r.VoidRepo = DefaultVoidRepo
+		}
 	}
 	if r.SizeBytes == 0 {
 		r.SizeBytes = DefaultSizeBytes
@@ -91,15 +111,17 @@ func (r BuildRequest) Validate() error {
 	if err := ValidateName(r.Name); err != nil {
 		return err
 	}
-	if r.Distro != "debian" {
-		return invalid(fmt.Sprintf("distro %q cannot be built yet", r.Distro), "use --distro debian")
-	}
-	if !suiteRe.MatchString(r.Suite) {
-		return invalid(fmt.Sprintf("suite %q is not a Debian suite name", r.Suite), "use e.g. bookworm or trixie")
-	}
-	if !strings.HasPrefix(r.Mirror, "http://") && !strings.HasPrefix(r.Mirror, "https://") && !strings.HasPrefix(r.Mirror, "file://") ||
-		strings.ContainsAny(r.Mirror, " \t\n'\"") {
-		return invalid(fmt.Sprintf("mirror %q is not an http(s):// or file:// URL", r.Mirror), "use e.g. "+DefaultMirror)
+	switch r.Distro {
+	case "debian":
+		if err := r.validateDebian(); err != nil {
+			return err
+		}
+	case "void":
+		if err := r.validateVoid(); err != nil {
+			return err
+		}
+	default:
+		return invalid(fmt.Sprintf("distro %q cannot be built", r.Distro), "use --distro debian or --distro void")
 	}
 	if r.SizeBytes < MinSizeBytes {
 		return invalid(fmt.Sprintf("image size %d bytes is below the minimum of %d MiB", r.SizeBytes, MinSizeBytes>>20),
@@ -107,12 +129,6 @@ func (r BuildRequest) Validate() error {
 	}
 	if r.SizeBytes%4096 != 0 {
 		return invalid(fmt.Sprintf("image size %d bytes is not a multiple of 4096", r.SizeBytes), "round the size to whole MiB, e.g. 4G")
-	}
-	for _, p := range r.ExtraPackages {
-		if !debPkgRe.MatchString(p) {
-			return invalid(fmt.Sprintf("package name %q is not a Debian package name", p),
-				"Debian package names use lowercase letters, digits, '+', '-' and '.', e.g. build-essential")
-		}
 	}
 	for _, f := range []struct{ what, path, hint string }{
 		{"public key", r.PublicKeyPath, "pass the runtime bundle's SSH public key (banger bundle show)"},
@@ -134,6 +150,54 @@ func (r BuildRequest) Validate() error {
 		if !kernelVrRe.MatchString(r.KernelVersion) {
 			return invalid(fmt.Sprintf("kernel version %q is invalid", r.KernelVersion),
 				"pass the version the modules belong to, e.g. 6.1.0-28-amd64 (the bundle records it)")
+		}
+	}
+	return nil
+}
+
+func (r BuildRequest) validateDebian() error {
+	if !suiteRe.MatchString(r.Suite) {
+		return invalid(fmt.Sprintf("suite %q is not a Debian suite name", r.Suite), "use e.g. bookworm or trixie")
+	}
+	if !strings.HasPrefix(r.Mirror, "http://") && !strings.HasPrefix(r.Mirror, "https://") && !strings.HasPrefix(r.Mirror, "file://") ||
+		strings.ContainsAny(r.Mirror, " \t\n'\"") {
+		return invalid(fmt.Sprintf("mirror %q is not an http(s):// or file:// URL", r.Mirror), "use e.g. "+DefaultMirror)
+	}
+	if r.Libc != "" || r.FromTarball != "" {
+		return invalid("--libc and --from-tarball are for Void images", "add --distro void, or drop them for a Debian image")
+	}
+	for _, p := range r.ExtraPackages {
+		if !debPkgRe.MatchString(p) {
+			return invalid(fmt.Sprintf("package name %q is not a Debian package name", p),
+				"Debian package names use lowercase letters, digits, '+', '-' and '.', e.g. build-essential")
+		}
+	}
+	return nil
+}
+
+func (r BuildRequest) validateVoid() error {
+	if r.Suite != "" {
+		return invalid(fmt.Sprintf("suite %q: Void is a rolling release and has no suites", r.Suite), "drop --suite for a Void image")
+	}
+	if r.Libc != "glibc" && r.Libc != "musl" {
+		return invalid(fmt.Sprintf("libc %q is not glibc or musl", r.Libc), "use --libc glibc (the default) or --libc musl")
+	}
+	repoOK := strings.HasPrefix(r.VoidRepo, "http://") || strings.HasPrefix(r.VoidRepo, "https://") || filepath.IsAbs(r.VoidRepo)
+	if !repoOK || strings.ContainsAny(r.VoidRepo, " \t\n'\"") {
+		return invalid(fmt.Sprintf("Void repository %q is not an http(s):// URL or an absolute path", r.VoidRepo),
+			"set void_repo in config.toml to e.g. "+DefaultVoidRepo)
+	}
+	if r.XBPSStatic != "" && !filepath.IsAbs(r.XBPSStatic) {
+		return invalid(fmt.Sprintf("xbps_static %q is not an absolute path", r.XBPSStatic),
+			"set xbps_static in config.toml to the absolute path of xbps-install.static, e.g. /opt/xbps/usr/bin/xbps-install.static")
+	}
+	if r.FromTarball != "" && !filepath.IsAbs(r.FromTarball) {
+		return invalid(fmt.Sprintf("tarball %q is not an absolute path", r.FromTarball), "pass the tarball's absolute path")
+	}
+	for _, p := range r.ExtraPackages {
+		if !voidPkgRe.MatchString(p) {
+			return invalid(fmt.Sprintf("package name %q is not a Void package name", p),
+				"Void package names use letters, digits, '.', '_', '+' and '-', e.g. base-devel (xbps-query -Rs NAME searches)")
 		}
 	}
 	return nil

@@ -148,20 +148,9 @@ func (b *Builder) VerifyOffline(ctx context.Context, imagePath, pubKeyPath strin
 	for _, s := range []string{"banger-net", "banger-home", "banger-hostkeys"} {
 		executable("script-"+s, "/usr/local/lib/banger/"+s)
 	}
-	if svcs, err := Services(); err != nil {
+	if bad, detail, err := checkServices(ctx, fsys); err != nil {
 		failed("services", err)
 	} else {
-		var bad []string
-		for _, s := range svcs {
-			unit := "/etc/systemd/system/" + s.Name + ".service"
-			if in, err := fsys.stat(ctx, unit); err != nil || !in.Exists || in.Type != "regular" {
-				bad = append(bad, unit+" missing")
-			}
-			if in, err := fsys.stat(ctx, "/etc/systemd/system/multi-user.target.wants/"+s.Name+".service"); err != nil || !in.Exists {
-				bad = append(bad, s.Name+" not enabled")
-			}
-		}
-		detail := fmt.Sprintf("%d services installed and enabled", len(svcs))
 		if len(bad) > 0 {
 			detail = strings.Join(bad, "; ")
 		}
@@ -297,4 +286,76 @@ func containsKey(authorized, id string) bool {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// checkServices checks that every guest service is installed and enabled,
+// in the image's own init layout: Void's runit (its stage 1 runs
+// /etc/runit/core-services, where banger's oneshots live) or systemd.
+// /etc/runit/runsvdir alone proves nothing: Debian's openssh-server pulls
+// in runit-helper, which makes it. It returns what is wrong, or a summary
+// when nothing is.
+func checkServices(ctx context.Context, fsys extFS) (bad []string, summary string, err error) {
+	svcs, err := Services()
+	if err != nil {
+		return nil, "", err
+	}
+	coreServices, err := fsys.stat(ctx, "/etc/runit/core-services")
+	if err != nil {
+		return nil, "", err
+	}
+	if !coreServices.Exists || coreServices.Type != "directory" {
+		for _, s := range svcs {
+			unit := "/etc/systemd/system/" + s.Name + ".service"
+			if in, err := fsys.stat(ctx, unit); err != nil || !in.Exists || in.Type != "regular" {
+				bad = append(bad, unit+" missing")
+			}
+			if in, err := fsys.stat(ctx, "/etc/systemd/system/multi-user.target.wants/"+s.Name+".service"); err != nil || !in.Exists {
+				bad = append(bad, s.Name+" not enabled")
+			}
+		}
+		return bad, fmt.Sprintf("%d systemd services installed and enabled", len(svcs)), nil
+	}
+
+	own, err := DistroServices("void")
+	if err != nil {
+		return nil, "", err
+	}
+	svcs = append(svcs, own...)
+	core, err := fsys.ls(ctx, "/etc/runit/core-services")
+	if err != nil {
+		return nil, "", err
+	}
+	for _, s := range svcs {
+		switch s.Kind {
+		case "oneshot":
+			// Stage 1 sources /etc/runit/core-services/NN-NAME.sh.
+			var script string
+			for _, n := range core {
+				if len(n) > 3 && n[2] == '-' && n[3:] == s.Name+".sh" {
+					script = "/etc/runit/core-services/" + n
+				}
+			}
+			if script == "" {
+				bad = append(bad, "/etc/runit/core-services/NN-"+s.Name+".sh missing")
+				continue
+			}
+			text, _, err := fsys.cat(ctx, script)
+			if err != nil {
+				return nil, "", err
+			}
+			if !strings.Contains(text, s.Command) {
+				bad = append(bad, script+" does not run "+s.Command)
+			}
+		default:
+			run := "/etc/sv/" + s.Name + "/run"
+			if in, err := fsys.stat(ctx, run); err != nil || !in.Exists || in.Type != "regular" || in.Mode&0o111 == 0 {
+				bad = append(bad, run+" missing or not executable")
+			}
+			link, err := fsys.stat(ctx, "/etc/runit/runsvdir/default/"+s.Name)
+			if err != nil || !link.Exists || link.Type != "symlink" || link.Link != "/etc/sv/"+s.Name {
+				bad = append(bad, s.Name+" not enabled (no /etc/runit/runsvdir/default/"+s.Name+" -> /etc/sv/"+s.Name+")")
+			}
+		}
+	}
+	return bad, fmt.Sprintf("%d runit services installed and enabled", len(svcs)), nil
 }

@@ -79,7 +79,7 @@ func (a *Assembly) imageBuild(ctx context.Context, p api.ImageBuildParams, progr
 		return api.Image{}, err
 	}
 	env := a.doctorEnv()
-	env.Distro = p.Distro
+	env.Distro, env.VoidTarball = p.Distro, p.FromTarball != ""
 	if err := doctor.Preflight(ctx, env, doctor.ScopeImageBuild); err != nil {
 		return api.Image{}, err
 	}
@@ -96,6 +96,8 @@ func (a *Assembly) imageBuild(ctx context.Context, p api.ImageBuildParams, progr
 	defer a.buildMu.Unlock()
 	req := image.BuildRequest{
 		Name: p.Name, Distro: p.Distro, Suite: p.Suite, ExtraPackages: p.Packages,
+		Libc: p.Libc, FromTarball: p.FromTarball,
+		VoidRepo: a.D.Config.VoidRepo, XBPSStatic: a.D.Config.XBPSStatic,
 		PublicKeyPath: b.SSHPubKeyPath, AgentPath: b.AgentPath,
 		ModulesDir: b.ModulesDir, KernelVersion: b.KernelVersion,
 	}
@@ -191,15 +193,30 @@ func (a *Assembly) verifyBoot(ctx context.Context, img api.Image, b *bundle.Bund
 	}
 	// One ssh round trip: print each missing command's name.
 	script := "for c in " + strings.Join(cmds, " ") + "; do command -v \"$c\" >/dev/null || echo \"missing:$c\"; done; test -d /root && echo home-ok"
+	if img.Distro == "void" {
+		// runit supervises the agent and sshd on Void: both must be up.
+		script += "; for s in sshd banger-agent; do sv status $s | grep -q '^run:' || echo \"service-down:$s\"; done"
+	}
 	out, err := a.ssh(ctx, info, script)
 	if err != nil {
 		return append(checks, fail("ssh", err.Error(), "check sshd and the trusted key in the image")...)
 	}
 	checks = append(checks, api.CheckResult{Name: "ssh", Scope: "boot", Status: api.CheckOK, Detail: "root login with the bundle key works"})
-	var missing []string
+	var missing, down []string
 	for _, line := range strings.Split(out, "\n") {
 		if m, ok := strings.CutPrefix(line, "missing:"); ok {
 			missing = append(missing, m)
+		}
+		if d, ok := strings.CutPrefix(line, "service-down:"); ok {
+			down = append(down, d)
+		}
+	}
+	if img.Distro == "void" {
+		if len(down) > 0 {
+			checks = append(checks, api.CheckResult{Name: "runit-services", Scope: "boot", Status: api.CheckFail,
+				Detail: "runit services not running: " + strings.Join(down, ", "), Fix: "check /etc/sv and /etc/runit/runsvdir/default in the image"})
+		} else {
+			checks = append(checks, api.CheckResult{Name: "runit-services", Scope: "boot", Status: api.CheckOK, Detail: "sshd and banger-agent run under runit"})
 		}
 	}
 	if len(missing) > 0 {

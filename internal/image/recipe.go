@@ -1,0 +1,140 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"runtime"
+	"strings"
+
+	"github.com/banger-dev/banger/images"
+	"github.com/banger-dev/banger/internal/api"
+)
+
+// StepVoidRootfs is the progress step of making a Void tree (xbps or tarball).
+const StepVoidRootfs = "void-rootfs"
+
+// rootfsRecipe is how one distro's base tree is made and cached: the
+// script, its parameters, and the cache key they add up to.
+type rootfsRecipe struct {
+	script   string // make-rootfs-<distro>.sh in images/
+	cacheDir string // below Layout.BuildCacheDir()
+	step     string // progress step while the script runs
+	key      string // cache entry name
+	env      []string
+	describe string
+	explain  func(tail []string, err error) error // turns a script failure into an error that says what to do
+}
+
+func newRecipe(req BuildRequest) (rootfsRecipe, error) {
+	switch req.Distro {
+	case "debian":
+		packages, err := DebianPackages(req.ExtraPackages)
+		if err != nil {
+			return rootfsRecipe{}, err
+		}
+		script, err := fs.ReadFile(images.FS, "make-rootfs-debian.sh")
+		if err != nil {
+			return rootfsRecipe{}, err
+		}
+		return rootfsRecipe{
+			script: "make-rootfs-debian.sh", cacheDir: "debootstrap", step: StepDebootstrap,
+			key: CacheKey(req.Suite, req.Mirror, packages, script),
+			env: []string{
+				"BANGER_SUITE=" + req.Suite,
+				"BANGER_MIRROR=" + req.Mirror,
+				"BANGER_PACKAGES=" + strings.Join(packages, ","),
+			},
+			describe: fmt.Sprintf("debian %s from %s, %d packages", req.Suite, req.Mirror, len(packages)),
+			explain:  func(tail []string, err error) error { return debootstrapError(req, tail, err) },
+		}, nil
+	case "void":
+		return voidRecipe(req)
+	}
+	return rootfsRecipe{}, invalid(fmt.Sprintf("distro %q cannot be built", req.Distro), "use --distro debian or --distro void")
+}
+
+// VoidArch is Void's name for the host's architecture (images run on the
+// host's CPU).
+func VoidArch(goarch string) (string, error) {
+	switch goarch {
+	case "amd64":
+		return "x86_64", nil
+	case "arm64":
+		return "aarch64", nil
+	}
+	return "", api.NewError(api.CodeFailedPrecondition, "Void images cannot be built for "+goarch, "build on an x86_64 or aarch64 host")
+}
+
+func voidRecipe(req BuildRequest) (rootfsRecipe, error) {
+	packages, err := VoidPackages(req.ExtraPackages)
+	if err != nil {
+		return rootfsRecipe{}, err
+	}
+	script, err := fs.ReadFile(images.FS, "make-rootfs-void.sh")
+	if err != nil {
+		return rootfsRecipe{}, err
+	}
+	arch, err := VoidArch(runtime.GOARCH)
+	if err != nil {
+		return rootfsRecipe{}, err
+	}
+	// The tree depends on the tarball's content, not on its name.
+	source, describe := req.VoidRepo, fmt.Sprintf("void %s/%s from %s", arch, req.Libc, req.VoidRepo)
+	if req.FromTarball != "" {
+		sum, _, err := fileSHA256(req.FromTarball)
+		if err != nil {
+			return rootfsRecipe{}, invalid("read tarball: "+err.Error(), "pass a readable Void ROOTFS tarball")
+		}
+		source = "tarball sha256:" + sum + " repo:" + req.VoidRepo
+		describe = fmt.Sprintf("void %s/%s from %s (sha256 %s)", arch, req.Libc, req.FromTarball, sum[:12])
+	}
+	return rootfsRecipe{
+		script: "make-rootfs-void.sh", cacheDir: "void", step: StepVoidRootfs,
+		key: CacheKey("void-"+arch+"-"+req.Libc, source, packages, script),
+		env: []string{
+			"BANGER_REPO=" + req.VoidRepo,
+			"BANGER_LIBC=" + req.Libc,
+			"BANGER_ARCH=" + arch,
+			"BANGER_XBPS=" + req.XBPSStatic,
+			"BANGER_TARBALL=" + req.FromTarball,
+			"BANGER_PACKAGES=" + strings.Join(packages, ","),
+		},
+		describe: fmt.Sprintf("%s, %d packages", describe, len(packages)),
+		explain:  func(tail []string, err error) error { return voidError(req, tail, err) },
+	}, nil
+}
+
+// voidError explains a failed Void tree: unknown packages are the user's to
+// fix; the script's own refusals already say what to do; anything else is
+// most often the repository.
+func voidError(req BuildRequest, tail []string, err error) error {
+	var unknown []string
+	for _, line := range tail {
+		// xbps: "Package `foo' not found in repository pool."
+		if strings.Contains(line, "not found in repository pool") {
+			unknown = append(unknown, strings.TrimSpace(line))
+		}
+	}
+	if len(unknown) > 0 {
+		return invalid("the Void repository has no such package: "+strings.Join(unknown, "; "),
+			"check the package names (xbps-query -Rs NAME, or https://voidlinux.org/packages/) and drop or fix them")
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("make the Void tree: stopped: %w", err)
+	}
+	// The script's refusals say what is wrong and what to do.
+	for _, line := range tail {
+		if msg, ok := strings.CutPrefix(line, "make-rootfs-void: error: "); ok {
+			return api.NewError(api.CodeFailedPrecondition, msg,
+				"fix the cause above and run the build again")
+		}
+	}
+	from := "repository " + req.VoidRepo
+	if req.FromTarball != "" {
+		from = "tarball " + req.FromTarball
+	}
+	return fmt.Errorf("make the Void tree from %s failed (%s): %w; check that the repository is reachable (void_repo in config.toml) and retry",
+		from, strings.Join(tail, " / "), err)
+}
