@@ -3,7 +3,6 @@ package vmruntime
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -16,31 +15,14 @@ import (
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/bundle"
 	"github.com/banger-dev/banger/internal/paths"
-	"github.com/banger-dev/banger/internal/sysexec"
 	"github.com/banger-dev/banger/internal/vmm"
+	"github.com/banger-dev/banger/internal/vmm/fcfake"
 	"github.com/banger-dev/banger/internal/vmm/firecracker"
 )
 
 var fakeFC string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "vmruntime-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	fakeFC = filepath.Join(dir, "fake-firecracker")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	_, err = sysexec.Run(ctx, "go", "build", "-o", fakeFC, "github.com/banger-dev/banger/cmd/fake-firecracker")
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "build fake-firecracker:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { fcfake.TestMainWithBinary(m, &fakeFC) }
 
 // recordingHelper stands in for the privileged helper (tap work needs root
 // and is covered by hostnet's namespace tests); it records every call.

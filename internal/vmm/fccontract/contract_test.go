@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -27,24 +26,7 @@ import (
 
 var fakeBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "fcfake-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	fakeBin = filepath.Join(dir, "fake-firecracker")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	_, err = sysexec.Run(ctx, "go", "build", "-o", fakeBin, "github.com/banger-dev/banger/cmd/fake-firecracker")
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "build fake-firecracker:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { fcfake.TestMainWithBinary(m, &fakeBin) }
 
 func loadSpec(t *testing.T) *fccontract.Spec {
 	t.Helper()

@@ -18,30 +18,14 @@ import (
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/sysexec"
 	"github.com/banger-dev/banger/internal/vmm"
+	"github.com/banger-dev/banger/internal/vmm/fcfake"
 	"github.com/banger-dev/banger/internal/vmm/firecracker"
 )
 
 // fakeBin is cmd/fake-firecracker, built once by TestMain.
 var fakeBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "fcfake-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	fakeBin = filepath.Join(dir, "fake-firecracker")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	_, err = sysexec.Run(ctx, "go", "build", "-o", fakeBin, "github.com/banger-dev/banger/cmd/fake-firecracker")
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "build fake-firecracker:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { fcfake.TestMainWithBinary(m, &fakeBin) }
 
 // newSpec lays out one VM's files in a temp dir: kernel, initrd, disks,
 // logs, and the socket paths (not created).
