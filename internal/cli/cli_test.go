@@ -200,6 +200,22 @@ func TestSSHArgv(t *testing.T) {
 	}
 }
 
+func TestSSHRemoteCommandKeepsArguments(t *testing.T) {
+	for _, c := range []struct {
+		in   []string
+		want string
+	}{
+		{[]string{"uname", "-a"}, "uname -a"},
+		{[]string{"sh", "-c", "exit 7"}, "sh -c 'exit 7'"},
+		{[]string{"echo", "it's"}, `echo 'it'\''s'`},
+		{[]string{"ls | wc -l"}, "ls | wc -l"}, // one argument: a shell command line
+	} {
+		if got := remoteCommand(c.in); got != c.want {
+			t.Errorf("remoteCommand(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
 func TestLastLines(t *testing.T) {
 	if got := lastLines("a\nb\nc\n", 2); got != "b\nc\n" {
 		t.Fatalf("%q", got)

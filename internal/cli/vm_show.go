@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,6 +27,19 @@ func newVMShowCmd(a *App) *cobra.Command {
 			if output == "json" {
 				return a.printJSON(vm)
 			}
+			// The VM record keeps which VMM runs it; why that VMM is the
+			// daemon's current choice (KVM or not, firecracker found or
+			// not), which holds for the VM when it uses that same VMM.
+			vmmText := dash(vm.VMM)
+			var info api.DaemonInfo
+			if err := a.call(cmd.Context(), api.MethodDaemonInfo, nil, &info); err == nil && info.VMMReason != "" {
+				switch vm.VMM {
+				case info.VMM:
+					vmmText = vm.VMM + " (" + strings.TrimPrefix(info.VMMReason, vm.VMM+": ") + ")"
+				case "":
+					vmmText = "- (next start: " + info.VMMReason + ")"
+				}
+			}
 			t := newTable(a.Stdout, "FIELD", "VALUE")
 			started := "-"
 			if vm.StartedAt != nil {
@@ -35,8 +49,8 @@ func newVMShowCmd(a *App) *cobra.Command {
 				{"name", vm.Name}, {"id", vm.ID}, {"state", a.stateText(vm.State)}, {"image", vm.Image},
 				{"vcpus", fmt.Sprint(vm.VCPUs)}, {"memory", bytesStr(int64(vm.MemoryMiB) << 20)},
 				{"disk", fmt.Sprintf("%s (allocated %s)", bytesStr(vm.DiskBytes), bytesStr(vm.DiskAllocatedBytes))},
-				{"ip", dash(vm.IP)}, {"mac", dash(vm.MAC)}, {"tap", dash(vm.Tap)}, {"vmm", dash(vm.VMM)},
-				{"pid", dash(pidStr(vm.PID))}, {"vsock", fmt.Sprintf("%s (cid %d)", dash(vm.VsockPath), vm.VsockCID)},
+				{"ip", dash(vm.IP)}, {"mac", dash(vm.MAC)}, {"tap", dash(vm.Tap)}, {"vmm", vmmText},
+				{"pid", dash(pidStr(vm.PID))}, {"agent channel", agentChannel(vm)},
 				{"created", vm.CreatedAt.Local().Format(time.DateTime)}, {"started", started}, {"last error", dash(vm.LastError)},
 			} {
 				t.row(kv[0], kv[1])
@@ -54,4 +68,13 @@ func pidStr(pid int) string {
 		return ""
 	}
 	return fmt.Sprint(pid)
+}
+
+// agentChannel says how the daemon reaches the guest agent: QEMU VMs use the
+// virtio-serial port (their vsock path and CID are reserved but unused).
+func agentChannel(vm api.VM) string {
+	if vm.VMM == "qemu" {
+		return "virtio-serial port banger.agent"
+	}
+	return fmt.Sprintf("vsock %s (cid %d)", dash(vm.VsockPath), vm.VsockCID)
 }

@@ -14,7 +14,10 @@ import (
 
 func newVMSSHCmd(a *App) *cobra.Command {
 	return &cobra.Command{
-		Use:   "ssh NAME [-- COMMAND...]",
+		Use: "ssh NAME [-- COMMAND [ARG...]]",
+		Long: "Open a shell in a VM, or run a command there. Several arguments after -- are passed as they are\n" +
+			"(-- sh -c 'exit 7' runs sh with two arguments); a single argument is a shell command line\n" +
+			"(-- 'ls | wc -l'). The exit status is the remote command's.",
 		Short: "Open a shell (or run a command) in a VM with the system ssh",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -53,10 +56,21 @@ func sshArgv(info api.VMSSHInfo, remote []string) []string {
 	}
 	argv = append(argv, info.User+"@"+info.Host)
 	if len(remote) > 0 {
-		argv = append(argv, "--")
-		argv = append(argv, remote...)
+		argv = append(argv, "--", remoteCommand(remote))
 	}
 	return argv
+}
+
+// remoteCommand makes the command line ssh hands to the guest's shell. ssh
+// joins its arguments with spaces, so `-- sh -c 'exit 7'` would run
+// `sh -c exit 7` there; several arguments are therefore quoted one by one
+// (argv semantics, like docker exec). A single argument stays a shell
+// command line, as with ssh: `-- 'ls | wc -l'`.
+func remoteCommand(remote []string) string {
+	if len(remote) == 1 {
+		return remote[0]
+	}
+	return sysexec.Quote(remote)
 }
 
 // remindRunning prints one line when the VM is still running after ssh, so

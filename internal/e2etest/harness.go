@@ -71,7 +71,8 @@ var (
 func Binaries(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "banger-e2e-bin-")
+		removeStaleBinDirs()
+		binDir, buildErr = os.MkdirTemp("", fmt.Sprintf("banger-e2e-bin-%d-", os.Getpid()))
 		if buildErr != nil {
 			return
 		}
@@ -93,6 +94,22 @@ func Binaries(t testing.TB) string {
 		t.Fatalf("build binaries: %v", buildErr)
 	}
 	return binDir
+}
+
+// removeStaleBinDirs removes the binaries of earlier test processes that
+// have exited (a test binary has no hook to run at exit, so each run sweeps
+// for the ones before it; the directory name carries the builder's pid).
+func removeStaleBinDirs() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "banger-e2e-bin-*"))
+	for _, d := range dirs {
+		var pid int
+		if _, err := fmt.Sscanf(filepath.Base(d), "banger-e2e-bin-%d-", &pid); err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); err == syscall.ESRCH {
+			_ = os.RemoveAll(d)
+		}
+	}
 }
 
 // Options shape one test environment.
@@ -292,7 +309,9 @@ func buildSharedData(t testing.TB) (string, error) {
 		return "", err
 	}
 	stampFile := filepath.Join(data, "recipe.stamp")
-	if old, _ := os.ReadFile(stampFile); string(old) == stamp {
+	// BANGER_E2E_REUSE_DATA=1 keeps a cached image whatever its recipe stamp:
+	// for iterating on tests while the image sources are being edited.
+	if old, _ := os.ReadFile(stampFile); string(old) == stamp || (os.Getenv("BANGER_E2E_REUSE_DATA") == "1" && len(old) > 0) {
 		if _, err := os.Stat(filepath.Join(data, "images", "debian.ext4")); err == nil {
 			return data, nil
 		}
@@ -362,4 +381,16 @@ func (p prefixWriter) Write(b []byte) (int, error) {
 		}
 	}
 	return len(b), nil
+}
+
+// BangerWithEnv runs the CLI with extra environment for this one command;
+// later entries win, so it can override the environment's own (PATH, for
+// example). A daemon this command starts inherits it: stop the daemon first
+// to run one with, say, BANGER_TEST_CRASH_AT.
+func (e *Env) BangerWithEnv(extra []string, args ...string) (string, string, int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	argv := append(append(append([]string{"ip", "netns", "exec", e.NS, "env"}, e.env...), extra...), filepath.Join(e.Bin, "banger"))
+	res, _ := sysexec.Exec{}.Run(ctx, sysexec.Cmd{Argv: append(argv, args...)})
+	return string(res.Stdout), string(res.Stderr), res.ExitCode
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/banger-dev/banger/internal/hostnet"
 	"github.com/banger-dev/banger/internal/paths"
 	"github.com/banger-dev/banger/internal/privhelper"
+	"github.com/banger-dev/banger/internal/sysexec"
 	"github.com/banger-dev/banger/internal/vmm"
 )
 
@@ -157,6 +158,10 @@ func (r *Runtime) ensureRootDisk(ctx context.Context, vm api.VM, driver string) 
 	}
 	_ = os.Remove(f.Rootfs())
 	_ = os.Remove(f.RootfsQcow())
+	// The root disk carries the SSH host keys the guest makes at its first
+	// boot: a new root disk means new keys, which ssh would otherwise refuse
+	// as a man-in-the-middle on the next `banger vm ssh` after a rebuild.
+	r.forgetHostKey(ctx, vm.ID)
 	if driver == vmm.DriverQEMU {
 		// A qcow2 overlay costs the same whatever the image size.
 		if err := disk.CreateOverlay(ctx, img.RootfsPath, f.RootfsQcow()); err != nil {
@@ -169,6 +174,23 @@ func (r *Runtime) ensureRootDisk(ctx context.Context, vm api.VM, driver string) 
 }
 
 func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// HostKeyAlias is the name a VM's host key is recorded under in banger's
+// known_hosts; it must match vm.Service.SSHInfo's HostKeyAlias.
+func HostKeyAlias(id string) string { return "banger-" + id }
+
+// forgetHostKey drops a VM's entry from banger's known_hosts (ssh-keygen -R
+// also handles hashed entries). Best effort: without the entry the next ssh
+// records the new key (accept-new), which is the point.
+func (r *Runtime) forgetHostKey(ctx context.Context, id string) {
+	kh := r.Layout.KnownHosts()
+	if !exists(kh) {
+		return
+	}
+	if _, err := sysexec.Run(ctx, "ssh-keygen", "-R", HostKeyAlias(id), "-f", kh); err == nil {
+		_ = os.Remove(kh + ".old") // ssh-keygen's backup
+	}
+}
 
 // ensureNetwork makes the bridge (and NAT) once per daemon lifetime; a
 // bridge deleted behind our back is recreated because EnsureBridge is
@@ -452,6 +474,7 @@ func (r *Runtime) Destroy(ctx context.Context, vm api.VM) error {
 	if err := r.Helper.TapDel(ctx, hostnet.TapName(vm.ID)); err != nil && !isNoSuchDevice(err) {
 		errs = append(errs, err)
 	}
+	r.forgetHostKey(ctx, vm.ID)
 	f := r.Layout.VM(vm.ID)
 	for _, d := range []string{f.Dir, f.SockDir} {
 		if err := os.RemoveAll(d); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/bundle"
 	"github.com/banger-dev/banger/internal/paths"
+	"github.com/banger-dev/banger/internal/sysexec"
 	"github.com/banger-dev/banger/internal/vmm"
 	"github.com/banger-dev/banger/internal/vmm/fcfake"
 	"github.com/banger-dev/banger/internal/vmm/firecracker"
@@ -311,5 +312,46 @@ func TestRootDiskRecloneWhenImageChanges(t *testing.T) {
 	after, _ := os.Stat(work)
 	if !os.SameFile(before, after) {
 		t.Error("the work disk was replaced; it must survive image rebuilds")
+	}
+}
+
+// A re-cloned root disk has new SSH host keys (made at first boot), so the
+// VM's old known_hosts entry must go, and only that one.
+func TestRootDiskRecloneForgetsHostKey(t *testing.T) {
+	if _, err := sysexec.LookPath("ssh-keygen"); err != nil {
+		t.Skip("needs ssh-keygen (openssh-client)")
+	}
+	f := newFixture(t)
+	ctx := context.Background()
+	if err := f.rt.Provision(ctx, f.vm, nop); err != nil {
+		t.Fatal(err)
+	}
+	kh := f.rt.Layout.KnownHosts()
+	other := HostKeyAlias("0badc0de") + " ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILCny11phbx99nNCl9+CLXOE+tGceF1Q/kTRK+zkXVyZ\n"
+	mine := HostKeyAlias(f.vm.ID) + " ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGyhRS+43f/7x+13yRf9UNwFRxaHTUAhfl7zsrIDwhpv\n"
+	if err := os.WriteFile(kh, []byte(other+mine), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Same image: the disk is kept, and so is the key.
+	if err := f.rt.ensureRootDisk(ctx, f.vm, vmm.DriverFirecracker); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(kh); string(got) != other+mine {
+		t.Fatalf("known_hosts changed although the root disk was kept:\n%s", got)
+	}
+	orig := f.rt.Image
+	f.rt.Image = func(ctx context.Context, name string) (api.Image, error) {
+		img, err := orig(ctx, name)
+		img.SHA256 = "rebuilt"
+		return img, err
+	}
+	if err := f.rt.ensureRootDisk(ctx, f.vm, vmm.DriverFirecracker); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(kh); string(got) != other {
+		t.Errorf("after the root disk was re-cloned, known_hosts =\n%s\nwant only the other VM's entry:\n%s", got, other)
+	}
+	if exists(kh + ".old") {
+		t.Error("ssh-keygen's known_hosts.old backup left behind")
 	}
 }
