@@ -36,6 +36,14 @@ func (a *Assembly) registerMethods() {
 		}
 		return api.DoctorResult{Checks: doctor.Run(ctx, a.doctorEnv(), p.Scopes)}, nil
 	})
+	// `banger vm ssh` asks for this first: check the ssh client, the key
+	// and known_hosts before the CLI runs ssh.
+	register(a, api.MethodVMSSHInfo, func(ctx context.Context, p api.VMRef, _ func(api.Progress)) (api.VMSSHInfo, error) {
+		if err := doctor.Preflight(ctx, a.doctorEnv(), doctor.ScopeSSH); err != nil {
+			return api.VMSSHInfo{}, err
+		}
+		return a.D.VMs.SSHInfo(ctx, p.Name)
+	})
 	register(a, api.MethodHostNAT, a.hostNAT)
 	register(a, api.MethodHostTeardown, a.hostTeardown)
 }
