@@ -250,7 +250,7 @@ func TestHostileCLIInput(t *testing.T) {
 		{name: "image delete nonexistent", args: []string{"image", "delete", "nosuch"}, want: notFound, notWant: "banger vm list"},
 		{name: "image register duplicate name", args: []string{"image", "register", "--name", "base", "--rootfs", goodRootfs}, want: `already exists`},
 		// Provisioning fails (no runtime bundle here): the half-made VM must be undone.
-		{name: "vm create undone when provisioning fails", args: []string{"vm", "create", "--no-start", "--name", "ok", "--image", "base", "--disk", "1G"}, want: `bundle`},
+		{name: "vm create refused by the vm-start checks leaves nothing", args: []string{"vm", "create", "--name", "ok", "--image", "base", "--disk", "1G"}, want: `bundle`},
 		{name: "bundle path climbs out", args: []string{"bundle", "show"}, want: `leaves the bundle directory`,
 			setup: writeBundle("../../../../../etc/passwd")},
 		{name: "bundle symlink leads out", args: []string{"bundle", "show"}, want: `outside the bundle directory`,
