@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -163,7 +164,8 @@ func startDaemon(ctx context.Context, layout paths.Layout, opts EnsureOptions) e
 
 	c := New(layout.DaemonSocket())
 	deadline := time.Now().Add(opts.StartTimeout)
-	var lastErr error
+	var lastErr, exitErr error
+	var exitedAt time.Time
 	for time.Now().Before(deadline) {
 		callCtx, cancel := context.WithTimeout(ctx, time.Second)
 		info, err := c.Info(callCtx)
@@ -176,20 +178,39 @@ func startDaemon(ctx context.Context, layout paths.Layout, opts EnsureOptions) e
 			return nil
 		}
 		lastErr = err
+		if exitErr != nil && time.Since(exitedAt) > 500*time.Millisecond && !lockHolderAlive(layout.DaemonLock()) {
+			// Ours died and no other daemon is starting: give up now.
+			return fmt.Errorf("bangerd exited during start-up (%v); log %s:\n%s", exitErr, logPath, logTail(logPath, logStart))
+		}
 		select {
 		case werr := <-exited:
-			// Another daemon may have won the race for the lock: use it.
-			if info, err := c.Info(ctx); err == nil && info.BuildID == opts.BuildID {
-				return nil
-			}
-			return fmt.Errorf("bangerd exited during start-up (%v); log %s:\n%s", werr, logPath, logTail(logPath, logStart))
+			// Ours exits when another daemon (another banger started one
+			// at the same moment) won the lock: that one may still be
+			// opening its store, so keep waiting for it to answer.
+			exitErr, exitedAt = werr, time.Now()
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(25 * time.Millisecond):
 		}
 	}
+	if exitErr != nil {
+		return fmt.Errorf("bangerd exited during start-up (%v) and no other bangerd answered on %s within %s; log %s:\n%s",
+			exitErr, layout.DaemonSocket(), opts.StartTimeout, logPath, logTail(logPath, logStart))
+	}
 	return fmt.Errorf("bangerd did not answer on %s within %s (%v); log %s:\n%s",
 		layout.DaemonSocket(), opts.StartTimeout, lastErr, logPath, logTail(logPath, logStart))
+}
+
+// lockHolderAlive reports whether the pid a daemon wrote into its lock
+// file is alive: some daemon is running or starting up. It only reads the
+// file; taking the lock, even briefly, could turn away a starting daemon.
+func lockHolderAlive(path string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	return err == nil && processExists(pid)
 }
 
 // logTail returns the last lines the daemon wrote since from.

@@ -4,6 +4,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -182,12 +183,25 @@ func AcquireLock(path string) (*Lock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open lock %s: %w", path, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		b, _ := io.ReadAll(f)
+	// A daemon that was just killed can still hold the lock for a moment
+	// after its main thread is gone (its other threads are exiting), so a
+	// holder that is no longer alive gets a short grace before we give up.
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		b, _ := os.ReadFile(path)
+		holder := strings.TrimSpace(string(b))
+		pid, perr := strconv.Atoi(holder)
+		if errors.Is(err, syscall.EWOULDBLOCK) && perr == nil && !processAlive(pid) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			holder := strings.TrimSpace(string(b))
-			if _, perr := strconv.Atoi(holder); perr != nil {
+			if perr != nil {
 				holder = "unknown"
 			}
 			return nil, fmt.Errorf("another bangerd (pid %s) holds the lock %s: stop it with `banger daemon stop` before starting a new one", holder, path)
@@ -198,6 +212,16 @@ func AcquireLock(path string) (*Lock, error) {
 		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return &Lock{f: f}, nil
+}
+
+// processAlive reports whether pid runs and is not a zombie.
+func processAlive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i >= 0 && i+2 < len(b) && b[i+2] != 'Z'
 }
 
 // Release drops the lock.

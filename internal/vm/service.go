@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/banger-dev/banger/internal/api"
@@ -56,6 +57,82 @@ type Service struct {
 	SSHKeyPath func() string
 
 	locks sync.Map // VM id -> *sync.Mutex: one lifecycle operation per VM at a time
+}
+
+// crashHook, when set, is called at named points of stop and delete. The
+// crash-safety tests set BANGER_TEST_CRASH_AT=<op>:<point> (ops "stop" and
+// "delete"; points "stop-vmm", "record", "delete-row", "destroy") so the
+// daemon SIGKILLs itself there, as a crash would. Create and start points
+// live in internal/vmruntime under the same variable.
+var crashHook func(op, point string)
+
+func init() {
+	if at := os.Getenv("BANGER_TEST_CRASH_AT"); at != "" {
+		crashHook = func(op, point string) {
+			if op+":"+point == at {
+				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				time.Sleep(time.Second)
+			}
+		}
+	}
+}
+
+func crashPoint(op, point string) {
+	if crashHook != nil {
+		crashHook(op, point)
+	}
+}
+
+// preflighter is implemented by runtimes that check the host before a VM
+// is created and booted.
+type preflighter interface {
+	Preflight(ctx context.Context, vm api.VM) error
+}
+
+// aliveChecker is implemented by runtimes that can tell whether a VM's
+// recorded VMM process still runs.
+type aliveChecker interface {
+	Alive(vm api.VM) bool
+}
+
+// settle notices a VMM that died behind the daemon's back (killed, crashed,
+// guest powered off): the VM is cleaned up (tap, sockets) and recorded as
+// stopped with the reason, so `vm show` tells the truth and `vm start`
+// works again. The caller holds the VM's lock.
+func (s *Service) settle(ctx context.Context, vm api.VM) api.VM {
+	ac, ok := s.Runtime.(aliveChecker)
+	if !ok || vm.State != api.VMRunning || vm.PID <= 0 || ac.Alive(vm) {
+		return vm
+	}
+	reason := fmt.Sprintf("the %s process (pid %d) exited while the VM was running; `banger vm logs %s` shows the console",
+		vm.VMM, vm.PID, vm.Name)
+	if _, err := s.Runtime.Stop(ctx, vm, true); err != nil {
+		reason += "; cleanup: " + err.Error()
+	}
+	st, zero := api.VMStopped, 0
+	out, err := s.Store.UpdateVM(context.Background(), vm.ID, store.VMUpdate{
+		State: &st, PID: &zero, LastError: &reason, ClearStartedAt: true, ClearHandle: true,
+	})
+	if err != nil {
+		return vm
+	}
+	out.DiskAllocatedBytes = vm.DiskAllocatedBytes
+	return out
+}
+
+// refresh settles vm unless a lifecycle operation holds its lock (that
+// operation owns the record and will settle it itself).
+func (s *Service) refresh(ctx context.Context, vm api.VM) api.VM {
+	if vm.State != api.VMRunning || vm.PID <= 0 {
+		return vm
+	}
+	m, _ := s.locks.LoadOrStore(vm.ID, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	if !mu.TryLock() {
+		return vm
+	}
+	defer mu.Unlock()
+	return s.settle(ctx, vm)
 }
 
 func (s *Service) lock(id string) func() {
@@ -123,6 +200,13 @@ func (s *Service) Create(ctx context.Context, p api.VMCreateParams, progress fun
 	if !p.NoStart && s.Runtime == nil {
 		return api.VM{}, errNoRuntime("boot VM " + p.Name)
 	}
+	if pf, ok := s.Runtime.(preflighter); ok && !p.NoStart {
+		// Refuse before the record exists: nothing to undo, and the user
+		// gets the failing checks with their fixes.
+		if err := pf.Preflight(ctx, api.VM{Name: p.Name, Image: img, VCPUs: vcpus, MemoryMiB: mem, DiskBytes: disk}); err != nil {
+			return api.VM{}, err
+		}
+	}
 	subnet, err := netip.ParsePrefix(s.Config.Subnet)
 	if err != nil {
 		return api.VM{}, api.NewError(api.CodeFailedPrecondition, "config subnet: "+err.Error(), "fix `subnet` in "+s.Layout.ConfigFile())
@@ -176,6 +260,7 @@ func (s *Service) List(ctx context.Context) ([]api.VM, error) {
 	}
 	for i := range vms {
 		vms[i].DiskAllocatedBytes = s.allocated(vms[i].ID)
+		vms[i] = s.refresh(ctx, vms[i])
 	}
 	return vms, nil
 }
@@ -201,7 +286,7 @@ func (s *Service) Get(ctx context.Context, name string) (api.VM, error) {
 		return api.VM{}, s.mapErr(err)
 	}
 	vm.DiskAllocatedBytes = s.allocated(vm.ID)
-	return vm, nil
+	return s.refresh(ctx, vm), nil
 }
 
 // Set changes resources. vcpus and memory of a running VM are stored and
@@ -284,12 +369,15 @@ func (s *Service) Start(ctx context.Context, name string, progress func(api.Prog
 	if vm, err = s.Get(ctx, vm.ID); err != nil {
 		return api.VM{}, err
 	}
+	vm = s.settle(ctx, vm)
 	if vm.State == api.VMRunning || vm.State == api.VMStarting {
 		return api.VM{}, api.NewError(api.CodeConflict, "VM "+vm.Name+" is already "+string(vm.State), "banger vm restart "+vm.Name)
 	}
 	progress = orNop(progress)
-	// A VM created while no runtime was wired has a record but no disks.
-	if _, err := os.Stat(s.Layout.VM(vm.ID).Dir); errors.Is(err, os.ErrNotExist) {
+	// A VM created while no runtime was wired, or whose create was
+	// interrupted (daemon killed) before its work disk was made, has a
+	// record but no work disk: make its disks now.
+	if _, err := os.Stat(s.Layout.VM(vm.ID).WorkDisk()); errors.Is(err, os.ErrNotExist) {
 		progress(api.Progress{Step: "provision", Message: "creating disks for " + vm.Name})
 		if err := s.Runtime.Provision(ctx, vm, progress); err != nil {
 			s.removeFiles(vm)
@@ -306,10 +394,16 @@ func (s *Service) start(ctx context.Context, vm api.VM, progress func(api.Progre
 	}
 	started, err := s.Runtime.Start(ctx, vm, progress)
 	if err != nil {
+		var ae *api.Error
+		if errors.As(err, &ae) && ae.Code == api.CodeFailedPrecondition {
+			// Refused before anything was touched (a preflight check, no
+			// driver): the VM stays as it was, as the message promises.
+			_, _ = s.Store.SetVMState(context.Background(), vm.ID, vm.State, vm.LastError)
+			return api.VM{}, err
+		}
 		// The request context may be cancelled; record the failure anyway.
 		_, _ = s.Store.SetVMState(context.Background(), vm.ID, api.VMError, err.Error())
-		var ae *api.Error
-		if errors.As(err, &ae) {
+		if ae != nil {
 			return api.VM{}, err
 		}
 		code := api.CodeInternal
@@ -360,10 +454,17 @@ func (s *Service) stopLocked(ctx context.Context, id string, force bool) (api.VM
 	if s.Runtime == nil {
 		return api.VM{}, errNoRuntime("stop VM " + vm.Name)
 	}
+	// "stopping" tells a restarted daemon that a stop was under way when it
+	// died: a VMM still alive is re-adopted, a gone one is simply stopped.
+	if _, err := s.Store.SetVMState(ctx, vm.ID, api.VMStopping, vm.LastError); err != nil {
+		return api.VM{}, s.mapErr(err)
+	}
+	crashPoint("stop", "stop-vmm")
 	if _, err := s.Runtime.Stop(ctx, vm, force); err != nil {
 		_, _ = s.Store.SetVMState(context.Background(), vm.ID, api.VMError, err.Error())
 		return api.VM{}, fmt.Errorf("stop VM %s: %w", vm.Name, err)
 	}
+	crashPoint("stop", "record")
 	st, zero, empty := api.VMStopped, 0, ""
 	out, err := s.Store.UpdateVM(context.Background(), vm.ID, store.VMUpdate{
 		State: &st, PID: &zero, LastError: &empty, ClearStartedAt: true, ClearHandle: true,
@@ -424,6 +525,7 @@ func (s *Service) Delete(ctx context.Context, name string, force bool) error {
 	if vm, err = s.Get(ctx, vm.ID); err != nil {
 		return err
 	}
+	vm = s.settle(ctx, vm)
 	if vm.State != api.VMStopped && vm.State != api.VMError {
 		if !force {
 			return api.NewError(api.CodeConflict, "VM "+vm.Name+" is "+string(vm.State),
@@ -436,16 +538,22 @@ func (s *Service) Delete(ctx context.Context, name string, force bool) error {
 		// A failed start may have left a VMM behind; make sure it is gone.
 		_, _ = s.Runtime.Stop(ctx, vm, true)
 	}
-	if s.Runtime != nil {
-		if err := s.Runtime.Destroy(ctx, vm); err != nil {
-			return fmt.Errorf("delete VM %s: %w", vm.Name, err)
-		}
-	}
-	s.removeFiles(vm)
+	// The row goes first: a crash after it leaves only files with no VM,
+	// which the next daemon start sweeps away (vmruntime Reconcile). The
+	// other order would leave a VM whose disks are gone.
+	crashPoint("delete", "delete-row")
 	if err := s.Store.DeleteVM(ctx, vm.ID); err != nil {
 		return s.mapErr(err)
 	}
 	s.locks.Delete(vm.ID)
+	crashPoint("delete", "destroy")
+	if s.Runtime != nil {
+		if err := s.Runtime.Destroy(ctx, vm); err != nil {
+			s.removeFiles(vm)
+			return fmt.Errorf("VM %s is deleted but some of its host resources remain (bangerd retries at its next start): %w", vm.Name, err)
+		}
+	}
+	s.removeFiles(vm)
 	return nil
 }
 

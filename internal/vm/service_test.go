@@ -91,8 +91,11 @@ func newService(t *testing.T, rt Runtime) *Service {
 	if _, err := st.PutImage(ctx, api.Image{Name: "debian", Distro: "debian", RootfsPath: "/r"}, false); err != nil {
 		t.Fatal(err)
 	}
-	if r, ok := rt.(*recordingRuntime); ok {
+	switch r := rt.(type) {
+	case *recordingRuntime:
 		r.layout = layout
+	case *probedRuntime:
+		r.recordingRuntime.layout = layout
 	}
 	return &Service{Store: st, Config: config.Default(), Layout: layout, Runtime: rt,
 		HostLimits: func() validate.Limits {

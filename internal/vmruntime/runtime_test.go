@@ -275,10 +275,12 @@ func TestReconcileAdoptsLiveAndMarksDeadStopped(t *testing.T) {
 		t.Fatalf("reconcile of a dead VM: %+v, %v", changed, err)
 	}
 	// And it starts again.
-	if _, err := again.Start(ctx, changed[0], nop); err != nil {
+	restarted, err := again.Start(ctx, changed[0], nop)
+	if err != nil {
 		t.Fatalf("restart after the VMM died: %v", err)
 	}
-	if _, err := again.Stop(ctx, changed[0], true); err != nil {
+	// Stop what Start returned: it carries the new VMM's pid.
+	if _, err := again.Stop(ctx, restarted, true); err != nil {
 		t.Fatal(err)
 	}
 }

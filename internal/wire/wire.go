@@ -6,12 +6,15 @@ package wire
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -236,6 +239,23 @@ func (a *Assembly) syncMapDNS(ctx context.Context) {
 	}
 }
 
+// kvmProbe is the doctor's KVM check with the chooser's notion of usable,
+// so doctor and the VMM choice agree: a PVM /dev/kvm opens and creates VMs
+// but boots no ordinary guest kernel, so it is not "hardware acceleration".
+func kvmProbe() error {
+	if os.Getenv("BANGER_TEST_ASSUME_KVM") == "1" {
+		return nil // as the chooser does (tests only)
+	}
+	ok, why := vmm.KVMUsable()
+	switch {
+	case ok:
+		return nil
+	case strings.Contains(why, "permission denied"):
+		return fmt.Errorf("%s: %w", why, fs.ErrPermission)
+	}
+	return errors.New(why)
+}
+
 // doctorEnv fills the doctor's environment from this daemon.
 func (a *Assembly) doctorEnv() *doctor.Env {
 	cfg, l := a.D.Config, a.D.Layout
@@ -256,6 +276,7 @@ func (a *Assembly) doctorEnv() *doctor.Env {
 		return b.Check()
 	}
 	env.ChooseVMM = a.chooseFn
+	env.OpenKVM = kvmProbe
 	env.DaemonInfo = func(ctx context.Context) (api.DaemonInfo, error) {
 		return api.DaemonInfo{Version: version.Version, BuildID: version.ID(), APIVersion: api.Version, PID: os.Getpid()}, nil
 	}
@@ -300,6 +321,13 @@ func (c *checkedRuntime) preflight(ctx context.Context, v api.VM) error {
 
 // Provision needs no hypervisor (`vm create --no-start` makes the disks
 // only), so the vm-start checks wait for Start.
+// Preflight runs the vm-start checks for a VM that vm create is about to
+// record and boot, so a host that cannot boot it is refused before anything
+// is made.
+func (c *checkedRuntime) Preflight(ctx context.Context, v api.VM) error {
+	return c.preflight(ctx, v)
+}
+
 func (c *checkedRuntime) Provision(ctx context.Context, v api.VM, progress func(api.Progress)) error {
 	return c.Runtime.Provision(ctx, v, progress)
 }

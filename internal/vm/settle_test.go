@@ -1,0 +1,121 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/store"
+)
+
+// probedRuntime adds the optional Alive and Preflight probes to the
+// recording runtime.
+type probedRuntime struct {
+	*recordingRuntime
+	dead      atomic.Bool
+	preflight error
+	onDestroy func(vm api.VM)
+}
+
+func (p *probedRuntime) Alive(api.VM) bool { return !p.dead.Load() }
+
+func (p *probedRuntime) Preflight(context.Context, api.VM) error {
+	p.rec("preflight")
+	return p.preflight
+}
+
+func (p *probedRuntime) Destroy(ctx context.Context, vm api.VM) error {
+	if p.onDestroy != nil {
+		p.onDestroy(vm)
+	}
+	return p.recordingRuntime.Destroy(ctx, vm)
+}
+
+// A VMM that dies behind the daemon's back: the next read reports the VM
+// stopped with the reason, its leftovers are cleaned, and it starts again.
+func TestDeadVMMIsSettledOnRead(t *testing.T) {
+	rt := &probedRuntime{recordingRuntime: &recordingRuntime{}}
+	s := newService(t, rt)
+	if _, err := s.Create(ctx, api.VMCreateParams{Name: "dev"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	rt.dead.Store(true)
+	vm, err := s.Get(ctx, "dev")
+	if err != nil || vm.State != api.VMStopped || vm.PID != 0 || !strings.Contains(vm.LastError, "exited") {
+		t.Fatalf("after the VMM died: %+v %v", vm, err)
+	}
+	if last := rt.calls[len(rt.calls)-1]; last != "stop dev" {
+		t.Errorf("leftovers not cleaned: last runtime call %q", last)
+	}
+	rt.dead.Store(false)
+	if vm, err = s.Start(ctx, "dev", nil); err != nil || vm.State != api.VMRunning || vm.LastError != "" {
+		t.Fatalf("start after the VMM died: %+v %v", vm, err)
+	}
+}
+
+// A create the host cannot boot is refused before the record exists.
+func TestCreatePreflightRefusesBeforeRecording(t *testing.T) {
+	rt := &probedRuntime{recordingRuntime: &recordingRuntime{},
+		preflight: api.NewError(api.CodeFailedPrecondition, "cannot start a VM: firecracker missing", "install it")}
+	s := newService(t, rt)
+	if _, err := s.Create(ctx, api.VMCreateParams{Name: "dev"}, nil); code(err) != api.CodeFailedPrecondition {
+		t.Fatalf("err = %v", err)
+	}
+	if vms, _ := s.List(ctx); len(vms) != 0 {
+		t.Fatalf("refused create left %+v", vms)
+	}
+	if strings.Join(rt.calls, ",") != "preflight" {
+		t.Fatalf("runtime calls %v: want only the preflight", rt.calls)
+	}
+	// --no-start boots nothing, so it is not held to the boot checks.
+	if _, err := s.Create(ctx, api.VMCreateParams{Name: "dev", NoStart: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A start refused by a precondition leaves the VM as it was.
+func TestRefusedStartChangesNothing(t *testing.T) {
+	rt := &recordingRuntime{}
+	s := newService(t, rt)
+	if _, err := s.Create(ctx, api.VMCreateParams{Name: "dev", NoStart: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	rt.failStart = api.NewError(api.CodeFailedPrecondition, "cannot start a VM: 1 host check failed (nothing was changed)", "fix")
+	if _, err := s.Start(ctx, "dev", nil); code(err) != api.CodeFailedPrecondition {
+		t.Fatalf("err = %v", err)
+	}
+	vm, _ := s.Get(ctx, "dev")
+	if vm.State != api.VMStopped || vm.LastError != "" {
+		t.Fatalf("refused start changed the VM: %+v", vm)
+	}
+	// Any other failure is recorded.
+	rt.failStart = errors.New("boom")
+	s.Start(ctx, "dev", nil)
+	if vm, _ = s.Get(ctx, "dev"); vm.State != api.VMError {
+		t.Fatalf("failed start not recorded: %+v", vm)
+	}
+}
+
+// Delete removes the record before the files, so an interruption leaves
+// only files with no VM (swept at the next daemon start), never a VM whose
+// disks are gone.
+func TestDeleteRemovesRecordFirst(t *testing.T) {
+	rt := &probedRuntime{recordingRuntime: &recordingRuntime{}}
+	s := newService(t, rt)
+	if _, err := s.Create(ctx, api.VMCreateParams{Name: "dev", NoStart: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	destroyed := false
+	rt.onDestroy = func(vm api.VM) {
+		destroyed = true
+		if _, err := s.Store.GetVM(ctx, vm.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("files destroyed while the record still exists (GetVM: %v)", err)
+		}
+	}
+	if err := s.Delete(ctx, "dev", false); err != nil || !destroyed {
+		t.Fatal(err, destroyed)
+	}
+}
