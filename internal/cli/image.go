@@ -144,10 +144,10 @@ func newImageBuildCmd(a *App) *cobra.Command {
 				p.SizeBytes = &n
 			}
 			if p.Distro != "" && p.Distro != "debian" && p.Distro != "void" {
-				return usageErr("unknown --distro "+p.Distro, "use --distro debian or --distro void")
+				return usageErr(fmt.Sprintf("unknown --distro %q", p.Distro), "use --distro debian or --distro void")
 			}
 			if p.Libc != "" && p.Libc != "glibc" && p.Libc != "musl" {
-				return usageErr("unknown --libc "+p.Libc, "use --libc glibc or --libc musl")
+				return usageErr(fmt.Sprintf("unknown --libc %q", p.Libc), "use --libc glibc or --libc musl")
 			}
 			if err := absPath(&p.FromTarball); err != nil {
 				return err
