@@ -37,6 +37,8 @@ type App struct {
 	IsTTY func(f any) bool
 
 	caller Caller
+	// quiet silences status lines (the TUI owns the screen).
+	quiet bool
 }
 
 // NewApp returns the real application: XDG layout, process stdio, and a
@@ -74,7 +76,11 @@ func (a *App) callProgress(ctx context.Context, method string, params, result an
 }
 
 // status prints a progress/status line to stderr.
-func (a *App) status(line string) { fmt.Fprintln(a.Stderr, line) }
+func (a *App) status(line string) {
+	if !a.quiet {
+		fmt.Fprintln(a.Stderr, line)
+	}
+}
 
 // printProgress renders progress frames as lines on stderr.
 func (a *App) printProgress(p api.Progress) {

@@ -27,6 +27,7 @@ func newTUICmd(a *App) *cobra.Command {
 					"run it in a terminal; for scripts use `banger vm list --output json`")
 			}
 			_, noColor := os.LookupEnv("NO_COLOR")
+			a.quiet = true // "starting bangerd" would scribble over the TUI
 			return tui.Run(cmd.Context(), tuiBackend{a}, tui.Options{
 				Input: a.Stdin, Output: a.Stdout, NoColor: noColor, Poll: poll, Version: version.Version,
 			})
