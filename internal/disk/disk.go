@@ -177,13 +177,20 @@ func CreateWorkDisk(ctx context.Context, path string, sizeBytes int64) (err erro
 	if sizeBytes < MinWorkDiskBytes {
 		return fmt.Errorf("work disk size %d bytes is too small: use at least %d MiB", sizeBytes, MinWorkDiskBytes>>20)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("create work disk: %s already exists", path)
+	}
+	// Format a temporary file and rename it into place, so a crash mid-mkfs
+	// never leaves a half-made disk under the real name.
+	tmp := path + ".tmp"
+	_ = os.Remove(tmp) // left by an earlier crash
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("create work disk: %w", err)
 	}
 	defer func() {
 		if err != nil {
-			os.Remove(path)
+			os.Remove(tmp)
 		}
 	}()
 	err = f.Truncate(sizeBytes)
@@ -194,9 +201,12 @@ func CreateWorkDisk(ctx context.Context, path string, sizeBytes int64) (err erro
 		return fmt.Errorf("size work disk: %w", err)
 	}
 	_, err = sysexec.Exec{}.Run(ctx, sysexec.Cmd{Argv: []string{
-		"mkfs.ext4", "-q", "-F", "-L", WorkDiskLabel, "-E", "root_owner=0:0", path}})
+		"mkfs.ext4", "-q", "-F", "-L", WorkDiskLabel, "-E", "root_owner=0:0", tmp}})
 	if err != nil {
 		return fmt.Errorf("format work disk: %w", err)
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("create work disk: %w", err)
 	}
 	return nil
 }
