@@ -183,9 +183,12 @@ func New(t testing.TB, opts Options) *Env {
 func (e *Env) cleanup() {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if !e.t.Failed() || os.Getenv("BANGER_E2E_KEEP") == "" {
-		_, _, _ = e.BangerCtx(ctx, "daemon", "stop", "--stop-vms")
+	if e.t.Failed() && os.Getenv("BANGER_E2E_KEEP") != "" {
+		e.t.Logf("BANGER_E2E_KEEP: left everything in %s and namespace %s (remove with: ip netns del %s; rm -rf %s)",
+			e.Root, e.NS, e.NS, e.Root)
+		return
 	}
+	_, _, _ = e.BangerCtx(ctx, "daemon", "stop", "--stop-vms")
 	// Whatever a failed test left: processes in our dirs, then the namespace.
 	for _, pid := range PIDsMentioning(e.Root) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
