@@ -60,8 +60,19 @@ test-e2e:
 test-fuzz:
 	FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
 
+# bench runs every Go benchmark, one package at a time, and prints one table
+# of figures, same-run baselines, ratios and targets (docs/benchmarks.md).
+# BENCH_ARGS passes options, e.g. BENCH_ARGS='-pkg internal/dnsserver'.
+# bench-full adds the gated ones: real guest boots and image builds.
+BENCH_ARGS ?=
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 20x ./...
+	@mkdir -p bin
+	$(GO) run ./internal/benchreport -raw bin/bench.json $(BENCH_ARGS)
+
+.PHONY: bench-full
+bench-full:
+	@mkdir -p bin
+	BANGER_BENCH_VM=1 BANGER_BENCH_IMAGE=1 $(GO) run ./internal/benchreport -raw bin/bench.json $(BENCH_ARGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
@@ -69,7 +80,7 @@ lint:
 	$(GO) vet ./...
 	@for f in $$(git ls-files --cached --others --exclude-standard '*.sh' .ci/run); do bash -n "$$f" || exit 1; done
 	@if command -v shellcheck >/dev/null; then \
-		shellcheck $$(git ls-files --cached --others --exclude-standard '*.sh' .ci/run); \
+		shellcheck -x -P SCRIPTDIR $$(git ls-files --cached --others --exclude-standard '*.sh' .ci/run); \
 	else echo "shellcheck not installed: skipped (apt-get install shellcheck)"; fi
 
 # The main journey on a fresh Debian machine: host packages, build, bundle,
