@@ -86,9 +86,15 @@ func (c *Client) CallRaw(ctx context.Context, body []byte, result any, onProgres
 	for {
 		line, err := r.ReadBytes('\n')
 		if len(bytes.TrimSpace(line)) > 0 {
-			var f api.Frame
+			// One pass: the result decodes straight into the caller's value
+			// (an api.Frame would hold it as raw bytes and decode twice).
+			f := struct {
+				Progress *api.Progress `json:"progress"`
+				Result   any           `json:"result"`
+				Error    *api.Error    `json:"error"`
+			}{Result: result}
 			if jerr := json.Unmarshal(line, &f); jerr != nil {
-				return fmt.Errorf("bangerd sent a malformed frame (%v): %.200s", jerr, line)
+				return fmt.Errorf("bangerd sent a malformed frame or result (%v): %.200s", jerr, line)
 			}
 			switch {
 			case f.Error != nil:
@@ -99,11 +105,6 @@ func (c *Client) CallRaw(ctx context.Context, body []byte, result any, onProgres
 				}
 				continue
 			default:
-				if result != nil && len(f.Result) > 0 {
-					if err := json.Unmarshal(f.Result, result); err != nil {
-						return fmt.Errorf("decode result: %w", err)
-					}
-				}
 				return nil
 			}
 		}

@@ -210,7 +210,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeFrame(w, api.Frame{Error: api.NewError(api.CodeInternal, "encode result: "+err.Error(), "")})
 		return
 	}
-	writeFrame(w, api.Frame{Result: b})
+	// The result frame is {"result":<b>}; writing it around b directly
+	// spares re-encoding (and re-validating) a large result such as vm.list.
+	frame := make([]byte, 0, len(b)+12)
+	frame = append(append(append(frame, `{"result":`...), b...), "}\n"...)
+	w.Write(frame)
 }
 
 // call runs h, turning a panic into an internal error so one bad handler
