@@ -19,6 +19,7 @@ import (
 
 	"github.com/banger-dev/banger/images"
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/disk"
 	"github.com/banger-dev/banger/internal/paths"
 	"github.com/banger-dev/banger/internal/sysexec"
 )
@@ -173,7 +174,7 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest, progress func(api
 	}
 
 	progress(api.Progress{Step: StepChecksum, Message: "sha256"})
-	sum, size, err := fileSHA256(tmpImg)
+	sum, size, err := disk.SHA256(tmpImg)
 	if err != nil {
 		return api.Image{}, err
 	}

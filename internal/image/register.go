@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/disk"
 )
 
 // RegisterRequest names an image built elsewhere.
@@ -79,7 +80,7 @@ func (b *Builder) Register(ctx context.Context, req RegisterRequest) (api.Image,
 		return api.Image{}, invalid(fmt.Sprintf("%s lacks %s", abs, strings.Join(missing, " and ")),
 			"build the image with `banger image build`, or install openssh-server and copy the bundle's banger-agent to /usr/local/bin/banger-agent (mode 0755) with a boot service")
 	}
-	sum, size, err := fileSHA256(abs)
+	sum, size, err := disk.SHA256(abs)
 	if err != nil {
 		return api.Image{}, err
 	}
