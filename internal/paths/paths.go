@@ -116,6 +116,11 @@ func (f VMFiles) VsockSocket() string {
 func (f VMFiles) AgentSocket() string { return filepath.Join(f.SockDir, "agent.sock") }
 func (f VMFiles) QMPSocket() string   { return filepath.Join(f.SockDir, "qmp.sock") }
 
+// HostKeyAlias is the name a VM's SSH host key is recorded under in banger's
+// known_hosts: per VM id, so a recreated VM of the same name or address is a
+// new host, never a "changed key".
+func HostKeyAlias(id string) string { return "banger-" + id }
+
 // CheckSocketPath returns a clear error when path is too long to bind.
 func CheckSocketPath(path string) error {
 	if len(path) > MaxSocketPath {

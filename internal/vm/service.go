@@ -621,7 +621,7 @@ func (s *Service) SSHInfo(ctx context.Context, name string) (api.VMSSHInfo, erro
 		KnownHostsPath: s.Layout.KnownHosts(),
 		// By id, not name or IP: a VM deleted and re-created under the same
 		// name gets a new alias, and addresses are reused.
-		HostKeyAlias: "banger-" + vm.ID,
+		HostKeyAlias: paths.HostKeyAlias(vm.ID),
 	}, nil
 }
 

@@ -175,10 +175,6 @@ func (r *Runtime) ensureRootDisk(ctx context.Context, vm api.VM, driver string) 
 
 func exists(p string) bool { _, err := os.Stat(p); return err == nil }
 
-// HostKeyAlias is the name a VM's host key is recorded under in banger's
-// known_hosts; it must match vm.Service.SSHInfo's HostKeyAlias.
-func HostKeyAlias(id string) string { return "banger-" + id }
-
 // forgetHostKey drops a VM's entry from banger's known_hosts (ssh-keygen -R
 // also handles hashed entries). Best effort: without the entry the next ssh
 // records the new key (accept-new), which is the point.
@@ -187,7 +183,7 @@ func (r *Runtime) forgetHostKey(ctx context.Context, id string) {
 	if !exists(kh) {
 		return
 	}
-	if _, err := sysexec.Run(ctx, "ssh-keygen", "-R", HostKeyAlias(id), "-f", kh); err == nil {
+	if _, err := sysexec.Run(ctx, "ssh-keygen", "-R", paths.HostKeyAlias(id), "-f", kh); err == nil {
 		_ = os.Remove(kh + ".old") // ssh-keygen's backup
 	}
 }

@@ -329,8 +329,8 @@ func TestRootDiskRecloneForgetsHostKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	kh := f.rt.Layout.KnownHosts()
-	other := HostKeyAlias("0badc0de") + " ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILCny11phbx99nNCl9+CLXOE+tGceF1Q/kTRK+zkXVyZ\n"
-	mine := HostKeyAlias(f.vm.ID) + " ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGyhRS+43f/7x+13yRf9UNwFRxaHTUAhfl7zsrIDwhpv\n"
+	other := paths.HostKeyAlias("0badc0de") + " ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILCny11phbx99nNCl9+CLXOE+tGceF1Q/kTRK+zkXVyZ\n"
+	mine := paths.HostKeyAlias(f.vm.ID) + " ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGyhRS+43f/7x+13yRf9UNwFRxaHTUAhfl7zsrIDwhpv\n"
 	if err := os.WriteFile(kh, []byte(other+mine), 0o600); err != nil {
 		t.Fatal(err)
 	}
