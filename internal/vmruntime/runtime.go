@@ -127,12 +127,12 @@ func (r *Runtime) Provision(ctx context.Context, vm api.VM, progress func(api.Pr
 	}
 	f := r.Layout.VM(vm.ID)
 	return runSteps(ctx, "provision", []step{
-		{name: "vm-dir", do: func(context.Context) error { return os.MkdirAll(f.Dir, 0o700) },
+		{name: "vm-dir", msg: "creating " + f.Dir, do: func(context.Context) error { return os.MkdirAll(f.Dir, 0o700) },
 			undo: func(context.Context) { _ = os.RemoveAll(f.Dir) }},
-		{name: "work-disk", do: func(ctx context.Context) error {
+		{name: "work-disk", msg: fmt.Sprintf("making the %s work disk (/root)", humanBytes(vm.DiskBytes)), do: func(ctx context.Context) error {
 			return disk.CreateWorkDisk(ctx, f.WorkDisk(), vm.DiskBytes)
 		}},
-		{name: "root-disk", do: func(ctx context.Context) error {
+		{name: "root-disk", msg: "cloning image " + vm.Image + " as the system disk", do: func(ctx context.Context) error {
 			return r.ensureRootDisk(ctx, vm, d.Name())
 		}},
 	}, progress)
@@ -212,6 +212,17 @@ func (r *Runtime) ensureNetwork(ctx context.Context) error {
 	return nil
 }
 
+// humanBytes renders a size the way users type it (8G, 512M).
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%dG", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%dM", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
 // ResetNetwork forgets that the network was set up (after a host teardown),
 // so the next start makes the bridge, NAT and DNS again.
 func (r *Runtime) ResetNetwork() {
@@ -243,25 +254,25 @@ func (r *Runtime) Start(ctx context.Context, vm api.VM, progress func(api.Progre
 	)
 	tap := hostnet.TapName(vm.ID)
 	steps := []step{
-		{name: "load-bundle", do: func(ctx context.Context) (err error) {
+		{name: "load-bundle", msg: "kernel, initrd and image " + vm.Image, do: func(ctx context.Context) (err error) {
 			if b, err = r.Bundle(); err != nil {
 				return err
 			}
 			img, err = r.Image(ctx, vm.Image)
 			return err
 		}},
-		{name: "root-disk", do: func(ctx context.Context) error {
+		{name: "root-disk", msg: "system disk from image " + vm.Image, do: func(ctx context.Context) error {
 			if err := os.MkdirAll(f.Dir, 0o700); err != nil {
 				return err
 			}
 			return r.ensureRootDisk(ctx, vm, d.Name())
 		}},
-		{name: "network", do: r.ensureNetwork},
-		{name: "tap", do: func(ctx context.Context) error {
+		{name: "network", msg: "bridge " + r.Config.Bridge + ", NAT and DNS", do: r.ensureNetwork},
+		{name: "tap", msg: "tap " + tap + " on " + r.Config.Bridge, do: func(ctx context.Context) error {
 			_ = r.Helper.TapDel(ctx, tap) // a tap left by a crash
 			return r.Helper.TapAdd(ctx, tap, r.Config.Bridge, r.UID)
 		}, undo: func(ctx context.Context) { _ = r.Helper.TapDel(ctx, tap) }},
-		{name: "launch-vmm", do: func(ctx context.Context) (err error) {
+		{name: "launch-vmm", msg: "starting " + d.Name(), do: func(ctx context.Context) (err error) {
 			if err := os.MkdirAll(f.SockDir, 0o700); err != nil {
 				return err
 			}
@@ -272,13 +283,13 @@ func (r *Runtime) Start(ctx context.Context, vm api.VM, progress func(api.Progre
 			_ = d.Stop(ctx, h, 0)
 			r.closeSerial(vm.ID)
 		}},
-		{name: "wait-agent", do: func(ctx context.Context) error {
+		{name: "wait-agent", msg: "booting; waiting for the guest agent", do: func(ctx context.Context) error {
 			vm.VMM, vm.PID = h.Driver, h.PID
 			return r.waitAgent(ctx, vm, f, progress)
 		}},
 		// sshd starts a moment after the agent (host keys on first boot):
 		// "running" means `banger vm ssh` works at once.
-		{name: "wait-ssh", do: func(ctx context.Context) error { return r.waitSSH(ctx, vm, f) }},
+		{name: "wait-ssh", msg: "waiting for sshd on " + vm.IP, do: func(ctx context.Context) error { return r.waitSSH(ctx, vm, f) }},
 	}
 	if err := runSteps(ctx, "start", steps, progress); err != nil {
 		return vm, err
@@ -324,7 +335,7 @@ func (r *Runtime) spec(vm api.VM, b *bundle.Bundle, img api.Image, driver, tap s
 func (r *Runtime) waitAgent(ctx context.Context, vm api.VM, f paths.VMFiles, progress func(api.Progress)) error {
 	ctx, cancel := context.WithTimeout(ctx, r.Config.BootTimeout)
 	defer cancel()
-	progress(api.Progress{Step: "wait-agent", Message: fmt.Sprintf("waiting for %s's agent (up to %s)", vm.Name, r.Config.BootTimeout)})
+	progress(api.Progress{Step: "wait-agent", Message: fmt.Sprintf("deadline %s (agent_timeout in config.toml)", r.Config.BootTimeout)})
 	c := agentclient.Client{Dial: r.dialer(vm)}
 	done := make(chan struct{})
 	d, _ := r.driverFor(vm)

@@ -11,6 +11,7 @@ import (
 // step is one named, undoable piece of a lifecycle operation.
 type step struct {
 	name string
+	msg  string // what the user sees while it runs
 	do   func(ctx context.Context) error
 	// undo reverses do after a later step failed. It gets a fresh context:
 	// the request's may be the reason we are undoing.
@@ -41,7 +42,7 @@ func runSteps(ctx context.Context, op string, steps []step, progress func(api.Pr
 		if hook := stepHook; hook != nil {
 			hook(op, s.name)
 		}
-		progress(api.Progress{Step: s.name, Current: int64(i + 1), Total: int64(len(steps))})
+		progress(api.Progress{Step: s.name, Message: s.msg, Current: int64(i + 1), Total: int64(len(steps))})
 		if err := s.do(ctx); err != nil {
 			undoCtx, cancel := context.WithTimeout(context.Background(), undoTimeout)
 			for j := i - 1; j >= 0; j-- {
