@@ -169,12 +169,20 @@ for p in /sys/class/virtio-ports/*; do
 done
 echo "BANGER-PORT $port"
 [ -e "$port" ] && echo hello-from-guest > "$port"
+if $B grep -q banger.test=button /proc/cmdline; then
+  # Open the power button's event device before the marker: the host
+  # presses the button as soon as it sees the marker, and an event is only
+  # delivered to readers that already have the device open.
+  n=0
+  while [ ! -e /dev/input/event0 ] && [ $n -lt 50 ]; do $B sleep 0.1; n=$((n+1)); done
+  exec 3< /dev/input/event0
+fi
 echo BANGER-BOOT-MARKER
 if $B grep -q banger.test=hold /proc/cmdline; then
   while true; do $B sleep 1; done
 fi
 if $B grep -q banger.test=button /proc/cmdline; then
-  $B head -c 24 /dev/input/event0 > /dev/null
+  $B head -c 24 <&3 > /dev/null
   echo BANGER-POWER-BUTTON
 fi
 $B poweroff -f
