@@ -301,9 +301,11 @@ func TestStartProcessDiesEarly(t *testing.T) {
 	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// A minute-long socket timeout: returning within half of it can only
+	// mean the death was noticed, however loaded the machine.
 	start := time.Now()
-	_, err := firecracker.New(firecracker.Options{Binary: bin}).Start(context.Background(), spec)
-	if time.Since(start) > 2*time.Second {
+	_, err := firecracker.New(firecracker.Options{Binary: bin, SocketTimeout: time.Minute}).Start(context.Background(), spec)
+	if time.Since(start) > 30*time.Second {
 		t.Errorf("early death detected after %s, want well before the socket timeout", time.Since(start))
 	}
 	assertFailedCleanly(t, spec, err, "wait for API socket", "cannot open /dev/kvm")
@@ -340,12 +342,12 @@ func TestStopCtrlAltDel(t *testing.T) {
 	d := newDriver()
 	h := startVM(t, d, spec)
 	start := time.Now()
-	if err := d.Stop(context.Background(), h, 5*time.Second); err != nil {
+	if err := d.Stop(context.Background(), h, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	// The fake exits ~50 ms after Ctrl+Alt+Del; escalation would need the
-	// whole grace period.
-	if time.Since(start) > 3*time.Second {
+	// whole minute of grace.
+	if time.Since(start) > 30*time.Second {
 		t.Errorf("Stop took %s: Ctrl+Alt+Del did not end the VMM", time.Since(start))
 	}
 	if d.Alive(h) {
