@@ -96,9 +96,19 @@ func Binaries(t testing.TB) string {
 	return binDir
 }
 
+// Main is the TestMain of packages using this harness: it runs the tests
+// and removes the binaries Binaries built, so a run leaves nothing in /tmp.
+func Main(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
 // removeStaleBinDirs removes the binaries of earlier test processes that
-// have exited (a test binary has no hook to run at exit, so each run sweeps
-// for the ones before it; the directory name carries the builder's pid).
+// have exited without Main's cleanup (killed, or a package without Main;
+// the directory name carries the builder's pid).
 func removeStaleBinDirs() {
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "banger-e2e-bin-*"))
 	for _, d := range dirs {

@@ -1,0 +1,9 @@
+package e2e
+
+import (
+	"testing"
+
+	"github.com/banger-dev/banger/internal/e2etest"
+)
+
+func TestMain(m *testing.M) { e2etest.Main(m) }
