@@ -16,31 +16,19 @@ import (
 	"github.com/banger-dev/banger/internal/wire"
 )
 
-// subcommands are extra modes of the bangerd binary, run instead of the
-// daemon when os.Args[1] names one (e.g. the privileged helper:
-// `bangerd helper tap-add ...`). Register them here.
-var subcommands = map[string]func(args []string) int{
-	wire.HelperSubcommand: func(args []string) int { return privhelper.Main(args, os.Stdout, os.Stderr) },
-}
-
 func main() {
-	if len(os.Args) > 1 {
-		if sub, ok := subcommands[os.Args[1]]; ok {
-			os.Exit(sub(os.Args[2:]))
-		}
-	}
 	fs := flag.NewFlagSet("bangerd", flag.ExitOnError)
 	foreground := fs.Bool("foreground", false, "also log to stderr (the daemon never forks; banger starts it detached)")
 	showVersion := fs.Bool("version", false, "print version and build id")
-	sudoers := fs.Bool("sudoers-line", false, "print the sudoers line that lets the current user run the privileged helper, and nothing more")
+	sudoers := fs.Bool("sudoers-line", false, "print the sudoers line that lets the current user run the installed privileged helper, and nothing more")
 	fs.Parse(os.Args[1:])
 	if *sudoers {
-		self, err := os.Executable()
+		line, err := privhelper.SudoersLineForCaller(context.Background(), privhelper.DefaultPath)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "bangerd: %v\n", err)
 			os.Exit(1)
 		}
-		fmt.Println(privhelper.SudoersLine(wire.CurrentUser(), self))
+		fmt.Println(line)
 		return
 	}
 	if *showVersion {

@@ -65,11 +65,11 @@ type Env struct {
 	Distro         string // image-build: "debian" | "void"; "" = any (doctor)
 	VoidTarball    bool   // image-build: a Void build from --from-tarball (xbps only installs what the tarball lacks)
 
-	// HelperArgv is the privileged helper command run through `sudo -n`
-	// (e.g. {"/usr/local/bin/bangerd", "helper"}); SudoersLine is the
-	// sudoers entry that allows it.
-	HelperArgv  []string
-	SudoersLine string
+	// HelperPath is the installed privileged helper bangerd runs through
+	// `sudo -n`; HelperCheck says why it could not be granted safely (not
+	// installed, or a path a non-root user could change).
+	HelperPath  string
+	HelperCheck func() error
 
 	BundleCheck  func() []error
 	ChooseVMM    func() (driver, reason string, err error)

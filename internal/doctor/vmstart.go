@@ -262,24 +262,8 @@ func checkAgentConfig(ctx context.Context, e *Env) api.CheckResult {
 		"in "+e.configFile()+": "+strings.Join(renames, ", "))
 }
 
-func (e *Env) sudoersFix() string {
-	line := e.SudoersLine
-	if line == "" {
-		// The daemon normally supplies privhelper's exact per-verb line;
-		// this fallback still grants only the helper, which validates
-		// every argument itself.
-		user := e.getenv("USER")
-		if user == "" {
-			user = "USER"
-		}
-		helper := "/path/to/bangerd helper"
-		if len(e.HelperArgv) > 0 {
-			helper = strings.Join(e.HelperArgv, " ")
-		}
-		line = user + " ALL=(root) NOPASSWD: " + helper + " *"
-	}
-	return "sudo visudo -f /etc/sudoers.d/banger and add this line: " + line
-}
+// helperInstallFix installs the helper and the user's grant in one sudo step.
+const helperInstallFix = "from banger's source tree: sudo make install-helper (installs banger-helper root-owned and a sudoers drop-in for you; see docs/security.md)"
 
 // helperRights reports whether a privileged verb can run: as root directly,
 // otherwise through `sudo -n` and the helper. sudo is asked about a full,
@@ -289,12 +273,17 @@ func helperRights(ctx context.Context, e *Env, verbArgs []string, what string) a
 	if e.euid() == 0 {
 		return ok("running as root: " + what + " directly")
 	}
-	if len(e.HelperArgv) == 0 {
-		return notChecked("the privileged helper command was not provided")
+	if e.HelperPath == "" {
+		return notChecked("the privileged helper path was not provided")
 	}
-	argv := append(append([]string{}, e.HelperArgv...), verbArgs...)
+	if e.HelperCheck != nil {
+		if err := e.HelperCheck(); err != nil {
+			return fail("not root, and "+err.Error(), helperInstallFix)
+		}
+	}
+	argv := append([]string{e.HelperPath}, verbArgs...)
 	if err := e.sudoAllowed(ctx, argv); err != nil {
-		return fail(fmt.Sprintf("not root, and sudo -n does not allow the helper (%s): %v", strings.Join(argv, " "), err), e.sudoersFix())
+		return fail(fmt.Sprintf("not root, and sudo -n does not allow the helper (%s): %v", strings.Join(argv, " "), err), helperInstallFix)
 	}
 	return ok(fmt.Sprintf("not root; sudo -n allows the helper (%s): %s", strings.Join(argv, " "), what))
 }

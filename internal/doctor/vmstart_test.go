@@ -138,18 +138,17 @@ func TestAgentConfig(t *testing.T) {
 
 func TestTapRights(t *testing.T) {
 	h := newFakeHost(t)
-	h.env.SudoersLine = "u ALL=(root) NOPASSWD: /usr/local/bin/bangerd helper tap-add *"
 	want(t, h.run("tap-rights"), api.CheckWarn, "not checked: the privileged helper", "")
 
-	h.env.HelperArgv = []string{"/usr/local/bin/bangerd", "helper"}
+	h.env.HelperPath = "/usr/local/libexec/banger/banger-helper"
 	var asked []string
 	h.env.SudoAllowed = func(_ context.Context, argv []string) error {
 		asked = argv
 		return errors.New("sudo: a password is required")
 	}
 	want(t, h.run("tap-rights"), api.CheckFail, "sudo -n does not allow the helper",
-		"sudo visudo -f /etc/sudoers.d/banger and add this line: u ALL=(root) NOPASSWD: /usr/local/bin/bangerd helper tap-add *")
-	if strings.Join(asked, " ") != "/usr/local/bin/bangerd helper tap-add bg-00000000 banger0 1000" {
+		"sudo make install-helper")
+	if strings.Join(asked, " ") != "/usr/local/libexec/banger/banger-helper tap-add bg-00000000 banger0 1000" {
 		t.Errorf("sudo probe asked about %q", asked)
 	}
 	h.env.SudoAllowed = func(context.Context, []string) error { return nil }

@@ -226,8 +226,8 @@ func TestCheckSubnetAndUplink(t *testing.T) {
 	ns.Exec(t, "ip", "link", "set", "up0p", "up")
 	ns.Exec(t, "ip", "route", "add", "default", "via", "192.0.2.254", "dev", "up0")
 	ns.Do(t, func() error {
-		if up, err := Uplink(); err != nil || up != "up0" {
-			return fmt.Errorf("Uplink = %q, %v; want up0", up, err)
+		if up, err := Uplinks(); err != nil || !slices.Equal(up, []string{"up0"}) {
+			return fmt.Errorf("Uplinks = %q, %v; want [up0]", up, err)
 		}
 		err := CheckSubnet(netip.MustParsePrefix("10.99.3.0/24"), "banger0")
 		if err == nil || !strings.Contains(err.Error(), "10.99.0.0/16") || !strings.Contains(err.Error(), "dummy0") ||
@@ -337,16 +337,18 @@ func TestNATEndToEnd(t *testing.T) {
 			}}
 			ctx := context.Background()
 			for range 2 { // idempotent
-				tp.host.Do(t, func() error { return fw.EnsureNAT(ctx, NATRule{Subnet: subnet24, Bridge: "banger0"}) })
+				tp.host.Do(t, func() error {
+					return fw.EnsureNAT(ctx, NATRule{Subnet: subnet24, Bridge: "banger0", Uplinks: []string{"up0"}})
+				})
 			}
 			if v := tp.host.Exec(t, "cat", "/proc/sys/net/ipv4/ip_forward"); v != "1" {
 				t.Errorf("ip_forward in the host namespace = %s", v)
 			}
 			if tc.hideNFT {
-				if n := strings.Count(tp.host.Exec(t, "iptables", "-w", "-t", "nat", "-S", "POSTROUTING"), "-j BANGER-POSTROUTING"); n != 1 {
-					t.Errorf("%d jumps to BANGER-POSTROUTING after two ensures, want 1", n)
+				if n := strings.Count(tp.host.Exec(t, "iptables", "-w", "-t", "nat", "-S", "POSTROUTING"), "-j BANGER-NAT-banger0"); n != 1 {
+					t.Errorf("%d jumps to BANGER-NAT-banger0 after two ensures, want 1", n)
 				}
-			} else if n := strings.Count(tp.host.Exec(t, "nft", "list", "ruleset"), "table ip banger"); n != 1 {
+			} else if n := strings.Count(tp.host.Exec(t, "nft", "list", "ruleset"), "table ip banger-banger0"); n != 1 {
 				t.Errorf("%d banger tables after two ensures, want 1", n)
 			}
 			seen, err := tp.dial(t)
@@ -357,7 +359,7 @@ func TestNATEndToEnd(t *testing.T) {
 				t.Errorf("internet saw %s, want the uplink address 192.0.2.1 (masquerade)", seen)
 			}
 
-			tp.host.Do(t, func() error { return fw.RemoveNAT(ctx) })
+			tp.host.Do(t, func() error { return fw.RemoveNAT(ctx, "banger0") })
 			rules := tp.host.Exec(t, "nft", "list", "ruleset")
 			if strings.Contains(rules, "banger") || strings.Contains(rules, "BANGER") {
 				t.Errorf("banger rules left after RemoveNAT:\n%s", rules)

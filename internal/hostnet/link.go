@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -229,28 +230,28 @@ func EnableIPForward() error {
 	return nil
 }
 
-// Uplink names the interface of the IPv4 default route, or "" when the host
-// has none.
-func Uplink() (string, error) {
+// Uplinks names the interfaces of the IPv4 default routes in the main table,
+// lowest metric first, or none when the host has no default route.
+func Uplinks() ([]string, error) {
 	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
 	if err != nil {
-		return "", fmt.Errorf("list routes: %w", err)
+		return nil, fmt.Errorf("list routes: %w", err)
 	}
-	best, bestMetric := "", -1
+	slices.SortStableFunc(routes, func(a, b netlink.Route) int { return a.Priority - b.Priority })
+	var names []string
 	for _, r := range routes {
 		if !isDefault(r) || r.LinkIndex == 0 {
-			continue
-		}
-		if bestMetric >= 0 && r.Priority >= bestMetric {
 			continue
 		}
 		l, err := netlink.LinkByIndex(r.LinkIndex)
 		if err != nil {
 			continue
 		}
-		best, bestMetric = l.Attrs().Name, r.Priority
+		if n := l.Attrs().Name; !slices.Contains(names, n) {
+			names = append(names, n)
+		}
 	}
-	return best, nil
+	return names, nil
 }
 
 func isDefault(r netlink.Route) bool {
@@ -259,4 +260,92 @@ func isDefault(r netlink.Route) bool {
 	}
 	ones, _ := r.Dst.Mask.Size()
 	return ones == 0
+}
+
+// Link is what the privileged helper needs to know about an interface to
+// decide whose it is.
+type Link struct {
+	Name     string
+	Exists   bool
+	Type     string // "bridge", "tuntap", "veth", ...
+	TapOwner int    // owner uid of a tap (TUNSETOWNER), -1 when none or not a tap
+	Master   string // the bridge it is attached to, "" when none
+}
+
+// LookupLink describes the interface name; a missing one has Exists false.
+func LookupLink(name string) (Link, error) {
+	l, err := netlink.LinkByName(name)
+	if isNotFound(err) {
+		return Link{Name: name, TapOwner: -1}, nil
+	}
+	if err != nil {
+		return Link{}, fmt.Errorf("look up %s: %w", name, err)
+	}
+	return describe(l), nil
+}
+
+func describe(l netlink.Link) Link {
+	out := Link{Name: l.Attrs().Name, Exists: true, Type: l.Type(), TapOwner: -1}
+	if t, ok := l.(*netlink.Tuntap); ok && t.Mode == netlink.TUNTAP_MODE_TAP && t.Owner != ^uint32(0) {
+		out.TapOwner = int(t.Owner)
+	}
+	if m := l.Attrs().MasterIndex; m != 0 {
+		if ml, err := netlink.LinkByIndex(m); err == nil {
+			out.Master = ml.Attrs().Name
+		}
+	}
+	return out
+}
+
+// BridgePorts lists the interfaces attached to bridge.
+func BridgePorts(bridge string) ([]Link, error) {
+	br, err := netlink.LinkByName(bridge)
+	if isNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up %s: %w", bridge, err)
+	}
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list interfaces: %w", err)
+	}
+	var out []Link
+	for _, l := range links {
+		if l.Attrs().MasterIndex == br.Attrs().Index {
+			out = append(out, describe(l))
+		}
+	}
+	return out, nil
+}
+
+// LinkNames lists every interface name in this network namespace.
+func LinkNames() (map[string]bool, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list interfaces: %w", err)
+	}
+	out := make(map[string]bool, len(links))
+	for _, l := range links {
+		out[l.Attrs().Name] = true
+	}
+	return out, nil
+}
+
+// BridgeHasAddress reports whether addr is assigned to the bridge.
+func BridgeHasAddress(bridge string, addr netip.Addr) (bool, error) {
+	l, err := netlink.LinkByName(bridge)
+	if err != nil {
+		return false, fmt.Errorf("look up %s: %w", bridge, err)
+	}
+	addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
+	if err != nil {
+		return false, fmt.Errorf("list addresses of %s: %w", bridge, err)
+	}
+	for _, a := range addrs {
+		if got, ok := netip.AddrFromSlice(a.IPNet.IP.To4()); ok && got == addr {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -102,8 +102,8 @@ func TestCheckDomainAndUplink(t *testing.T) {
 }
 
 func TestResolvedRegisterArgv(t *testing.T) {
-	got := ResolvedRegisterArgv("banger0", netip.MustParseAddr("172.30.0.1"), "vm")
-	want := "resolvectl dns banger0 172.30.0.1|resolvectl domain banger0 ~vm"
+	got := ResolvedRegisterArgv("/usr/bin/resolvectl", "banger0", netip.MustParseAddr("172.30.0.1"), "vm")
+	want := "/usr/bin/resolvectl dns banger0 172.30.0.1|/usr/bin/resolvectl domain banger0 ~vm"
 	var lines []string
 	for _, a := range got {
 		lines = append(lines, strings.Join(a, " "))

@@ -31,7 +31,7 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
-var testRule = NATRule{Subnet: netip.MustParsePrefix("172.30.0.0/24"), Bridge: "banger0"}
+var testRule = NATRule{Subnet: netip.MustParsePrefix("172.30.0.0/24"), Bridge: "banger0", Uplinks: []string{"eth0"}}
 
 func TestRenderNFTGolden(t *testing.T) {
 	got, err := RenderNFT(testRule)
@@ -39,20 +39,22 @@ func TestRenderNFTGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "nat.nft", got)
-	pinned := testRule
-	pinned.Uplink = "eth0"
-	got, err = RenderNFT(pinned)
+	two := testRule
+	two.Uplinks = []string{"eth0", "wlan0"}
+	got, err = RenderNFT(two)
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "nat-uplink.nft", got)
+	golden(t, "nat-two-uplinks.nft", got)
 }
 
 func TestRenderNFTRefusesBadInput(t *testing.T) {
 	for _, r := range []NATRule{
 		{Subnet: netip.MustParsePrefix("8.8.8.0/24"), Bridge: "banger0"},
 		{Subnet: testRule.Subnet, Bridge: `banger0"; flush ruleset; "`},
-		{Subnet: testRule.Subnet, Bridge: "banger0", Uplink: `eth0" accept`},
+		{Subnet: testRule.Subnet, Bridge: "banger0", Uplinks: []string{`eth0" accept`}},
+		{Subnet: testRule.Subnet, Bridge: "banger0"},
+		{Subnet: testRule.Subnet, Bridge: "banger0", Uplinks: []string{"banger0"}},
 	} {
 		if _, err := RenderNFT(r); err == nil {
 			t.Errorf("RenderNFT(%+v) accepted", r)
@@ -62,7 +64,7 @@ func TestRenderNFTRefusesBadInput(t *testing.T) {
 
 func TestIptablesArgvGolden(t *testing.T) {
 	var b strings.Builder
-	for _, r := range []NATRule{testRule, {Subnet: testRule.Subnet, Bridge: "banger0", Uplink: "eth0"}} {
+	for _, r := range []NATRule{testRule, {Subnet: testRule.Subnet, Bridge: "banger0", Uplinks: []string{"eth0", "wlan0"}}} {
 		for _, argv := range append(IptablesNATRules(r), IptablesForwardRules(r)...) {
 			b.WriteString(sysexec.Quote(append([]string{"iptables", "-w"}, argv...)) + "\n")
 		}
@@ -91,12 +93,12 @@ func (r *recorder) Run(_ context.Context, c sysexec.Cmd) (sysexec.Result, error)
 func TestRemoveNATTouchesOnlyBangerObjects(t *testing.T) {
 	rec := &recorder{}
 	fw := Firewall{Run: rec, LookPath: func(s string) (string, error) { return "/usr/sbin/" + s, nil }}
-	if err := fw.RemoveNAT(context.Background()); err != nil {
+	if err := fw.RemoveNAT(context.Background(), "banger0"); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range rec.calls {
 		line := strings.Join(c, " ")
-		if !strings.Contains(line, "banger") && !strings.Contains(line, "BANGER-") {
+		if !strings.Contains(line, "banger-banger0") && !strings.Contains(line, "BANGER-NAT-banger0") && !strings.Contains(line, "BANGER-FWD-banger0") {
 			t.Errorf("RemoveNAT ran a command not aimed at banger's objects: %s", line)
 		}
 		for _, bad := range []string{"flush ruleset", "-F POSTROUTING", "-F FORWARD", "-X POSTROUTING", "-X FORWARD", "-P "} {

@@ -17,12 +17,9 @@ import (
 var ErrResolvedAbsent = errors.New("systemd-resolved is not running: per-link DNS registration skipped (point your resolver at the bridge address for the vm domain)")
 
 // ResolvedRunning reports whether systemd-resolved is running: its runtime
-// directory holds the stub resolv.conf and resolvectl is installed.
+// directory holds the stub resolv.conf.
 func ResolvedRunning() bool {
-	if _, err := os.Stat("/run/systemd/resolve/stub-resolv.conf"); err != nil {
-		return false
-	}
-	_, err := sysexec.LookPath("resolvectl")
+	_, err := os.Stat("/run/systemd/resolve/stub-resolv.conf")
 	return err == nil
 }
 
@@ -36,19 +33,20 @@ func CheckDomain(d string) error {
 	return nil
 }
 
-// ResolvedRegisterArgv returns the resolvectl commands that route DOMAIN
-// queries to addr through the bridge link.
-func ResolvedRegisterArgv(bridge string, addr netip.Addr, domain string) [][]string {
+// ResolvedRegisterArgv returns the commands (resolvectl is the program's
+// absolute path) that route DOMAIN queries to addr through the bridge link.
+func ResolvedRegisterArgv(resolvectl, bridge string, addr netip.Addr, domain string) [][]string {
 	return [][]string{
-		{"resolvectl", "dns", bridge, addr.String()},
-		{"resolvectl", "domain", bridge, "~" + domain},
+		{resolvectl, "dns", bridge, addr.String()},
+		{resolvectl, "domain", bridge, "~" + domain},
 	}
 }
 
 // ApplyResolved registers the bridge's DNS server and routing domain with
-// systemd-resolved (root only). It returns ErrResolvedAbsent when resolved
-// does not run, and reverts the link when the second step fails.
-func ApplyResolved(ctx context.Context, run sysexec.Runner, bridge string, addr netip.Addr, domain string) error {
+// systemd-resolved (root only), running resolvectl found by look. It returns
+// ErrResolvedAbsent when resolved does not run, and reverts the link when the
+// second step fails.
+func ApplyResolved(ctx context.Context, run sysexec.Runner, look func(string) (string, error), bridge string, addr netip.Addr, domain string) error {
 	if err := CheckBridgeName(bridge); err != nil {
 		return err
 	}
@@ -58,12 +56,13 @@ func ApplyResolved(ctx context.Context, run sysexec.Runner, bridge string, addr 
 	if err := CheckDomain(domain); err != nil {
 		return err
 	}
-	if !ResolvedRunning() {
-		return ErrResolvedAbsent
+	resolvectl, err := resolvectlPath(look)
+	if err != nil {
+		return err
 	}
-	for _, argv := range ResolvedRegisterArgv(bridge, addr, domain) {
+	for _, argv := range ResolvedRegisterArgv(resolvectl, bridge, addr, domain) {
 		if _, err := run.Run(ctx, sysexec.Cmd{Argv: argv}); err != nil {
-			_, _ = run.Run(ctx, sysexec.Cmd{Argv: []string{"resolvectl", "revert", bridge}})
+			_, _ = run.Run(ctx, sysexec.Cmd{Argv: []string{resolvectl, "revert", bridge}})
 			return fmt.Errorf("register %s DNS with systemd-resolved: %w", bridge, err)
 		}
 	}
@@ -71,15 +70,28 @@ func ApplyResolved(ctx context.Context, run sysexec.Runner, bridge string, addr 
 }
 
 // RevertResolved drops the bridge's per-link DNS settings.
-func RevertResolved(ctx context.Context, run sysexec.Runner, bridge string) error {
+func RevertResolved(ctx context.Context, run sysexec.Runner, look func(string) (string, error), bridge string) error {
 	if err := CheckBridgeName(bridge); err != nil {
 		return err
 	}
-	if !ResolvedRunning() {
-		return ErrResolvedAbsent
+	resolvectl, err := resolvectlPath(look)
+	if err != nil {
+		return err
 	}
-	if _, err := run.Run(ctx, sysexec.Cmd{Argv: []string{"resolvectl", "revert", bridge}}); err != nil {
+	if _, err := run.Run(ctx, sysexec.Cmd{Argv: []string{resolvectl, "revert", bridge}}); err != nil {
 		return fmt.Errorf("revert %s DNS in systemd-resolved: %w", bridge, err)
 	}
 	return nil
+}
+
+// resolvectlPath finds resolvectl, or says resolved is absent.
+func resolvectlPath(look func(string) (string, error)) (string, error) {
+	if !ResolvedRunning() {
+		return "", ErrResolvedAbsent
+	}
+	p, err := look("resolvectl")
+	if err != nil {
+		return "", fmt.Errorf("%w (%v)", ErrResolvedAbsent, err)
+	}
+	return p, nil
 }

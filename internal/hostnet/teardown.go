@@ -11,7 +11,7 @@ import (
 type Helper interface {
 	BridgeDelete(ctx context.Context, name string) error
 	TapDel(ctx context.Context, name string) error
-	NATRemove(ctx context.Context) error
+	NATRemove(ctx context.Context, bridge string) error
 	DNSRegister(ctx context.Context, bridge string, addr netip.Addr, domain string) error
 	DNSUnregister(ctx context.Context, bridge string) error
 }
@@ -41,7 +41,7 @@ func Teardown(ctx context.Context, h Helper, bridge string, taps []string) ([]st
 		}
 		removed = append(removed, "tap "+t)
 	}
-	if err := h.NATRemove(ctx); err != nil {
+	if err := h.NATRemove(ctx, bridge); err != nil {
 		errs = append(errs, err)
 	} else {
 		removed = append(removed, "nat")

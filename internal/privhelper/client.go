@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/user"
 	"strconv"
 	"strings"
 
 	"github.com/banger-dev/banger/internal/hostnet"
+	"github.com/banger-dev/banger/internal/rootsafe"
 	"github.com/banger-dev/banger/internal/sysexec"
 )
 
@@ -19,9 +19,10 @@ type Helper interface {
 	BridgeEnsure(ctx context.Context, name string, cidr netip.Prefix) error
 	BridgeDelete(ctx context.Context, name string) error
 	TapAdd(ctx context.Context, name, bridge string, uid int) error
+	// TapDel removes a tap; a tap that is already gone is not an error.
 	TapDel(ctx context.Context, name string) error
 	NATEnsure(ctx context.Context, cidr netip.Prefix, bridge string) error
-	NATRemove(ctx context.Context) error
+	NATRemove(ctx context.Context, bridge string) error
 	SocketReclaim(ctx context.Context, path string, uid int) error
 	DNSRegister(ctx context.Context, bridge string, addr netip.Addr, domain string) error
 	DNSUnregister(ctx context.Context, bridge string) error
@@ -40,14 +41,19 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// New returns the helper the daemon uses: in process (same validation, no
-// sudo) when the daemon runs as root, else `sudo -n helperArgv... VERB ARGS`
-// (helperArgv is typically {"/usr/local/bin/bangerd", "helper"}).
-func New(helperArgv []string) Helper {
+// New returns the helper the daemon uses: in process (same validation and
+// registry, no sudo) when the daemon runs as root, else
+// `sudo -n helperPath VERB ARGS` (helperPath is normally DefaultPath).
+func New(helperPath string) Helper {
 	if os.Geteuid() == 0 {
-		return &caller{call: localCall(&env{run: sysexec.Exec{}, tmpRoot: "/tmp", callerUID: -1})}
+		policy, err := LoadPolicy(PolicyFile)
+		return &caller{call: localCall(&env{
+			run: sysexec.Exec{}, look: rootsafe.LookProgram, caller: 0, tmpRoot: "/tmp",
+			policy: policy, policyErr: err, stateDir: StateDir,
+			checkDir: func(d string) error { return rootsafe.Check(d, rootsafe.Strict) },
+		})}
 	}
-	return &caller{call: sudoCall(sysexec.Exec{}, helperArgv)}
+	return &caller{call: sudoCall(sysexec.Exec{}, helperPath)}
 }
 
 // callFunc runs one verb with string arguments.
@@ -62,15 +68,12 @@ func localCall(e *env) callFunc {
 	}
 }
 
-func sudoCall(run sysexec.Runner, helperArgv []string) callFunc {
+func sudoCall(run sysexec.Runner, helperPath string) callFunc {
 	return func(ctx context.Context, verb string, args ...string) error {
-		if len(helperArgv) == 0 {
-			return &Error{Verb: verb, Args: args, Err: errors.New("no helper command configured")}
-		}
 		if _, err := sysexec.LookPath("sudo"); err != nil {
-			return &Error{Verb: verb, Args: args, Err: fmt.Errorf("bangerd is not root and sudo is not installed: install sudo and add this line with visudo -f /etc/sudoers.d/banger: %s", sudoersHint(helperArgv))}
+			return &Error{Verb: verb, Args: args, Err: fmt.Errorf("bangerd is not root and sudo is not installed: install sudo, then the helper (%s)", InstallHint)}
 		}
-		argv := append(append([]string{"sudo", "-n"}, helperArgv...), append([]string{verb}, args...)...)
+		argv := append([]string{"sudo", "-n", helperPath, verb}, args...)
 		_, err := run.Run(ctx, sysexec.Cmd{Argv: argv})
 		if err == nil {
 			return nil
@@ -80,21 +83,16 @@ func sudoCall(run sysexec.Runner, helperArgv []string) callFunc {
 			switch {
 			case se.ExitCode == exitSkipped:
 				return &Error{Verb: verb, Args: args, Err: hostnet.ErrResolvedAbsent}
-			case strings.Contains(se.Stderr, "password is required") || strings.Contains(se.Stderr, "not allowed to execute") || strings.Contains(se.Stderr, "may not run sudo"):
-				err = fmt.Errorf("%w\nfix: allow the helper without a password (visudo -f /etc/sudoers.d/banger): %s", err, sudoersHint(helperArgv))
+			case strings.Contains(se.Stderr, "password is required") || strings.Contains(se.Stderr, "not allowed to execute") || strings.Contains(se.Stderr, "may not run sudo") || strings.Contains(se.Stderr, "command not found"):
+				err = fmt.Errorf("%w\nfix: install the privileged helper and its sudoers grant: %s", err, InstallHint)
 			}
 		}
 		return &Error{Verb: verb, Args: args, Err: err}
 	}
 }
 
-func sudoersHint(helperArgv []string) string {
-	name := "USER"
-	if u, err := user.Current(); err == nil {
-		name = u.Username
-	}
-	return SudoersLine(name, helperArgv[0])
-}
+// InstallHint says how a user installs the helper and its grant.
+const InstallHint = "from banger's source tree, sudo make install-helper (or sudo ./bin/banger-helper install --user $USER)"
 
 // caller turns typed calls into verb strings, so in-process and sudo calls
 // pass through exactly the same parsing and validation.
@@ -115,7 +113,9 @@ func (c *caller) TapDel(ctx context.Context, name string) error {
 func (c *caller) NATEnsure(ctx context.Context, cidr netip.Prefix, bridge string) error {
 	return c.call(ctx, "nat-ensure", cidr.String(), bridge)
 }
-func (c *caller) NATRemove(ctx context.Context) error { return c.call(ctx, "nat-remove") }
+func (c *caller) NATRemove(ctx context.Context, bridge string) error {
+	return c.call(ctx, "nat-remove", bridge)
+}
 func (c *caller) SocketReclaim(ctx context.Context, path string, uid int) error {
 	return c.call(ctx, "socket-reclaim", path, strconv.Itoa(uid))
 }
@@ -124,23 +124,4 @@ func (c *caller) DNSRegister(ctx context.Context, bridge string, addr netip.Addr
 }
 func (c *caller) DNSUnregister(ctx context.Context, bridge string) error {
 	return c.call(ctx, "dns-unregister", bridge)
-}
-
-// SudoersLine is the sudoers entry that lets user run exactly the helper
-// verbs of bangerdPath as root without a password, and nothing else.
-// Characters special to sudoers in the path are escaped.
-func SudoersLine(user, bangerdPath string) string {
-	esc := func(s string) string {
-		r := strings.NewReplacer(`\`, `\\`, ",", `\,`, ":", `\:`, "=", `\=`, " ", `\ `, "*", `\*`, "?", `\?`, "[", `\[`, "]", `\]`)
-		return r.Replace(s)
-	}
-	var cmds []string
-	for _, v := range Verbs() {
-		if len(verbs[v].args) == 0 {
-			cmds = append(cmds, fmt.Sprintf(`%s helper %s ""`, esc(bangerdPath), v))
-		} else {
-			cmds = append(cmds, fmt.Sprintf("%s helper %s *", esc(bangerdPath), v))
-		}
-	}
-	return fmt.Sprintf("%s ALL=(root) NOPASSWD: %s", esc(user), strings.Join(cmds, ", "))
 }

@@ -18,13 +18,11 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// TestMain lets the test binary act as `bangerd helper` for the sudo tests:
-// `<test binary> banger-helper VERB ARGS...`.
-func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "banger-helper" {
-		os.Exit(Main(os.Args[2:], os.Stdout, os.Stderr))
-	}
-	os.Exit(m.Run())
+// testEnv is an in-process helper acting for caller, with its registry in a
+// temporary directory and programs run by run.
+func testEnv(t *testing.T, run sysexec.Runner, caller int) *env {
+	return &env{run: run, look: sysexec.LookPath, caller: caller, tmpRoot: t.TempDir(),
+		policy: DefaultPolicy(), stateDir: t.TempDir()}
 }
 
 // inSandbox runs fn inside a fresh network namespace when root, so a
@@ -33,13 +31,13 @@ func TestMain(m *testing.M) {
 func inSandbox(t *testing.T, fn func(e *env) error) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		if err := fn(&env{run: sysexec.Exec{}, tmpRoot: t.TempDir(), callerUID: -1}); err != nil {
+		if err := fn(testEnv(t, sysexec.Exec{}, 0)); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
 	ns := nettest.New(t)
-	e := &env{run: ns.Runner(), tmpRoot: t.TempDir(), callerUID: -1}
+	e := testEnv(t, ns.Runner(), 0)
 	ns.Do(t, func() error { return fn(e) })
 	if links := ns.Exec(t, "ip", "-o", "link", "show"); strings.Count(links, "\n") != 0 {
 		t.Errorf("refused verbs changed the namespace:\n%s", links)
@@ -57,7 +55,9 @@ func TestVerbsRefuseHostileArguments(t *testing.T) {
 		want string
 	}{
 		{"rm", []string{"-rf", "/"}, "unknown helper verb"},
-		{"bridge-ensure", []string{"banger0"}, "usage: helper bridge-ensure NAME CIDR"},
+		{"tap-del bg-1a2b3c4d", nil, "unknown helper verb"}, // sudo's joined-argument match
+		{"install", []string{"--user", "root"}, "unknown helper verb"},
+		{"bridge-ensure", []string{"banger0"}, "usage: banger-helper bridge-ensure NAME CIDR"},
 		{"bridge-ensure", []string{"banger0", "172.30.0.0/24", "x"}, "usage"},
 		{"bridge-ensure", []string{"eth0", "172.30.0.0/24"}, "bridge name \"eth0\" refused"},
 		{"bridge-ensure", []string{"docker0", "172.30.0.0/24"}, "refused"},
@@ -68,6 +68,7 @@ func TestVerbsRefuseHostileArguments(t *testing.T) {
 		{"bridge-ensure", []string{"banger0", "10.0.0.0/8"}, "between /16 and /29"},
 		{"bridge-ensure", []string{"banger0", "fd00::/64"}, "private IPv4"},
 		{"bridge-ensure", []string{"banger0", "172.30.0.0/24; reboot"}, "not a CIDR"},
+		{"bridge-ensure", []string{"banger0", "192.168.1.0/24"}, "allows VM subnets only inside [172.30.0.0/15]"},
 		{"bridge-delete", []string{"eth0"}, "refused"},
 		{"bridge-delete", []string{"docker0"}, "refused"},
 		{"tap-add", []string{"eth0", "banger0", "1000"}, "tap name \"eth0\" refused"},
@@ -78,12 +79,15 @@ func TestVerbsRefuseHostileArguments(t *testing.T) {
 		{"tap-add", []string{"bg-1a2b3c4d", "banger0", "1000 "}, "numeric user id"},
 		{"tap-add", []string{"bg-1a2b3c4d", "banger0", "99999999999"}, "numeric user id"},
 		{"tap-add", []string{"bg-1a2b3c4d", "banger0", "4294967295"}, "out of range"},
+		{"tap-add", []string{"bg-1a2b3c4d", "banger0", "1000"}, "bridge banger0 is not set up"},
 		{"tap-del", []string{"../bg-1a2b3c4d"}, "refused"},
 		{"tap-del", []string{"eth0"}, "refused"},
 		{"nat-ensure", []string{"8.8.8.0/24", "banger0"}, "not a private range"},
 		{"nat-ensure", []string{"172.30.0.0/24", "docker0"}, "refused"},
-		{"nat-ensure", []string{"172.30.0.0/24", "banger0", "eth0;reboot"}, "uplink"},
-		{"nat-remove", []string{"all"}, "usage"},
+		{"nat-ensure", []string{"172.30.0.0/24", "banger0", "eth0"}, "usage"},
+		{"nat-ensure", []string{"172.30.0.0/24", "banger0"}, "bridge banger0 is not set up"},
+		{"nat-remove", nil, "usage"},
+		{"nat-remove", []string{"all"}, "refused"},
 		{"socket-reclaim", []string{"run/banger/x.sock", "1000"}, "absolute, clean"},
 		{"socket-reclaim", []string{"/run/user/1000/banger/../../../../etc/shadow", "1000"}, "absolute, clean"},
 		{"socket-reclaim", []string{"/etc/shadow", "1000"}, "outside banger's directories"},
@@ -91,6 +95,7 @@ func TestVerbsRefuseHostileArguments(t *testing.T) {
 		{"dns-register", []string{"eth0", "172.30.0.1", "vm"}, "refused"},
 		{"dns-register", []string{"banger0", "::1", "vm"}, "IPv4"},
 		{"dns-register", []string{"banger0", "172.30.0.1", "~vm"}, "domain"},
+		{"dns-register", []string{"banger0", "172.30.0.1", "com"}, `allows only ["vm"]`},
 		{"dns-unregister", []string{"wlan0"}, "refused"},
 	}
 	inSandbox(t, func(e *env) error {
@@ -106,7 +111,7 @@ func TestVerbsRefuseHostileArguments(t *testing.T) {
 
 func TestSudoCallerMayOnlyActForItself(t *testing.T) {
 	inSandbox(t, func(e *env) error {
-		e.callerUID = 1000
+		e.caller = 1000
 		for _, c := range [][]string{
 			{"tap-add", "bg-1a2b3c4d", "banger0", "0"},
 			{"socket-reclaim", "/run/user/1001/banger/api.sock", "1001"},
@@ -117,6 +122,124 @@ func TestSudoCallerMayOnlyActForItself(t *testing.T) {
 			}
 		}
 		return nil
+	})
+}
+
+// TestOwnership plays two users against one helper registry in a network
+// namespace: everything mallory tries on alice's objects is refused and
+// leaves them as they were.
+func TestOwnership(t *testing.T) {
+	ns := nettest.New(t)
+	state, tmp := t.TempDir(), t.TempDir()
+	as := func(uid int) *env {
+		return &env{run: ns.Runner(), look: sysexec.LookPath, caller: uid, tmpRoot: tmp, policy: DefaultPolicy(), stateDir: state}
+	}
+	alice, mallory := as(1000), as(1001)
+	ctx := context.Background()
+	ok := func(e *env, verb string, args ...string) {
+		t.Helper()
+		if err := dispatch(ctx, e, verb, args); err != nil && !errors.Is(err, hostnet.ErrResolvedAbsent) {
+			t.Errorf("uid %d %s %q: %v", e.caller, verb, args, err)
+		}
+	}
+	refused := func(e *env, want, verb string, args ...string) {
+		t.Helper()
+		if err := dispatch(ctx, e, verb, args); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("uid %d %s %q: %v, want refusal containing %q", e.caller, verb, args, err, want)
+		}
+	}
+	ns.Exec(t, "ip", "link", "add", "up0", "type", "veth", "peer", "name", "up0p")
+	ns.Exec(t, "ip", "addr", "add", "192.0.2.1/24", "dev", "up0")
+	ns.Exec(t, "ip", "link", "set", "up0", "up")
+	ns.Exec(t, "ip", "link", "set", "up0p", "up")
+	ns.Exec(t, "ip", "route", "add", "default", "via", "192.0.2.254")
+	ns.Do(t, func() error {
+		// The LAN: an address and a route the host already uses.
+		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "lan0"}, PeerName: "lan0p"}); err != nil {
+			return err
+		}
+		lan, _ := netlink.LinkByName("lan0")
+		peer, _ := netlink.LinkByName("lan0p")
+		_ = netlink.AddrAdd(lan, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(172, 31, 9, 5), Mask: net.CIDRMask(24, 32)}})
+		_ = netlink.LinkSetUp(lan)
+		_ = netlink.LinkSetUp(peer)
+
+		ok(alice, "bridge-ensure", "banger0", "172.30.0.0/24")
+		ok(alice, "tap-add", "bg-0000a11c", "banger0", "1000")
+		ok(alice, "nat-ensure", "172.30.0.0/24", "banger0")
+
+		refused(mallory, "overlaps 172.31.9.0/24", "bridge-ensure", "banger1", "172.31.9.0/24") // route hijack
+		refused(mallory, "overlaps 172.30.0.0/24 of bridge banger0", "bridge-ensure", "banger1", "172.30.0.0/16")
+		refused(mallory, "belongs to uid 1000", "bridge-ensure", "banger0", "172.30.5.0/24")
+		refused(mallory, "belongs to uid 1000", "bridge-delete", "banger0")
+		refused(mallory, "belongs to uid 1000", "tap-add", "bg-0000bad0", "banger0", "1001")
+		refused(mallory, "belongs to uid 1000", "tap-del", "bg-0000a11c")
+		refused(mallory, "belongs to uid 1000", "nat-ensure", "172.30.0.0/24", "banger0")
+		refused(mallory, "belongs to uid 1000", "nat-remove", "banger0")
+		refused(mallory, "belongs to uid 1000", "dns-register", "banger0", "172.30.0.1", "vm")
+		refused(mallory, "belongs to uid 1000", "dns-unregister", "banger0")
+
+		ok(mallory, "bridge-ensure", "banger1", "172.30.1.0/24")
+		// A tap name alice holds, on mallory's own bridge.
+		refused(mallory, "belongs to uid 1000", "tap-add", "bg-0000a11c", "banger1", "1001")
+		refused(alice, "belongs to uid 1001", "nat-ensure", "172.30.1.0/24", "banger1")
+		refused(mallory, "bridge banger1 serves 172.30.1.0/24", "nat-ensure", "172.30.0.0/24", "banger1")
+		refused(mallory, "own address is 172.30.1.1", "dns-register", "banger1", "172.30.1.7", "vm")
+		ok(mallory, "bridge-ensure", "banger2", "172.30.2.0/24")
+		refused(mallory, "max_bridges_per_user", "bridge-ensure", "banger3", "172.30.3.0/24")
+
+		// Alice's objects are as she left them.
+		tap, err := hostnet.LookupLink("bg-0000a11c")
+		if err != nil || !tap.Exists || tap.Master != "banger0" || tap.TapOwner != 1000 {
+			t.Errorf("alice's tap after the attacks: %+v, %v", tap, err)
+		}
+		if has, err := hostnet.BridgeHasAddress("banger0", netip.MustParseAddr("172.30.0.1")); !has || err != nil {
+			t.Errorf("alice's bridge lost its address: %v", err)
+		}
+		ports, _ := hostnet.BridgePorts("banger0")
+		if len(ports) != 1 {
+			t.Errorf("alice's bridge has %d ports, want only her tap", len(ports))
+		}
+		return nil
+	})
+	rules := ns.Exec(t, "nft", "list", "ruleset")
+	if !strings.Contains(rules, "table ip banger-banger0") {
+		t.Errorf("alice's NAT is gone:\n%s", rules)
+	}
+	// A tap created outside banger (no registry entry) is claimed only by
+	// its owner.
+	ns.Exec(t, "ip", "tuntap", "add", "bg-0000c0de", "mode", "tap", "user", "1000")
+	ns.Do(t, func() error {
+		refused(mallory, "belongs to uid 1000", "tap-del", "bg-0000c0de")
+		ok(alice, "tap-del", "bg-0000c0de")
+		ok(alice, "nat-remove", "banger0")
+		ok(alice, "tap-del", "bg-0000a11c")
+		ok(alice, "bridge-delete", "banger0")
+		ok(mallory, "bridge-delete", "banger1")
+		ok(mallory, "bridge-delete", "banger2")
+		return nil
+	})
+	if rules := ns.Exec(t, "nft", "list", "ruleset"); rules != "" {
+		t.Errorf("rules left:\n%s", rules)
+	}
+}
+
+func TestTapCap(t *testing.T) {
+	ns := nettest.New(t)
+	e := testEnv(t, ns.Runner(), 1000)
+	e.policy.MaxTapsPerUser = 1
+	ns.Do(t, func() error {
+		for _, c := range [][]string{{"bridge-ensure", "banger0", "172.30.0.0/24"}, {"tap-add", "bg-00000001", "banger0", "1000"}} {
+			if err := dispatch(context.Background(), e, c[0], c[1:]); err != nil {
+				return err
+			}
+		}
+		err := dispatch(context.Background(), e, "tap-add", []string{"bg-00000002", "banger0", "1000"})
+		if err == nil || !strings.Contains(err.Error(), "max_taps_per_user") {
+			t.Errorf("second tap over a cap of 1: %v", err)
+		}
+		// Re-adding the tap already held is not a new tap.
+		return dispatch(context.Background(), e, "tap-add", []string{"bg-00000001", "banger0", "1000"})
 	})
 }
 
@@ -154,8 +277,14 @@ func TestSocketReclaim(t *testing.T) {
 	// banger-777 is a symlink to a root-owned directory holding a socket.
 	listenUnix(t, filepath.Join(tmp, "rootdir", "r.sock"))
 	must(t, os.Symlink(filepath.Join(tmp, "rootdir"), filepath.Join(tmp, "banger-777")))
+	// Another user's socket, and a hard link to a root socket elsewhere,
+	// placed in the caller's directory.
+	victim := filepath.Join(base, "victim.sock")
+	listenUnix(t, victim)
+	must(t, os.Chown(victim, 4242, 4242))
+	must(t, os.Link(outside, filepath.Join(base, "linked.sock")))
 
-	e := &env{run: sysexec.Exec{}, tmpRoot: tmp, callerUID: -1}
+	e := &env{run: sysexec.Exec{}, tmpRoot: tmp, caller: 0, policy: DefaultPolicy(), stateDir: t.TempDir()}
 	ctx := context.Background()
 	if err := dispatch(ctx, e, "socket-reclaim", []string{sock, "12345"}); err != nil {
 		t.Fatalf("reclaim: %v", err)
@@ -169,6 +298,8 @@ func TestSocketReclaim(t *testing.T) {
 		filepath.Join(tmp, "banger-777", "r.sock"): "not a directory owned by uid 777",
 		filepath.Join(base, "missing.sock"):        "no such file",
 		base + "/../outside/o.sock":                "absolute, clean",
+		victim:                                     "belongs to uid 4242",
+		filepath.Join(base, "linked.sock"):         "has 2 links",
 	} {
 		u := "12345"
 		if strings.Contains(path, "banger-777") {
@@ -179,8 +310,8 @@ func TestSocketReclaim(t *testing.T) {
 			t.Errorf("socket-reclaim %s: %v, want %q", path, err, want)
 		}
 	}
-	for _, p := range []string{outside, filepath.Join(tmp, "rootdir", "r.sock")} {
-		if st, _ := os.Stat(p); ownerOf(st) != 0 {
+	for p, want := range map[string]int{outside: 0, filepath.Join(tmp, "rootdir", "r.sock"): 0, victim: 4242} {
+		if st, _ := os.Stat(p); ownerOf(st) != want {
 			t.Errorf("%s was chowned through an escape", p)
 		}
 	}
@@ -194,18 +325,73 @@ func must(t *testing.T, err error) {
 }
 
 func TestSudoersLine(t *testing.T) {
-	got := SudoersLine("alice", "/usr/local/bin/bangerd")
-	want := "alice ALL=(root) NOPASSWD: " +
-		"/usr/local/bin/bangerd helper bridge-ensure *, /usr/local/bin/bangerd helper bridge-delete *, " +
-		"/usr/local/bin/bangerd helper tap-add *, /usr/local/bin/bangerd helper tap-del *, " +
-		"/usr/local/bin/bangerd helper nat-ensure *, /usr/local/bin/bangerd helper nat-remove \"\", " +
-		"/usr/local/bin/bangerd helper socket-reclaim *, /usr/local/bin/bangerd helper dns-register *, " +
-		"/usr/local/bin/bangerd helper dns-unregister *"
+	got := SudoersLine(4242424, "/usr/local/libexec/banger/banger-helper", true)
+	const h = "/usr/local/libexec/banger/banger-helper"
+	want := "#4242424 ALL=(root) NOPASSWD: " +
+		h + " ^bridge-ensure banger[a-z0-9]{0,9} [0-9]{1,3}([.][0-9]{1,3}){3}/[0-9]{1,2}$, " +
+		h + " ^bridge-delete banger[a-z0-9]{0,9}$, " +
+		h + " ^tap-add bg-[0-9a-f]{8} banger[a-z0-9]{0,9} [0-9]{1,10}$, " +
+		h + " ^tap-del bg-[0-9a-f]{8}$, " +
+		h + " ^nat-ensure [0-9]{1,3}([.][0-9]{1,3}){3}/[0-9]{1,2} banger[a-z0-9]{0,9}$, " +
+		h + " ^nat-remove banger[a-z0-9]{0,9}$, " +
+		h + " ^socket-reclaim /[A-Za-z0-9._/-]{1,107} [0-9]{1,10}$, " +
+		h + " ^dns-register banger[a-z0-9]{0,9} [0-9]{1,3}([.][0-9]{1,3}){3} [a-z0-9.-]{1,253}$, " +
+		h + " ^dns-unregister banger[a-z0-9]{0,9}$"
 	if got != want {
 		t.Errorf("SudoersLine =\n%s\nwant\n%s", got, want)
 	}
-	if got := SudoersLine("bob", "/opt/my apps/bangerd"); !strings.HasPrefix(got, `bob ALL=(root) NOPASSWD: /opt/my\ apps/bangerd helper bridge-ensure *,`) {
+	if got := SudoersLine(0, "/opt/my apps/banger-helper", false); !strings.HasPrefix(got, `root ALL=(root) NOPASSWD: /opt/my\ apps/banger-helper bridge-ensure *,`) {
 		t.Errorf("special characters not escaped: %s", got)
+	}
+	// The user is named by uid, never by anything in the environment.
+	t.Setenv("SUDO_USER", "ALL")
+	t.Setenv("USER", "ALL")
+	if got := SudoersLine(4242424, "/x", true); !strings.HasPrefix(got, "#4242424 ") {
+		t.Errorf("user spec taken from the environment: %s", got)
+	}
+	visudo, err := sysexec.LookPath("visudo")
+	if err != nil {
+		t.Skip("visudo not installed (apt-get install sudo)")
+	}
+	for _, regex := range []bool{true, false} {
+		f := filepath.Join(t.TempDir(), "banger")
+		must(t, os.WriteFile(f, []byte(SudoersLine(4242424, "/usr/local/libexec/banger/banger-helper", regex)+"\n"), 0o440))
+		if _, err := sysexec.Run(context.Background(), visudo, "-cf", f); err != nil {
+			t.Errorf("visudo refuses the line (regex %v): %v", regex, err)
+		}
+	}
+}
+
+func TestPolicy(t *testing.T) {
+	p, err := ParsePolicy([]byte("subnets = [\"10.77.0.0/16\"]\ndns_domains = [\"vm\", \"dev.internal\"]\nmax_taps_per_user = 8\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.allowsSubnet(netip.MustParsePrefix("10.77.3.0/24")); err != nil {
+		t.Error(err)
+	}
+	if err := p.allowsSubnet(netip.MustParsePrefix("172.30.0.0/24")); err == nil {
+		t.Error("a subnet outside the policy was allowed")
+	}
+	if err := p.allowsSubnet(netip.MustParsePrefix("10.76.0.0/15")); err == nil {
+		t.Error("a subnet larger than the allowed range was allowed")
+	}
+	if p.MaxTapsPerUser != 8 || p.MaxBridgesPerUser != DefaultPolicy().MaxBridgesPerUser || p.allowsDomain("dev.internal") != nil {
+		t.Errorf("policy = %+v", p)
+	}
+	for _, bad := range []string{"subnets = [\"10.77.0.1/16\"]", "dns_domains = [\"~com\"]", "max_taps_per_user = -1", "typo = 1"} {
+		if _, err := ParsePolicy([]byte(bad)); err == nil {
+			t.Errorf("policy %q accepted", bad)
+		}
+	}
+	// A policy file a user could have written is refused.
+	f := filepath.Join(t.TempDir(), "helper.toml")
+	must(t, os.WriteFile(f, []byte("subnets = [\"10.0.0.0/8\"]\n"), 0o666))
+	if _, err := LoadPolicy(f); err == nil {
+		t.Error("a world-writable policy file was trusted")
+	}
+	if p, err := LoadPolicy(filepath.Join(t.TempDir(), "absent.toml")); err != nil || len(p.Subnets) != 1 {
+		t.Errorf("absent policy: %+v %v", p, err)
 	}
 }
 
@@ -219,68 +405,23 @@ func TestMainExitCodes(t *testing.T) {
 		t.Errorf("unknown verb: %d %q", c, errb.String())
 	}
 	if os.Geteuid() != 0 {
-		if c := Main([]string{"nat-remove"}, &out, &errb); c != exitFailed || !strings.Contains(errb.String(), "must run as root") {
+		if c := Main([]string{"nat-remove", "banger0"}, &out, &errb); c != exitFailed || !strings.Contains(errb.String(), "must run as root") {
 			t.Errorf("non-root: %d %q", c, errb.String())
 		}
-		return
-	}
-	errb.Reset()
-	if c := Main([]string{"tap-del", "eth0"}, &out, &errb); c != exitFailed || !strings.Contains(errb.String(), "tap-del eth0") {
-		t.Errorf("refused tap-del: %d %q", c, errb.String())
-	}
-	if !hostnet.ResolvedRunning() {
-		out.Reset()
-		if c := Main([]string{"dns-register", "banger0", "172.30.0.1", "vm"}, &out, &errb); c != exitSkipped || !strings.Contains(out.String(), "systemd-resolved is not running") {
-			t.Errorf("dns-register without resolved: %d %q", c, out.String())
-		}
-	}
-}
-
-// TestSudoClientEndToEnd runs the real sudo -n path: the test binary is the
-// helper, run by sudo inside a test namespace.
-func TestSudoClientEndToEnd(t *testing.T) {
-	nettest.RequireRoot(t)
-	if _, err := sysexec.LookPath("sudo"); err != nil {
-		t.Skip("needs sudo (apt-get install sudo)")
-	}
-	ns := nettest.New(t)
-	self, _ := os.Executable()
-	h := &caller{call: sudoCall(sysexec.Exec{}, []string{"ip", "netns", "exec", ns.Name, self, "banger-helper"})}
-	ctx := context.Background()
-	subnet := netip.MustParsePrefix("172.30.0.0/24")
-	must(t, h.BridgeEnsure(ctx, "banger0", subnet))
-	must(t, h.TapAdd(ctx, "bg-1a2b3c4d", "banger0", 0))
-	if links := ns.Exec(t, "ip", "-o", "link", "show", "master", "banger0"); !strings.Contains(links, "bg-1a2b3c4d") {
-		t.Errorf("tap not on the bridge: %s", links)
-	}
-	err := h.TapAdd(ctx, "bg-1a2b3c4d", "banger0", 12345) // sudo says the caller is uid 0
-	var he *Error
-	if !errors.As(err, &he) || he.Verb != "tap-add" || !strings.Contains(err.Error(), "may only act for it") {
-		t.Errorf("tap-add for another uid through sudo: %v", err)
-	}
-	err = h.TapDel(ctx, "eth0")
-	var se *sysexec.Error
-	if !errors.As(err, &se) || se.ExitCode != exitFailed || !strings.Contains(se.Stderr, `tap name "eth0" refused`) {
-		t.Errorf("refused verb through sudo: %v", err)
-	}
-	if !hostnet.ResolvedRunning() {
-		if err := h.DNSRegister(ctx, "banger0", netip.MustParseAddr("172.30.0.1"), "vm"); !errors.Is(err, hostnet.ErrResolvedAbsent) {
-			t.Errorf("dns-register without resolved: %v", err)
-		}
-	}
-	must(t, h.TapDel(ctx, "bg-1a2b3c4d"))
-	must(t, h.BridgeDelete(ctx, "banger0"))
-	if links := ns.Exec(t, "ip", "-o", "link", "show"); strings.Count(links, "\n") != 0 {
-		t.Errorf("left behind:\n%s", links)
 	}
 }
 
 func TestTeardownRemovesEverything(t *testing.T) {
 	ns := nettest.New(t)
-	h := &caller{call: localCall(&env{run: ns.Runner(), tmpRoot: t.TempDir(), callerUID: -1})}
+	h := &caller{call: localCall(testEnv(t, ns.Runner(), 0))}
 	ctx := context.Background()
 	subnet := netip.MustParsePrefix("172.30.0.0/24")
 	taps := []string{"bg-00000001", "bg-00000002"}
+	ns.Exec(t, "ip", "link", "add", "up0", "type", "veth", "peer", "name", "up0p")
+	ns.Exec(t, "ip", "addr", "add", "192.0.2.1/24", "dev", "up0")
+	ns.Exec(t, "ip", "link", "set", "up0", "up")
+	ns.Exec(t, "ip", "link", "set", "up0p", "up")
+	ns.Exec(t, "ip", "route", "add", "default", "via", "192.0.2.254")
 	ns.Do(t, func() error {
 		if err := h.BridgeEnsure(ctx, "banger0", subnet); err != nil {
 			return err
@@ -312,8 +453,8 @@ func TestTeardownRemovesEverything(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(links) != 1 {
-			t.Errorf("%d interfaces left, want only lo", len(links))
+		if len(links) != 3 {
+			t.Errorf("%d interfaces left, want only lo and the up0 pair", len(links))
 		}
 		return nil
 	})

@@ -2,7 +2,6 @@ package privhelper
 
 import (
 	"fmt"
-	"net/netip"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -10,26 +9,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// parseUID accepts a decimal user id and nothing else.
-func parseUID(s string) (int, error) {
-	if s == "" || len(s) > 10 || strings.TrimLeft(s, "0123456789") != "" {
-		return 0, fmt.Errorf("uid %q refused: give a numeric user id (e.g. 1000)", s)
-	}
-	n, err := strconv.ParseUint(s, 10, 31)
-	if err != nil {
-		return 0, fmt.Errorf("uid %q refused: out of range", s)
-	}
-	return int(n), nil
-}
-
-func parseAddr(s string) (netip.Addr, error) {
-	a, err := netip.ParseAddr(s)
-	if err != nil || !a.Is4() {
-		return netip.Addr{}, fmt.Errorf("address %q refused: give an IPv4 address such as 172.30.0.1", s)
-	}
-	return a, nil
-}
 
 // allowedSocketDirs are the only directories under which socket-reclaim may
 // chown, for a given uid: the user's banger runtime directory (XDG or the
@@ -94,6 +73,18 @@ func chownSocket(resolved string, uid int) error {
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
 		return fmt.Errorf("%s refused: not a Unix socket (socket-reclaim only chowns sockets)", resolved)
+	}
+	// Only a socket a root-run VMM made is reclaimed: root's, with one name.
+	// Another user's socket, or a hard link to one placed in the caller's
+	// directory, is refused.
+	if st.Uid != 0 {
+		if int(st.Uid) == uid {
+			return nil // already the caller's
+		}
+		return fmt.Errorf("%s refused: it belongs to uid %d; socket-reclaim only hands root's sockets back", resolved, st.Uid)
+	}
+	if st.Nlink != 1 {
+		return fmt.Errorf("%s refused: it has %d links; socket-reclaim only chowns a socket with one name", resolved, st.Nlink)
 	}
 	gid := -1
 	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {

@@ -74,7 +74,7 @@ func (benchHelper) BridgeDelete(context.Context, string) error                  
 func (benchHelper) TapAdd(context.Context, string, string, int) error             { return nil }
 func (benchHelper) TapDel(context.Context, string) error                          { return nil }
 func (benchHelper) NATEnsure(context.Context, netip.Prefix, string) error         { return nil }
-func (benchHelper) NATRemove(context.Context) error                               { return nil }
+func (benchHelper) NATRemove(context.Context, string) error                       { return nil }
 func (benchHelper) SocketReclaim(context.Context, string, int) error              { return nil }
 func (benchHelper) DNSRegister(context.Context, string, netip.Addr, string) error { return nil }
 func (benchHelper) DNSUnregister(context.Context, string) error                   { return nil }

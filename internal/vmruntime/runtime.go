@@ -443,17 +443,12 @@ func (r *Runtime) Stop(ctx context.Context, vm api.VM, force bool) (api.VM, erro
 		}
 	}
 	r.closeSerial(vm.ID)
-	if err := r.Helper.TapDel(ctx, hostnet.TapName(vm.ID)); err != nil && !isNoSuchDevice(err) {
+	if err := r.Helper.TapDel(ctx, hostnet.TapName(vm.ID)); err != nil {
 		return vm, &StepError{Op: "stop", Step: "tap", Err: err}
 	}
 	_ = os.RemoveAll(r.Layout.VM(vm.ID).SockDir)
 	vm.State, vm.PID, vm.StartedAt, vm.Tap = api.VMStopped, 0, nil, ""
 	return vm, nil
-}
-
-func isNoSuchDevice(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "not found") || strings.Contains(s, "no such") || strings.Contains(s, "does not exist")
 }
 
 // Health asks the guest agent for /healthz.
@@ -478,7 +473,7 @@ func (r *Runtime) Health(ctx context.Context, vm api.VM) (api.VMHealthResult, er
 func (r *Runtime) Destroy(ctx context.Context, vm api.VM) error {
 	r.closeSerial(vm.ID)
 	var errs []error
-	if err := r.Helper.TapDel(ctx, hostnet.TapName(vm.ID)); err != nil && !isNoSuchDevice(err) {
+	if err := r.Helper.TapDel(ctx, hostnet.TapName(vm.ID)); err != nil {
 		errs = append(errs, err)
 	}
 	r.forgetHostKey(ctx, vm.ID)

@@ -65,7 +65,7 @@ func (h *recordingHelper) NATEnsure(context.Context, netip.Prefix, string) error
 	h.rec("nat-ensure")
 	return nil
 }
-func (h *recordingHelper) NATRemove(context.Context) error { h.rec("nat-remove"); return nil }
+func (h *recordingHelper) NATRemove(context.Context, string) error { h.rec("nat-remove"); return nil }
 func (h *recordingHelper) SocketReclaim(context.Context, string, int) error {
 	return nil
 }

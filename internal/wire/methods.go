@@ -269,7 +269,7 @@ func (a *Assembly) hostNAT(ctx context.Context, p api.HostNATParams, _ func(api.
 	if p.Enable {
 		return struct{}{}, a.Helper.NATEnsure(ctx, a.Subnet, a.D.Config.Bridge)
 	}
-	return struct{}{}, a.Helper.NATRemove(ctx)
+	return struct{}{}, a.Helper.NATRemove(ctx, a.D.Config.Bridge)
 }
 
 func (a *Assembly) hostTeardown(ctx context.Context, p api.HostTeardownParams, _ func(api.Progress)) (api.HostTeardownResult, error) {

@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -35,10 +34,6 @@ import (
 	"github.com/banger-dev/banger/internal/vmm/qemu"
 	"github.com/banger-dev/banger/internal/vmruntime"
 )
-
-// HelperSubcommand is the hidden bangerd subcommand that runs the
-// privileged helper: `bangerd helper VERB ARGS...`.
-const HelperSubcommand = "helper"
 
 // Assembly holds what Setup built, for the methods that need it.
 type Assembly struct {
@@ -68,7 +63,7 @@ func Setup(d *daemon.Daemon) error {
 		return fmt.Errorf("config subnet: %w", err)
 	}
 	a := &Assembly{D: d, Bangerd: self, Subnet: subnet,
-		Helper: privhelper.New([]string{self, HelperSubcommand}),
+		Helper: privhelper.New(privhelper.DefaultPath),
 		Images: &image.Builder{Layout: d.Layout}}
 	a.chooseFn = a.chooser()
 	a.D.VMM, a.D.VMMReason, _ = a.chooseFn()
@@ -266,8 +261,8 @@ func (a *Assembly) doctorEnv() *doctor.Env {
 	env.Subnet, env.Bridge, env.DNSDomain, env.DNSPort, env.NAT = cfg.Subnet, cfg.Bridge, cfg.DNSDomain, cfg.DNSPort, cfg.NAT
 	env.MapdnsBin, env.MapdnsDataFile = cfg.MapDNSBin, cfg.MapDNSDataFile
 	env.Deprecations, env.XbpsStatic = cfg.Deprecations, cfg.XBPSStatic
-	env.HelperArgv = []string{a.Bangerd, HelperSubcommand}
-	env.SudoersLine = privhelper.SudoersLine(CurrentUser(), a.Bangerd)
+	env.HelperPath = privhelper.DefaultPath
+	env.HelperCheck = func() error { return privhelper.CheckInstalled(privhelper.DefaultPath) }
 	env.BundleCheck = func() []error {
 		b, err := bundle.Load(a.bundleDir())
 		if err != nil {
@@ -292,18 +287,6 @@ func (a *Assembly) doctorEnv() *doctor.Env {
 	}
 	a.dnsMu.Unlock()
 	return env
-}
-
-// CurrentUser is the user bangerd acts for (the sudo caller when run
-// through sudo).
-func CurrentUser() string {
-	if s := os.Getenv("SUDO_USER"); s != "" {
-		return s
-	}
-	if u, err := user.Current(); err == nil {
-		return u.Username
-	}
-	return strconv.Itoa(os.Getuid())
 }
 
 // checkedRuntime runs the vm-start preflight before anything is changed,

@@ -1,0 +1,169 @@
+package privhelper
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"golang.org/x/sys/unix"
+)
+
+// registry records which uid owns which bridge, tap, NAT and DNS
+// registration. It is root's file under StateDir; every verb reads it and
+// writes it back under one exclusive lock, so two users' calls never
+// interleave between a check and the change it guards.
+type registry struct {
+	Bridges map[string]bridgeEntry `json:"bridges"`
+	Taps    map[string]tapEntry    `json:"taps"`
+	NAT     map[string]int         `json:"nat"` // bridge -> uid
+	DNS     map[string]int         `json:"dns"` // bridge -> uid
+}
+
+type bridgeEntry struct {
+	UID    int          `json:"uid"`
+	Subnet netip.Prefix `json:"subnet"`
+}
+
+type tapEntry struct {
+	UID    int    `json:"uid"`
+	Bridge string `json:"bridge"`
+}
+
+func newRegistry() *registry {
+	r := &registry{}
+	r.fill()
+	return r
+}
+
+// fill makes every map usable (a file may hold null for an empty one).
+func (r *registry) fill() {
+	if r.Bridges == nil {
+		r.Bridges = map[string]bridgeEntry{}
+	}
+	if r.Taps == nil {
+		r.Taps = map[string]tapEntry{}
+	}
+	if r.NAT == nil {
+		r.NAT = map[string]int{}
+	}
+	if r.DNS == nil {
+		r.DNS = map[string]int{}
+	}
+}
+
+// locked is an open, locked registry; save writes it back, close unlocks.
+type locked struct {
+	reg  *registry
+	dir  string
+	lock *os.File
+}
+
+const maxRegistryBytes = 4 << 20
+
+// openRegistry creates dir (0700) when missing, takes the lock and reads the
+// registry. The directory must be root's alone when the helper runs as root.
+func openRegistry(dir string, checkDir func(string) error) (*locked, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("helper state dir: %w", err)
+	}
+	if checkDir != nil {
+		if err := checkDir(dir); err != nil {
+			return nil, fmt.Errorf("helper state dir refused: %w", err)
+		}
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("helper lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("helper lock: %w", err)
+	}
+	reg := newRegistry()
+	data, err := readBounded(filepath.Join(dir, "registry.json"))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		f.Close()
+		return nil, err
+	default:
+		if err := json.Unmarshal(data, reg); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("helper registry %s is damaged (%v): remove it; it is rebuilt as VMs start", filepath.Join(dir, "registry.json"), err)
+		}
+		reg.fill()
+	}
+	return &locked{reg: reg, dir: dir, lock: f}, nil
+}
+
+func readBounded(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() || st.Size() > maxRegistryBytes {
+		return nil, fmt.Errorf("helper registry %s is not a regular file of at most %d bytes", path, maxRegistryBytes)
+	}
+	return os.ReadFile(path)
+}
+
+// save writes the registry atomically (temp file, fsync, rename).
+func (l *locked) save() error {
+	data, err := json.MarshalIndent(l.reg, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(l.dir, ".registry.json.tmp")
+	_ = os.Remove(tmp)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return fmt.Errorf("write helper registry: %w", err)
+	}
+	if _, err := f.Write(append(data, '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("write helper registry: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write helper registry: %w", err)
+	}
+	f.Close()
+	if err := os.Rename(tmp, filepath.Join(l.dir, "registry.json")); err != nil {
+		return fmt.Errorf("write helper registry: %w", err)
+	}
+	return nil
+}
+
+func (l *locked) close() { l.lock.Close() }
+
+// counts of what uid owns, for the caps.
+func (r *registry) bridgesOf(uid int) []string {
+	var out []string
+	for n, b := range r.Bridges {
+		if b.UID == uid {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (r *registry) tapsOf(uid int) int {
+	n := 0
+	for _, t := range r.Taps {
+		if t.UID == uid {
+			n++
+		}
+	}
+	return n
+}
