@@ -3,6 +3,9 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 BINDIR  := $(DESTDIR)$(PREFIX)/bin
+# The privileged helper lives outside any user-writable directory; bangerd
+# runs it from this path through sudo (see docs/security.md).
+HELPER  := $(PREFIX)/libexec/banger/banger-helper
 GO      ?= go
 
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -13,15 +16,16 @@ BUILD_ID ?= $(shell git ls-files -z --cached --others --exclude-standard | \
 	xargs -0 sha256sum 2>/dev/null | sha256sum | cut -c1-16)
 LDFLAGS  := -s -w \
 	-X github.com/banger-dev/banger/internal/version.Version=$(VERSION) \
-	-X github.com/banger-dev/banger/internal/version.BuildID=$(BUILD_ID)
+	-X github.com/banger-dev/banger/internal/version.BuildID=$(BUILD_ID) \
+	-X github.com/banger-dev/banger/internal/privhelper.DefaultPath=$(HELPER)
 
-CMDS := banger bangerd
+CMDS := banger bangerd banger-helper
 # The guest agent is built only once its sources exist.
 ifneq ($(wildcard cmd/banger-agent/*.go),)
 CMDS += banger-agent
 endif
 
-.PHONY: all build install test test-unit test-integration test-e2e test-fuzz bench lint up clean
+.PHONY: all build install install-helper test test-unit test-integration test-e2e test-fuzz bench lint up clean
 
 all: build
 
@@ -33,8 +37,19 @@ build:
 	done
 
 install: build
-	install -d $(BINDIR)
-	@for c in $(CMDS); do install -m 0755 bin/$$c $(BINDIR)/$$c || exit 1; done
+	install -d $(BINDIR) $(dir $(DESTDIR)$(HELPER))
+	@for c in $(filter-out banger-helper,$(CMDS)); do install -m 0755 bin/$$c $(BINDIR)/$$c || exit 1; done
+	install -m 0755 bin/banger-helper $(DESTDIR)$(HELPER)
+
+# install-helper installs the privileged helper root-owned at $(HELPER) and
+# grants its verbs (and nothing else) to you in /etc/sudoers.d: the one sudo
+# step a normal user needs. Run it as yourself; it asks sudo once.
+install-helper: build
+	@if [ "$$(id -u)" -eq 0 ]; then \
+		./bin/banger-helper install --user "$${SUDO_USER:?run make install-helper as the user who runs banger, not as root}"; \
+	else \
+		sudo ./bin/banger-helper install --user "$$(id -un)"; \
+	fi
 
 # The test tiers. `make test` runs them all; CI runs `make test`.
 #  unit         no root, no network: every package with -short

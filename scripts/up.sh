@@ -44,17 +44,15 @@ say "building banger"
 make -s build
 export PATH="$repo/bin:$PATH"
 
-# A non-root user reaches the privileged helper (taps, bridge, NAT) through
-# one sudoers line that grants exactly that.
-if [ "$(id -u)" -ne 0 ] && ! sudo -n -l "$repo/bin/bangerd" helper tap-del bg-00000000 >/dev/null 2>&1; then
-	line=$("$repo/bin/bangerd" --sudoers-line)
-	say "granting the privileged helper (and nothing else) through /etc/sudoers.d/banger:"
-	echo "    $line" >&2
-	tmp=$(mktemp)
-	printf '%s\n' "$line" >"$tmp"
-	as_root visudo -cf "$tmp" >/dev/null
-	as_root install -m 0440 -o root -g root "$tmp" /etc/sudoers.d/banger
-	rm -f "$tmp"
+# A normal user reaches privileged host work (taps, bridge, NAT) only through
+# the root-owned banger-helper and a sudoers drop-in that grants its verbs and
+# nothing else (docs/security.md). Installed, or refreshed after a rebuild,
+# with one sudo step.
+helper=/usr/local/libexec/banger/banger-helper
+if [ "$(id -u)" -ne 0 ] && ! { cmp -s bin/banger-helper "$helper" &&
+	sudo -n -l "$helper" tap-del bg-00000000 >/dev/null 2>&1; }; then
+	say "installing the privileged helper at $helper and granting its verbs (and nothing else) to $(id -un): sudo asks once"
+	sudo ./bin/banger-helper install --user "$(id -un)"
 fi
 
 say "runtime bundle (kernel, initramfs, agent, ssh key)"

@@ -224,3 +224,29 @@ func TestLastLines(t *testing.T) {
 		t.Fatalf("%q", got)
 	}
 }
+
+// TestVMLogsSanitisesOnATerminal: guest escape sequences reach a terminal
+// only with --raw; a pipe gets the bytes as they are.
+func TestVMLogsSanitisesOnATerminal(t *testing.T) {
+	const hostile = "boot ok\r\n\x1b]0;owned\x07\x1b[2J$ fake prompt\n"
+	logs := func(tty bool, args ...string) string {
+		var out, errb bytes.Buffer
+		rec := &recorder{reply: api.VMLogsResult{Data: hostile, Offset: int64(len(hostile))}}
+		a := &App{Layout: paths.UnderRoot(t.TempDir()), Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
+			IsTTY:   func(any) bool { return tty },
+			Connect: func(context.Context) (Caller, error) { return rec, nil }}
+		if code := Main(a, append([]string{"vm", "logs", "dev"}, args...)); code != 0 {
+			t.Fatalf("exit %d: %s", code, errb.String())
+		}
+		return out.String()
+	}
+	if got := logs(true); got != "boot ok\n$ fake prompt\n" {
+		t.Errorf("terminal got %q", got)
+	}
+	if got := logs(true, "--raw"); got != hostile {
+		t.Errorf("--raw on a terminal got %q", got)
+	}
+	if got := logs(false); got != hostile {
+		t.Errorf("a pipe got %q", got)
+	}
+}

@@ -8,10 +8,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/termsafe"
 )
 
 func newVMLogsCmd(a *App) *cobra.Command {
-	var follow bool
+	var follow, raw bool
 	var tail int
 	cmd := &cobra.Command{
 		Use:   "logs NAME",
@@ -31,11 +32,19 @@ func newVMLogsCmd(a *App) *cobra.Command {
 			if err := a.call(ctx, api.MethodVMLogs, p, &res); err != nil {
 				return err
 			}
+			// The console is the guest's output: on a terminal its escape
+			// sequences and control characters are dropped (--raw keeps them).
+			out := a.Stdout
+			if !raw && a.IsTTY(a.Stdout) {
+				safe := termsafe.NewWriter(a.Stdout)
+				defer safe.Flush()
+				out = safe
+			}
 			data := res.Data
 			if tail > 0 {
 				data = lastLines(data, tail)
 			}
-			io.WriteString(a.Stdout, data)
+			io.WriteString(out, data)
 			if res.Data == "" && !follow {
 				a.status("no console output yet (" + res.Path + ")")
 			}
@@ -52,13 +61,14 @@ func newVMLogsCmd(a *App) *cobra.Command {
 					}
 					return err
 				}
-				io.WriteString(a.Stdout, res.Data)
+				io.WriteString(out, res.Data)
 			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output (Ctrl-C to stop)")
 	cmd.Flags().IntVar(&tail, "tail", 0, "print only the last N lines")
+	cmd.Flags().BoolVar(&raw, "raw", false, "print the console's bytes as they are, escape sequences included (the default on a terminal drops them)")
 	return cmd
 }
 

@@ -116,6 +116,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 		logger.Print("reconcile: ", n)
 	}
 	d.reconciled = notes
+	trimCtx, stopTrim := context.WithCancel(ctx)
+	defer stopTrim()
+	go d.VMs.TrimConsoles(trimCtx, 10*time.Second, logger.Printf)
 
 	ln, err := server.Listen(layout.DaemonSocket())
 	if err != nil {

@@ -22,11 +22,11 @@ func TestNATRights(t *testing.T) {
 	h := newFakeHost(t)
 	h.env.HelperPath = "/usr/local/libexec/banger/banger-helper"
 	h.env.SudoAllowed = func(context.Context, []string) error { return errors.New("sudo: a password is required") }
-	want(t, h.run("nat-rights"), api.CheckFail, "/usr/local/libexec/banger/banger-helper nat-ensure 172.30.0.0/24 banger0", "sudo make install-helper")
+	want(t, h.run("nat-rights"), api.CheckFail, "/usr/local/libexec/banger/banger-helper nat-ensure 172.30.0.0/24 banger0", "make install-helper")
 	// A helper that could not be granted safely is reported before sudo is asked.
 	h.env.HelperCheck = func() error { return errors.New("privileged helper /x is owned by uid 1000, not root") }
 	h.env.SudoAllowed = func(context.Context, []string) error { t.Fatal("an unsafe helper must not be probed"); return nil }
-	want(t, h.run("nat-rights"), api.CheckFail, "owned by uid 1000, not root", "sudo make install-helper")
+	want(t, h.run("nat-rights"), api.CheckFail, "owned by uid 1000, not root", "make install-helper")
 	h.env.Geteuid = func() int { return 0 }
 	want(t, h.run("nat-rights"), api.CheckOK, "running as root", "")
 }

@@ -263,7 +263,7 @@ func checkAgentConfig(ctx context.Context, e *Env) api.CheckResult {
 }
 
 // helperInstallFix installs the helper and the user's grant in one sudo step.
-const helperInstallFix = "from banger's source tree: sudo make install-helper (installs banger-helper root-owned and a sudoers drop-in for you; see docs/security.md)"
+const helperInstallFix = "from banger's source tree: make install-helper (asks sudo once; installs banger-helper root-owned and a sudoers drop-in for you; see docs/security.md)"
 
 // helperRights reports whether a privileged verb can run: as root directly,
 // otherwise through `sudo -n` and the helper. sudo is asked about a full,

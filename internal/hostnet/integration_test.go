@@ -326,6 +326,8 @@ func TestNATEndToEnd(t *testing.T) {
 			if tc.forwardDrop {
 				tp.host.Exec(t, "iptables", "-w", "-P", "FORWARD", "DROP")
 			}
+			// The administrator's own rule, there before banger.
+			tp.host.Exec(t, "iptables", "-w", "-A", "FORWARD", "-i", "admin0", "-j", "DROP")
 			if seen, err := tp.dial(t); err == nil {
 				t.Fatalf("guest reached the internet before NAT (seen %s)", seen)
 			}
@@ -343,6 +345,12 @@ func TestNATEndToEnd(t *testing.T) {
 			}
 			if v := tp.host.Exec(t, "cat", "/proc/sys/net/ipv4/ip_forward"); v != "1" {
 				t.Errorf("ip_forward in the host namespace = %s", v)
+			}
+			if tc.hideNFT || tc.forwardDrop {
+				fwd := strings.Split(tp.host.Exec(t, "iptables", "-w", "-S", "FORWARD"), "\n")
+				if last := fwd[len(fwd)-1]; last != "-A FORWARD -j BANGER-FWD-banger0" || !strings.Contains(strings.Join(fwd, "\n"), "-A FORWARD -i admin0 -j DROP") {
+					t.Errorf("banger's jump must come after the administrator's rules:\n%s", strings.Join(fwd, "\n"))
+				}
 			}
 			if tc.hideNFT {
 				if n := strings.Count(tp.host.Exec(t, "iptables", "-w", "-t", "nat", "-S", "POSTROUTING"), "-j BANGER-NAT-banger0"); n != 1 {
@@ -371,5 +379,100 @@ func TestNATEndToEnd(t *testing.T) {
 				t.Error("guest still reaches the internet after RemoveNAT")
 			}
 		})
+	}
+}
+
+// listen serves "hi" on addr inside ns until the test ends.
+func listen(t *testing.T, ns nettest.NS, addr string) string {
+	t.Helper()
+	var ln net.Listener
+	ns.Do(t, func() (err error) { ln, err = net.Listen("tcp", addr); return err })
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, "hi")
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// reaches reports whether a TCP connection from ns to addr gets "hi".
+func reaches(t *testing.T, ns nettest.NS, addr string) bool {
+	t.Helper()
+	got := false
+	ns.Do(t, func() error {
+		c, err := (&net.Dialer{Timeout: 700 * time.Millisecond}).Dial("tcp", addr)
+		if err != nil {
+			return nil
+		}
+		defer c.Close()
+		_ = c.SetReadDeadline(time.Now().Add(700 * time.Millisecond))
+		b, _ := io.ReadAll(c)
+		got = string(b) == "hi"
+		return nil
+	})
+	return got
+}
+
+// TestNATIsolatesBridges: with NAT on for two bridges (two users' VMs), the
+// host forwards each bridge's traffic to the uplink only: one bridge's VMs
+// cannot reach the other's, and the outside cannot reach the VMs, even though
+// forwarding is on and the host has no firewall of its own. Without banger's
+// NAT both were reachable, which the test checks first.
+func TestNATIsolatesBridges(t *testing.T) {
+	tp := newNATTopology(t)
+	subnet1 := netip.MustParsePrefix("172.30.1.0/24")
+	other := nettest.New(t)
+	h := tp.host
+	h.Do(t, func() error { return EnsureBridge("banger1", subnet1) })
+	h.Exec(t, "ip", "link", "add", "gb1", "type", "veth", "peer", "name", "eth0", "netns", other.Name)
+	h.Exec(t, "ip", "link", "set", "gb1", "master", "banger1", "up")
+	other.Exec(t, "ip", "addr", "add", "172.30.1.2/24", "dev", "eth0")
+	other.Exec(t, "ip", "link", "set", "eth0", "up")
+	other.Exec(t, "ip", "route", "add", "default", "via", "172.30.1.1")
+	tp.inet.Exec(t, "ip", "route", "add", "172.30.0.0/16", "via", "192.0.2.1")
+	h.Exec(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+
+	guest0 := listen(t, tp.guest, "172.30.0.2:0")
+	guest1 := listen(t, other, "172.30.1.2:0")
+	if !reaches(t, tp.guest, guest1) || !reaches(t, tp.inet, guest0) {
+		t.Fatal("the topology does not forward without banger's rules; the isolation check would prove nothing")
+	}
+
+	fw := Firewall{Run: h.Runner()}
+	ctx := context.Background()
+	h.Do(t, func() error {
+		if err := fw.EnsureNAT(ctx, NATRule{Subnet: subnet24, Bridge: "banger0", Uplinks: []string{"up0"}}); err != nil {
+			return err
+		}
+		return fw.EnsureNAT(ctx, NATRule{Subnet: subnet1, Bridge: "banger1", Uplinks: []string{"up0"}})
+	})
+	if seen, err := tp.dial(t); err != nil || seen != "192.0.2.1" {
+		t.Errorf("guest of banger0 to the internet: %q, %v", seen, err)
+	}
+	for _, c := range []struct {
+		name string
+		from nettest.NS
+		to   string
+	}{
+		{"banger0 guest to banger1 guest", tp.guest, guest1},
+		{"banger1 guest to banger0 guest", other, guest0},
+		{"outside to banger0 guest", tp.inet, guest0},
+		{"outside to banger1 guest", tp.inet, guest1},
+	} {
+		if reaches(t, c.from, c.to) {
+			t.Errorf("%s: reachable through the host with NAT on", c.name)
+		}
+	}
+	// Removing one bridge's NAT leaves the other's in place.
+	h.Do(t, func() error { return fw.RemoveNAT(ctx, "banger0") })
+	rules := h.Exec(t, "nft", "list", "ruleset")
+	if strings.Contains(rules, "banger-banger0") || !strings.Contains(rules, "table ip banger-banger1") {
+		t.Errorf("after removing banger0's NAT:\n%s", rules)
 	}
 }

@@ -97,6 +97,9 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest, progress func(api
 	if err := checkInputs(req); err != nil {
 		return api.Image{}, err
 	}
+	if err := checkRootBuildDirs(req.WorkDir, b.Layout.BuildCacheDir(), filepath.Dir(req.OutputPath)); err != nil {
+		return api.Image{}, err
+	}
 	recipe, err := newRecipe(req)
 	if err != nil {
 		return api.Image{}, err

@@ -179,7 +179,7 @@ func attackInSandbox(t *testing.T) {
 	s.root("ip", "link", "set", "lan0", "up")
 	s.root("ip", "link", "set", "lan0p", "up")
 
-	// 1. Install as `sudo make install-helper` does, for both users.
+	// 1. Install as `make install-helper` does, for both users.
 	for _, u := range []string{s.alice, s.mallory} {
 		s.root(filepath.Join(s.bins, "banger-helper"), "install", "--user", u)
 	}

@@ -92,7 +92,7 @@ func sudoCall(run sysexec.Runner, helperPath string) callFunc {
 }
 
 // InstallHint says how a user installs the helper and its grant.
-const InstallHint = "from banger's source tree, sudo make install-helper (or sudo ./bin/banger-helper install --user $USER)"
+const InstallHint = "from banger's source tree, make install-helper (it asks sudo once)"
 
 // caller turns typed calls into verb strings, so in-process and sudo calls
 // pass through exactly the same parsing and validation.

@@ -120,7 +120,7 @@ func installMain(args []string, stdout, stderr io.Writer) int {
 
 func install(ctx context.Context, who, target string, stdout io.Writer) error {
 	if os.Geteuid() != 0 {
-		return errors.New("must run as root: sudo ./bin/banger-helper install --user $USER (or sudo make install-helper)")
+		return errors.New("must run as root: make install-helper (it runs sudo ./bin/banger-helper install --user $USER)")
 	}
 	self, err := os.Executable()
 	if err != nil {

@@ -16,10 +16,12 @@ import (
 
 // Where the installed helper lives and what it reads and keeps. All of it is
 // root's: the path components are checked before any of it is trusted.
+// DefaultPath is where `banger-helper install` puts the helper and what the
+// daemon runs through sudo. The Makefile sets it from PREFIX with -ldflags -X
+// so a packaged banger finds its packaged helper.
+var DefaultPath = "/usr/local/libexec/banger/banger-helper"
+
 const (
-	// DefaultPath is where `banger-helper install` puts the helper and what
-	// the daemon runs through sudo.
-	DefaultPath = "/usr/local/libexec/banger/banger-helper"
 	// PolicyFile is the administrator's policy (optional; defaults below).
 	PolicyFile = "/etc/banger/helper.toml"
 	// StateDir holds the ownership registry and its lock. Bridges and taps

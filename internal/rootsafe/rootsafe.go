@@ -37,13 +37,23 @@ func Check(path string, p Policy) error {
 	if !filepath.IsAbs(path) {
 		return fmt.Errorf("%s: not an absolute path", path)
 	}
-	return p.walk(filepath.Clean(path), 0)
+	return p.walk(filepath.Clean(path), 0, true)
 }
 
-func (p Policy) walk(path string, links int) error {
+// CheckParent is Check for a directory root is about to create entries in:
+// dir itself may be a sticky directory (under AllowStickyDirs), since what
+// root creates there is then checked in turn.
+func CheckParent(dir string, p Policy) error {
+	if !filepath.IsAbs(dir) {
+		return fmt.Errorf("%s: not an absolute path", dir)
+	}
+	return p.walk(filepath.Clean(dir), 0, false)
+}
+
+func (p Policy) walk(path string, links int, lastIsTarget bool) error {
 	parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	cur := "/"
-	if err := p.checkEntry(cur, false); err != nil {
+	if err := p.checkEntry(cur, lastIsTarget && path == "/"); err != nil {
 		return err
 	}
 	for i, part := range parts {
@@ -70,9 +80,9 @@ func (p Policy) walk(path string, links int) error {
 				target = filepath.Join(cur, target)
 			}
 			rest := filepath.Join(append([]string{target}, parts[i+1:]...)...)
-			return p.walk(filepath.Clean(rest), links+1)
+			return p.walk(filepath.Clean(rest), links+1, lastIsTarget)
 		}
-		if err := p.checkStat(next, &st, i == len(parts)-1); err != nil {
+		if err := p.checkStat(next, &st, lastIsTarget && i == len(parts)-1); err != nil {
 			return err
 		}
 		cur = next

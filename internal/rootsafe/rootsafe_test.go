@@ -113,3 +113,23 @@ func TestLookProgramIgnoresPATH(t *testing.T) {
 		t.Errorf("missing program: %v", err)
 	}
 }
+
+func TestCheckParentAllowsAStickyDirToCreateIn(t *testing.T) {
+	d := rootDir(t)
+	sticky := filepath.Join(d, "sticky")
+	if err := os.Mkdir(sticky, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(sticky, os.ModeSticky|0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckParent(sticky, Policy{AllowStickyDirs: true}); err != nil {
+		t.Errorf("CheckParent(sticky) = %v", err)
+	}
+	if err := CheckParent(sticky, Strict); err == nil {
+		t.Error("Strict allowed a sticky parent")
+	}
+	if err := Check(sticky, Policy{AllowStickyDirs: true}); err == nil {
+		t.Error("Check allowed the sticky dir itself as a target")
+	}
+}

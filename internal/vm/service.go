@@ -16,6 +16,7 @@ import (
 
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/config"
+	"github.com/banger-dev/banger/internal/consolelog"
 	"github.com/banger-dev/banger/internal/hostinfo"
 	"github.com/banger-dev/banger/internal/paths"
 	"github.com/banger-dev/banger/internal/store"
@@ -568,6 +569,9 @@ func (s *Service) Logs(ctx context.Context, p api.VMLogsParams) (api.VMLogsResul
 	}
 	path := s.Layout.VM(vm.ID).ConsoleLog()
 	res := api.VMLogsResult{Path: path}
+	if err := consolelog.Trim(path, consolelog.MaxBytes); err != nil {
+		return res, err
+	}
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return res, nil // never started: no console output yet
@@ -585,6 +589,12 @@ func (s *Service) Logs(ctx context.Context, p api.VMLogsParams) (api.VMLogsResul
 	if p.TailBytes > 0 && size-p.TailBytes > from {
 		from = size - p.TailBytes
 	}
+	// Older output was trimmed away (consolelog): start at what is kept.
+	if start, err := consolelog.DataStart(f); err != nil {
+		return res, err
+	} else if from < start {
+		from = start
+	}
 	if from > size {
 		from = size // log was truncated (VM restarted): nothing new past the end
 	}
@@ -600,6 +610,33 @@ func (s *Service) Logs(ctx context.Context, p api.VMLogsParams) (api.VMLogsResul
 	res.Data = string(buf)
 	res.Offset = from + n
 	return res, nil
+}
+
+// TrimConsoles keeps every VM's console log within consolelog.MaxBytes, every
+// interval until ctx ends: a guest printing without pause cannot fill the
+// host's disk while the daemon runs.
+func (s *Service) TrimConsoles(ctx context.Context, interval time.Duration, logf func(string, ...any)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		vms, err := s.Store.ListVMs(ctx)
+		if err != nil {
+			continue
+		}
+		for _, vm := range vms {
+			if vm.State == api.VMStopped {
+				continue
+			}
+			if err := consolelog.Trim(s.Layout.VM(vm.ID).ConsoleLog(), consolelog.MaxBytes); err != nil {
+				logf("console log of %s: %v", vm.Name, err)
+			}
+		}
+	}
 }
 
 // SSHInfo tells the CLI how to reach the VM with the system ssh.
