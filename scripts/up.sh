@@ -76,7 +76,7 @@ if ! banger image show debian >/dev/null 2>&1; then
 		as_root "${root_banger[@]}" image build --name debian --force || rc=$?
 		as_root "${root_banger[@]}" daemon stop || true
 		[ "$rc" -eq 0 ] || exit "$rc"
-		as_root chown "$(id -u):$(id -g)" "$data/images/debian.ext4"
+		as_root chown -h "$(id -u):$(id -g)" "$data/images/debian.ext4"
 		as_root rm -rf "$tmp"
 		banger image register --name debian --rootfs "$data/images/debian.ext4" --distro debian
 	fi

@@ -274,21 +274,10 @@ func newNATTopology(t *testing.T) *natTopology {
 	g.Exec(t, "ip", "link", "set", "eth0", "up")
 	g.Exec(t, "ip", "route", "add", "default", "via", "172.30.0.1")
 
-	var ln net.Listener
-	i.Do(t, func() (err error) { ln, err = net.Listen("tcp", "192.0.2.2:0"); return err })
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-			_, _ = io.WriteString(c, host)
-			c.Close()
-		}
-	}()
-	tp.server = ln.Addr().String()
+	tp.server = serve(t, i, "192.0.2.2:0", func(remote string) string {
+		host, _, _ := net.SplitHostPort(remote)
+		return host
+	})
 	return tp
 }
 
@@ -382,8 +371,9 @@ func TestNATEndToEnd(t *testing.T) {
 	}
 }
 
-// listen serves "hi" on addr inside ns until the test ends.
-func listen(t *testing.T, ns nettest.NS, addr string) string {
+// serve answers each TCP connection to addr inside ns with reply(remote
+// address) until the test ends, and returns the address it listens on.
+func serve(t *testing.T, ns nettest.NS, addr string, reply func(remote string) string) string {
 	t.Helper()
 	var ln net.Listener
 	ns.Do(t, func() (err error) { ln, err = net.Listen("tcp", addr); return err })
@@ -394,12 +384,14 @@ func listen(t *testing.T, ns nettest.NS, addr string) string {
 			if err != nil {
 				return
 			}
-			_, _ = io.WriteString(c, "hi")
+			_, _ = io.WriteString(c, reply(c.RemoteAddr().String()))
 			c.Close()
 		}
 	}()
 	return ln.Addr().String()
 }
+
+func sayHi(string) string { return "hi" }
 
 // reaches reports whether a TCP connection from ns to addr gets "hi".
 func reaches(t *testing.T, ns nettest.NS, addr string) bool {
@@ -438,8 +430,8 @@ func TestNATIsolatesBridges(t *testing.T) {
 	tp.inet.Exec(t, "ip", "route", "add", "172.30.0.0/16", "via", "192.0.2.1")
 	h.Exec(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 
-	guest0 := listen(t, tp.guest, "172.30.0.2:0")
-	guest1 := listen(t, other, "172.30.1.2:0")
+	guest0 := serve(t, tp.guest, "172.30.0.2:0", sayHi)
+	guest1 := serve(t, other, "172.30.1.2:0", sayHi)
 	if !reaches(t, tp.guest, guest1) || !reaches(t, tp.inet, guest0) {
 		t.Fatal("the topology does not forward without banger's rules; the isolation check would prove nothing")
 	}

@@ -148,11 +148,7 @@ func TestOwnership(t *testing.T) {
 			t.Errorf("uid %d %s %q: %v, want refusal containing %q", e.caller, verb, args, err, want)
 		}
 	}
-	ns.Exec(t, "ip", "link", "add", "up0", "type", "veth", "peer", "name", "up0p")
-	ns.Exec(t, "ip", "addr", "add", "192.0.2.1/24", "dev", "up0")
-	ns.Exec(t, "ip", "link", "set", "up0", "up")
-	ns.Exec(t, "ip", "link", "set", "up0p", "up")
-	ns.Exec(t, "ip", "route", "add", "default", "via", "192.0.2.254")
+	addUplink(t, ns)
 	ns.Do(t, func() error {
 		// The LAN: an address and a route the host already uses.
 		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "lan0"}, PeerName: "lan0p"}); err != nil {
@@ -222,6 +218,16 @@ func TestOwnership(t *testing.T) {
 	if rules := ns.Exec(t, "nft", "list", "ruleset"); rules != "" {
 		t.Errorf("rules left:\n%s", rules)
 	}
+}
+
+// addUplink gives ns an uplink, up0 (a veth), with the default route.
+func addUplink(t *testing.T, ns nettest.NS) {
+	t.Helper()
+	ns.Exec(t, "ip", "link", "add", "up0", "type", "veth", "peer", "name", "up0p")
+	ns.Exec(t, "ip", "addr", "add", "192.0.2.1/24", "dev", "up0")
+	ns.Exec(t, "ip", "link", "set", "up0", "up")
+	ns.Exec(t, "ip", "link", "set", "up0p", "up")
+	ns.Exec(t, "ip", "route", "add", "default", "via", "192.0.2.254")
 }
 
 func TestTapCap(t *testing.T) {
@@ -417,11 +423,7 @@ func TestTeardownRemovesEverything(t *testing.T) {
 	ctx := context.Background()
 	subnet := netip.MustParsePrefix("172.30.0.0/24")
 	taps := []string{"bg-00000001", "bg-00000002"}
-	ns.Exec(t, "ip", "link", "add", "up0", "type", "veth", "peer", "name", "up0p")
-	ns.Exec(t, "ip", "addr", "add", "192.0.2.1/24", "dev", "up0")
-	ns.Exec(t, "ip", "link", "set", "up0", "up")
-	ns.Exec(t, "ip", "link", "set", "up0p", "up")
-	ns.Exec(t, "ip", "route", "add", "default", "via", "192.0.2.254")
+	addUplink(t, ns)
 	ns.Do(t, func() error {
 		if err := h.BridgeEnsure(ctx, "banger0", subnet); err != nil {
 			return err
