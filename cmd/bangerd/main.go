@@ -13,14 +13,13 @@ import (
 	"github.com/banger-dev/banger/internal/paths"
 	"github.com/banger-dev/banger/internal/privhelper"
 	"github.com/banger-dev/banger/internal/version"
-	"github.com/banger-dev/banger/internal/wire"
 )
 
 // subcommands are extra modes of the bangerd binary, run instead of the
 // daemon when os.Args[1] names one (e.g. the privileged helper:
 // `bangerd helper tap-add ...`). Register them here.
 var subcommands = map[string]func(args []string) int{
-	wire.HelperSubcommand: func(args []string) int { return privhelper.Main(args, os.Stdout, os.Stderr) },
+	daemon.HelperSubcommand: func(args []string) int { return privhelper.Main(args, os.Stdout, os.Stderr) },
 }
 
 func main() {
@@ -40,7 +39,7 @@ func main() {
 			fmt.Fprintf(os.Stderr, "bangerd: %v\n", err)
 			os.Exit(1)
 		}
-		fmt.Println(privhelper.SudoersLine(wire.CurrentUser(), self))
+		fmt.Println(privhelper.SudoersLine(daemon.CurrentUser(), self))
 		return
 	}
 	if *showVersion {
@@ -51,7 +50,7 @@ func main() {
 	if *foreground {
 		logOut = os.Stderr
 	}
-	if err := daemon.Run(context.Background(), daemon.Options{Layout: paths.Default(), LogOutput: logOut, Setup: wire.Setup}); err != nil {
+	if err := daemon.Run(context.Background(), daemon.Options{Layout: paths.Default(), LogOutput: logOut}); err != nil {
 		fmt.Fprintf(os.Stderr, "bangerd: %v\n", err)
 		os.Exit(1)
 	}

@@ -252,6 +252,13 @@ func TestRegister(t *testing.T) {
 	if _, err := b.Register(ctx, RegisterRequest{Name: "mine", RootfsPath: good, KernelPath: "/nonexistent/vmlinux"}); err == nil {
 		t.Error("missing kernel accepted")
 	}
+	// The daemon's working directory is not the user's: a relative rootfs
+	// path is refused, even one that would resolve to a good image here.
+	t.Chdir(filepath.Dir(good))
+	_, err = b.Register(ctx, RegisterRequest{Name: "mine", RootfsPath: filepath.Base(good)})
+	if !errors.As(err, &ae) || ae.Code != api.CodeInvalidArgument || !strings.Contains(ae.Message, "not absolute") {
+		t.Errorf("relative rootfs path: %v", err)
+	}
 }
 
 func TestIsExt4AndMountsUnder(t *testing.T) {
