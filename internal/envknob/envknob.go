@@ -39,6 +39,9 @@ const (
 	FakeFCSkipTapCheck Knob = "FAKE_FC_SKIP_TAP_CHECK"
 	FakeFCNoAgent      Knob = "FAKE_FC_NO_AGENT"
 	FakeFCRecord       Knob = "FAKE_FC_RECORD"
+	// E2EHelper selects a helper mode of the end-to-end test binary
+	// re-executed inside a network namespace.
+	E2EHelper Knob = "BANGER_E2E_HELPER"
 	// OpenTap names a tap the hostnet integration test's child process holds
 	// open.
 	OpenTap Knob = "BANGER_TEST_OPEN_TAP"

@@ -15,6 +15,7 @@ import (
 
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/config"
+	"github.com/banger-dev/banger/internal/envknob"
 	"github.com/banger-dev/banger/internal/hostinfo"
 	"github.com/banger-dev/banger/internal/paths"
 	"github.com/banger-dev/banger/internal/store"
@@ -85,7 +86,7 @@ type Service struct {
 var crashHook func(op, point string)
 
 func init() {
-	if at := os.Getenv("BANGER_TEST_CRASH_AT"); at != "" {
+	if at := envknob.CrashAt.Value(); at != "" {
 		crashHook = func(op, point string) {
 			if op+":"+point == at {
 				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)

@@ -23,6 +23,7 @@ import (
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/bundle"
 	"github.com/banger-dev/banger/internal/disk"
+	"github.com/banger-dev/banger/internal/envknob"
 	"github.com/banger-dev/banger/internal/hostnet"
 	"github.com/banger-dev/banger/internal/paths"
 	"github.com/banger-dev/banger/internal/privhelper"
@@ -73,7 +74,7 @@ type Runtime struct {
 func init() {
 	// Test hook for the crash-safety suite: SIGKILL ourselves right before
 	// the named step ("start:launch-vmm"), as a crash there would.
-	if at := os.Getenv("BANGER_TEST_CRASH_AT"); at != "" {
+	if at := envknob.CrashAt.Value(); at != "" {
 		stepHook = func(op, step string) {
 			if op+":"+step == at {
 				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
