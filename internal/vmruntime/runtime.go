@@ -103,7 +103,7 @@ func (r *Runtime) driverFor(vm api.VM) (vmm.Driver, error) {
 	return d, nil
 }
 
-// handle rebuilds the persisted VMM handle of a VM from its record.
+// handle rebuilds the VMM handle of a VM from its record and its paths.
 func (r *Runtime) handle(vm api.VM) vmm.Handle {
 	f := r.Layout.VM(vm.ID)
 	h := vmm.Handle{Driver: vm.VMM, PID: vm.PID}

@@ -269,18 +269,6 @@ func (d *Driver) Stop(ctx context.Context, h vmm.Handle, grace time.Duration) er
 	return nil
 }
 
-// RescanDrive points a running VM's drive at path again (PATCH
-// /drives/{id}), so the guest sees a disk grown while it runs.
-func (d *Driver) RescanDrive(ctx context.Context, h vmm.Handle, driveID, path string) error {
-	if !d.Alive(h) {
-		return &vmm.Error{VM: handleVM(h), Step: "PATCH /drives/" + driveID, Err: errors.New("the VM is not running")}
-	}
-	if err := NewClient(h.APISocket).PatchDrive(ctx, PartialDrive{DriveID: driveID, PathOnHost: path}); err != nil {
-		return &vmm.Error{VM: handleVM(h), Step: "PATCH /drives/" + driveID, Err: err}
-	}
-	return nil
-}
-
 // Alive reports whether h names a live firecracker process serving
 // h.APISocket (a recycled pid has another command line).
 func (d *Driver) Alive(h vmm.Handle) bool {

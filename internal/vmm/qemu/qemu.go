@@ -28,9 +28,8 @@ const AccelEnv = "BANGER_QEMU_ACCEL"
 
 // Options configure the driver. Zero values pick the defaults.
 type Options struct {
-	Binary    string // qemu_bin; default qemu-system-x86_64
-	Accel     string // "auto" (default), "kvm" or "tcg"
-	ImgBinary string // qemu-img; default qemu-img
+	Binary string // qemu_bin; default qemu-system-x86_64
+	Accel  string // "auto" (default), "kvm" or "tcg"
 	// StartTimeout bounds Start when ctx has no deadline (default 30s): QEMU
 	// opens its QMP socket well within a second, so this only matters when
 	// something is badly wrong.
@@ -56,9 +55,6 @@ func New(opts Options) *Driver {
 	if opts.Binary == "" {
 		opts.Binary = "qemu-system-x86_64"
 	}
-	if opts.ImgBinary == "" {
-		opts.ImgBinary = "qemu-img"
-	}
 	if opts.Accel == "" {
 		opts.Accel = "auto"
 	}
@@ -73,9 +69,6 @@ func New(opts Options) *Driver {
 
 // Name implements vmm.Driver.
 func (d *Driver) Name() string { return vmm.DriverQEMU }
-
-// ImgBinary is the qemu-img program the VM service should use for overlays.
-func (d *Driver) ImgBinary() string { return d.opts.ImgBinary }
 
 // Accel resolves the accelerator Start will use and why.
 func (d *Driver) Accel() (accel, reason string, err error) {
