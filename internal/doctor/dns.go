@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/sysexec"
 )
 
 const daemonRestartFix = "banger daemon stop && banger daemon start"
@@ -121,7 +122,7 @@ func checkMapdns(ctx context.Context, e *Env) api.CheckResult {
 			return fail("mapdns_bin "+bin+" not found in PATH", "set mapdns_bin to the mapdns binary's full path in "+e.configFile())
 		}
 		bin = p
-	} else if err := executable(bin); err != nil {
+	} else if err := sysexec.CheckExecutable(bin); err != nil {
 		return fail(fmt.Sprintf("mapdns_bin %s: %v", bin, err), "set mapdns_bin to the mapdns binary's full path in "+e.configFile())
 	}
 	f := e.MapdnsDataFile

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/sysexec"
 )
 
 // fakeHost is a fabricated machine: a root for /dev, /proc, /sys and /run,
@@ -51,7 +52,7 @@ func newFakeHost(t *testing.T) *fakeHost {
 // lookPath finds name only in the fake bin directory.
 func (h *fakeHost) lookPath(name string) (string, error) {
 	p := filepath.Join(h.bin, name)
-	if err := executable(p); err != nil {
+	if err := sysexec.CheckExecutable(p); err != nil {
 		return "", errors.New(name + " not found in PATH")
 	}
 	return p, nil

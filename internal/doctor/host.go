@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/sysexec"
 )
 
 // --- nat ---
@@ -131,7 +132,7 @@ func checkXBPS(ctx context.Context, e *Env) api.CheckResult {
 		return ok("not needed: building a " + e.Distro + " image")
 	}
 	if e.XbpsStatic != "" {
-		if err := executable(e.XbpsStatic); err != nil {
+		if err := sysexec.CheckExecutable(e.XbpsStatic); err != nil {
 			return missing(fmt.Sprintf("xbps_static %s: %v", e.XbpsStatic, err))
 		}
 		return ok("static xbps at " + e.XbpsStatic)

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/sysexec"
 )
 
 const (
@@ -40,7 +41,7 @@ func firecrackerInstallFix(configFile string) string {
 
 func (e *Env) findFirecracker() (string, error) {
 	if e.FirecrackerBin != "" {
-		if err := executable(e.FirecrackerBin); err != nil {
+		if err := sysexec.CheckExecutable(e.FirecrackerBin); err != nil {
 			return "", fmt.Errorf("firecracker_bin %s: %v", e.FirecrackerBin, err)
 		}
 		return e.FirecrackerBin, nil
@@ -54,7 +55,7 @@ func (e *Env) findFirecracker() (string, error) {
 
 func (e *Env) findQEMU() (string, error) {
 	if e.QEMUBin != "" {
-		if err := executable(e.QEMUBin); err != nil {
+		if err := sysexec.CheckExecutable(e.QEMUBin); err != nil {
 			return "", fmt.Errorf("qemu_bin %s: %v", e.QEMUBin, err)
 		}
 		return e.QEMUBin, nil
@@ -64,24 +65,6 @@ func (e *Env) findQEMU() (string, error) {
 		return "", errors.New("qemu-system-x86_64 not found in PATH")
 	}
 	return p, nil
-}
-
-// executable accepts a regular file with an execute bit.
-func executable(path string) error {
-	fi, err := os.Stat(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return errors.New("does not exist")
-		}
-		return err
-	}
-	if !fi.Mode().IsRegular() {
-		return errors.New("not a regular file")
-	}
-	if fi.Mode().Perm()&0o111 == 0 {
-		return errors.New("not executable (chmod +x it)")
-	}
-	return nil
 }
 
 // firstLine keeps version output to one readable line.

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/disk"
 	"github.com/banger-dev/banger/internal/sysexec"
 )
 
@@ -245,7 +246,7 @@ func TestRegister(t *testing.T) {
 	if err != nil {
 		t.Fatalf("register: %v", err)
 	}
-	sum, size, _ := fileSHA256(good)
+	sum, size, _ := disk.SHA256(good)
 	if got.Name != "mine" || got.Distro != "custom" || got.RootfsPath != good || got.SHA256 != sum || got.SizeBytes != size || got.KernelPath != agent {
 		t.Errorf("registered image: %+v", got)
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/banger-dev/banger/internal/paths"
 	"github.com/banger-dev/banger/internal/privhelper"
 	"github.com/banger-dev/banger/internal/sysexec"
+	"github.com/banger-dev/banger/internal/validate"
 	"github.com/banger-dev/banger/internal/vmm"
 )
 
@@ -130,7 +131,7 @@ func (r *Runtime) Provision(ctx context.Context, vm api.VM, progress func(api.Pr
 	return runSteps(ctx, "provision", []step{
 		{name: "vm-dir", msg: "creating " + f.Dir, do: func(context.Context) error { return os.MkdirAll(f.Dir, 0o700) },
 			undo: func(context.Context) { _ = os.RemoveAll(f.Dir) }},
-		{name: "work-disk", msg: fmt.Sprintf("making the %s work disk (/root)", humanBytes(vm.DiskBytes)), do: func(ctx context.Context) error {
+		{name: "work-disk", msg: fmt.Sprintf("making the %s work disk (/root)", validate.FormatBytes(vm.DiskBytes)), do: func(ctx context.Context) error {
 			return disk.CreateWorkDisk(ctx, f.WorkDisk(), vm.DiskBytes)
 		}},
 		{name: "root-disk", msg: "cloning image " + vm.Image + " as the system disk", do: func(ctx context.Context) error {
@@ -211,17 +212,6 @@ func (r *Runtime) ensureNetwork(ctx context.Context) error {
 	}
 	r.netReady = true
 	return nil
-}
-
-// humanBytes renders a size the way users type it (8G, 512M).
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%dG", n>>30)
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%dM", n>>20)
-	}
-	return fmt.Sprintf("%d bytes", n)
 }
 
 // ResetNetwork forgets that the network was set up (after a host teardown),

@@ -404,8 +404,8 @@ func TestReadoptAfterDaemonRestart(t *testing.T) {
 	spec := newSpec(t)
 	h := startVM(t, newDriver(), spec)
 	// Round-trip the handle through JSON (nothing in it may live only in
-	// this process), and use a
-	// fresh driver value, as a restarted daemon would.
+	// this process) and use a fresh driver value, as a restarted daemon
+	// would.
 	data, _ := json.Marshal(h)
 	var h2 vmm.Handle
 	if err := json.Unmarshal(data, &h2); err != nil {
