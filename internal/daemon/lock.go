@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/banger-dev/banger/internal/hostinfo"
 )
 
 // Lock is the held single-instance lock.
@@ -34,7 +35,7 @@ func AcquireLock(path string) (*Lock, error) {
 		b, _ := os.ReadFile(path)
 		holder := strings.TrimSpace(string(b))
 		pid, perr := strconv.Atoi(holder)
-		if errors.Is(err, syscall.EWOULDBLOCK) && perr == nil && !processAlive(pid) && time.Now().Before(deadline) {
+		if errors.Is(err, syscall.EWOULDBLOCK) && perr == nil && !hostinfo.ProcessAlive(pid) && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 			continue
 		}
@@ -51,16 +52,6 @@ func AcquireLock(path string) (*Lock, error) {
 		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return &Lock{f: f}, nil
-}
-
-// processAlive reports whether pid runs and is not a zombie.
-func processAlive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	return i >= 0 && i+2 < len(b) && b[i+2] != 'Z'
 }
 
 // Release drops the lock.

@@ -1,8 +1,6 @@
 package doctor
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/hostinfo"
 	"github.com/banger-dev/banger/internal/sysexec"
 )
 
@@ -286,42 +285,12 @@ func checkTapRights(ctx context.Context, e *Env) api.CheckResult {
 	return helperRights(ctx, e, []string{"tap-add", "bg-00000000", e.bridge(), strconv.Itoa(e.euid())}, "taps are created")
 }
 
-// meminfo reads the kB fields of /proc/meminfo.
-func (e *Env) meminfo() (map[string]int64, error) {
-	data, err := os.ReadFile(e.sys("/proc/meminfo"))
-	if err != nil {
-		return nil, err
-	}
-	m := map[string]int64{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		k, v, found := strings.Cut(sc.Text(), ":")
-		if !found {
-			continue
-		}
-		f := strings.Fields(v)
-		if len(f) == 0 {
-			continue
-		}
-		n, err := strconv.ParseInt(f[0], 10, 64)
-		if err == nil {
-			m[k] = n
-		}
-	}
-	return m, nil
-}
-
 func checkMemory(ctx context.Context, e *Env) api.CheckResult {
-	m, err := e.meminfo()
+	m, err := hostinfo.ReadMemoryFrom(e.sys("/proc/meminfo"))
 	if err != nil {
 		return warn("cannot read /proc/meminfo: "+err.Error(), "")
 	}
-	total, tok := m["MemTotal"]
-	avail, aok := m["MemAvailable"]
-	if !tok || !aok {
-		return warn("/proc/meminfo has no MemTotal/MemAvailable", "")
-	}
-	totalMiB, availMiB := total/1024, avail/1024
+	totalMiB, availMiB := m.TotalBytes>>20, m.AvailableBytes>>20
 	req := int64(e.RequestedMemoryMiB)
 	if req <= 0 {
 		return ok(fmt.Sprintf("%d MiB available of %d MiB", availMiB, totalMiB))

@@ -25,6 +25,7 @@ import (
 	"github.com/banger-dev/banger/internal/disk"
 	"github.com/banger-dev/banger/internal/envknob"
 	"github.com/banger-dev/banger/internal/hostnet"
+	"github.com/banger-dev/banger/internal/logtail"
 	"github.com/banger-dev/banger/internal/paths"
 	"github.com/banger-dev/banger/internal/privhelper"
 	"github.com/banger-dev/banger/internal/sysexec"
@@ -649,13 +650,9 @@ func isVMID(s string) bool {
 
 // tail returns the last n lines of a file (or a note that it is unreadable).
 func tail(path string, n int) string {
-	data, err := os.ReadFile(path)
+	s, err := logtail.Lines(path, 0, n)
 	if err != nil {
 		return "(console log unreadable: " + err.Error() + ")"
 	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return s
 }

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/banger-dev/banger/internal/logtail"
 	"github.com/banger-dev/banger/internal/paths"
 	"github.com/banger-dev/banger/internal/sysexec"
 	"github.com/banger-dev/banger/internal/vmm"
@@ -151,7 +151,7 @@ func (d *Driver) Start(ctx context.Context, spec vmm.Spec) (vmm.Handle, error) {
 	if err := waitRunning(ctx, spec.APISocket, exited); err != nil {
 		d.kill(h, exited)
 		cleanup()
-		if tail := logTail(spec.VMMLog, logStart); tail != "" {
+		if tail, _ := logtail.Lines(spec.VMMLog, logStart, 40); tail != "" {
 			err = fmt.Errorf("%w\nQEMU log (%s):\n%s", err, spec.VMMLog, tail)
 		}
 		return fail("boot", err)
@@ -418,26 +418,6 @@ func openLog(path string, argv []string) (*os.File, int64, error) {
 	}
 	fmt.Fprintf(f, "--- %s %s\n", time.Now().UTC().Format(time.RFC3339), sysexec.Quote(argv))
 	return f, fi.Size(), nil
-}
-
-// logTail returns the last lines QEMU wrote since offset.
-func logTail(path string, offset int64) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	const max = 4 << 10
-	fi, err := f.Stat()
-	if err != nil {
-		return ""
-	}
-	if fi.Size()-offset > max {
-		offset = fi.Size() - max
-	}
-	f.Seek(offset, io.SeekStart)
-	b, _ := io.ReadAll(f)
-	return strings.TrimSpace(string(b))
 }
 
 func vmLabel(spec vmm.Spec) string {
