@@ -26,11 +26,11 @@ var layers = map[string]int{
 	// 1: tools, each with one job, and the transport.
 	"internal/disk": 1, "internal/kernel": 1, "internal/hostnet": 1, "internal/mapdns": 1,
 	"internal/config": 1, "internal/sshcmd": 1, "internal/agentclient": 1, "internal/agent": 1,
-	"internal/doctor": 1, "internal/vmm": 1, "internal/vmm/fccontract": 1, "internal/server": 1,
+	"internal/vmm": 1, "internal/vmm/fccontract": 1, "internal/server": 1,
 	"internal/client": 1, "internal/tui": 1, "internal/tui/tuitest": 1, "internal/hostnet/nettest": 1,
 
 	// 2: what the services are built from.
-	"internal/bundle": 2, "internal/privhelper": 2, "internal/store": 2, "internal/vmm/firecracker": 2,
+	"internal/bundle": 2, "internal/doctor": 2, "internal/privhelper": 2, "internal/store": 2, "internal/vmm/firecracker": 2,
 	"internal/vmm/qemu": 2, "internal/vmm/fcfake": 2, "internal/cli": 2, "internal/kernel/kerneltest": 2,
 	"internal/benchreport": 2,
 

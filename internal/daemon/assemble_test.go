@@ -210,7 +210,7 @@ func TestSyncMapDNS(t *testing.T) {
 func TestDoctorEnv(t *testing.T) {
 	d := newTestDaemon(t, func(c *config.Config) { c.Subnet = netip.MustParsePrefix("10.9.0.0/16") })
 	env := d.doctorEnv()
-	if env.Subnet != "10.9.0.0/16" || env.ConfigFile != d.Layout.ConfigFile() || env.BundleDir != d.Layout.BundleDir() {
+	if env.Subnet.String() != "10.9.0.0/16" || env.ConfigFile != d.Layout.ConfigFile() || env.BundleDir != d.Layout.BundleDir() {
 		t.Errorf("env: subnet %q, config %q, bundle %q", env.Subnet, env.ConfigFile, env.BundleDir)
 	}
 	if !slices.Equal(env.HelperArgv, []string{d.Bangerd, HelperSubcommand}) || !strings.Contains(env.SudoersLine, d.Bangerd) {

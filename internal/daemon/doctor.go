@@ -24,7 +24,7 @@ func (d *Daemon) doctorEnv() *doctor.Env {
 	env.ConfigFile = l.ConfigFile()
 	env.VMM, env.FirecrackerBin, env.QEMUBin = cfg.VMM, cfg.FirecrackerBin, cfg.QEMUBin
 	env.BundleDir, env.StateDir, env.DataDir, env.CacheDir, env.RuntimeDir = d.bundleDir(), l.StateDir, l.DataDir, l.CacheDir, l.RuntimeDir
-	env.Subnet, env.Bridge, env.DNSDomain, env.DNSPort, env.NAT = cfg.Subnet.String(), cfg.Bridge, cfg.DNSDomain, cfg.DNSPort, cfg.NAT
+	env.Subnet, env.Bridge, env.DNSDomain, env.DNSPort, env.NAT = cfg.Subnet, cfg.Bridge, cfg.DNSDomain, cfg.DNSPort, cfg.NAT
 	env.MapdnsBin, env.MapdnsDataFile = cfg.MapDNSBin, cfg.MapDNSDataFile
 	env.Deprecations, env.XbpsStatic = cfg.Deprecations, cfg.XBPSStatic
 	d.fillHelperDoctor(env)

@@ -3,6 +3,7 @@ package doctor
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,7 +42,7 @@ func newFakeHost(t *testing.T) *fakeHost {
 		FreeBytes:  func(string) (uint64, error) { return 100 << 30, nil },
 		ConfigFile: "/home/u/.config/banger/config.toml",
 		VMM:        "auto",
-		Subnet:     "172.30.0.0/24",
+		Subnet:     netip.MustParsePrefix("172.30.0.0/24"),
 		Bridge:     "banger0",
 		DNSDomain:  "vm",
 		DNSPort:    53,

@@ -29,11 +29,7 @@ func checkNATTools(ctx context.Context, e *Env) api.CheckResult {
 }
 
 func checkNATRights(ctx context.Context, e *Env) api.CheckResult {
-	subnet := e.Subnet
-	if subnet == "" {
-		subnet = "172.30.0.0/24"
-	}
-	return helperRights(ctx, e, []string{"nat-ensure", subnet, e.bridge()}, "NAT rules are changed")
+	return helperRights(ctx, e, []string{"nat-ensure", e.subnet().String(), e.bridge()}, "NAT rules are changed")
 }
 
 func checkIPForward(ctx context.Context, e *Env) api.CheckResult {
