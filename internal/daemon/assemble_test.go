@@ -283,3 +283,25 @@ func TestHostTeardownRefusesRunningVMs(t *testing.T) {
 		t.Fatalf("teardown with a running VM: %v", err)
 	}
 }
+
+// The agent put into bundles: agent_bin from config wins; with none next to
+// bangerd or in PATH, the error says how to get one.
+func TestAgentBinary(t *testing.T) {
+	d := newTestDaemon(t, func(c *config.Config) { c.AgentBin = "/opt/banger-agent" })
+	if p, err := d.agentBinary(); err != nil || p != "/opt/banger-agent" {
+		t.Errorf("agent_bin: %q %v", p, err)
+	}
+	d.Config.AgentBin = ""
+	d.Bangerd = filepath.Join(t.TempDir(), "bangerd")
+	t.Setenv("PATH", t.TempDir())
+	_, err := d.agentBinary()
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Code != api.CodeFailedPrecondition || !strings.Contains(ae.Hint, "agent_bin") {
+		t.Errorf("no agent anywhere: %v", err)
+	}
+	beside := filepath.Join(filepath.Dir(d.Bangerd), "banger-agent")
+	os.WriteFile(beside, []byte("#!/bin/sh\n"), 0o755)
+	if p, err := d.agentBinary(); err != nil || p != beside {
+		t.Errorf("agent next to bangerd: %q %v", p, err)
+	}
+}
