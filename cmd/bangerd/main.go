@@ -13,7 +13,6 @@ import (
 	"github.com/banger-dev/banger/internal/paths"
 	"github.com/banger-dev/banger/internal/privhelper"
 	"github.com/banger-dev/banger/internal/version"
-	"github.com/banger-dev/banger/internal/wire"
 )
 
 func main() {
@@ -39,7 +38,7 @@ func main() {
 	if *foreground {
 		logOut = os.Stderr
 	}
-	if err := daemon.Run(context.Background(), daemon.Options{Layout: paths.Default(), LogOutput: logOut, Setup: wire.Setup}); err != nil {
+	if err := daemon.Run(context.Background(), daemon.Options{Layout: paths.Default(), LogOutput: logOut}); err != nil {
 		fmt.Fprintf(os.Stderr, "bangerd: %v\n", err)
 		os.Exit(1)
 	}

@@ -18,6 +18,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/banger-dev/banger/internal/envknob"
 	"github.com/banger-dev/banger/internal/vmm/fcfake"
 )
 
@@ -55,7 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	opts := fcfake.OptionsFromEnv()
 	opts.ID = *id
 	opts.Console = stdout
-	if path := os.Getenv("FAKE_FC_RECORD"); path != "" {
+	if path := envknob.FakeFCRecord.Value(); path != "" {
 		rec, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 		if err != nil {
 			fmt.Fprintf(stderr, "fake-firecracker: FAKE_FC_RECORD: %v\n", err)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -18,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/disk"
 	"github.com/banger-dev/banger/internal/initramfs"
 	"github.com/banger-dev/banger/internal/kernel"
 	"github.com/banger-dev/banger/internal/sysexec"
@@ -62,7 +61,7 @@ func Build(ctx context.Context, opts BuildOptions, progress func(api.Progress)) 
 	if err := checkAgent(opts.AgentBinary); err != nil {
 		return nil, fmt.Errorf("agent binary %s: %w (build it with `CGO_ENABLED=0 go build -o banger-agent ./cmd/banger-agent`)", opts.AgentBinary, err)
 	}
-	agentHash, err := fileSHA256(opts.AgentBinary)
+	agentHash, _, err := disk.SHA256(opts.AgentBinary)
 	if err != nil {
 		return nil, fmt.Errorf("agent binary: %w", err)
 	}
@@ -368,19 +367,6 @@ func install(tmp, dir, keepRootfs string) error {
 		return fmt.Errorf("bundle build: installing %s: %w", dir, err)
 	}
 	return os.RemoveAll(old)
-}
-
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func copyFile(src, dst string, mode os.FileMode) error {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/kernel"
+	"github.com/banger-dev/banger/internal/sysexec"
 )
 
 // ManifestName is the bundle's description file.
@@ -385,12 +387,11 @@ var (
 // checkAgent wants a static x86-64 executable: guest images may lack the
 // host's C library.
 func checkAgent(p string) error {
-	st, err := os.Stat(p)
-	if err != nil {
-		return err
-	}
-	if st.Mode()&0o111 == 0 {
-		return fmt.Errorf("%w (mode %v)", errNotExecutable, st.Mode().Perm())
+	if err := sysexec.CheckExecutable(p); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errNotExecutable, err)
 	}
 	f, err := elf.Open(p)
 	if err != nil {

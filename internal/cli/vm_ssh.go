@@ -3,12 +3,12 @@ package cli
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/sshcmd"
 	"github.com/banger-dev/banger/internal/sysexec"
 )
 
@@ -43,22 +43,11 @@ func newVMSSHCmd(a *App) *cobra.Command {
 
 // sshArgv builds the system ssh command line for a VM.
 func sshArgv(info api.VMSSHInfo, remote []string) []string {
-	argv := []string{"ssh",
-		"-i", info.KeyPath,
-		"-o", "UserKnownHostsFile=" + info.KnownHostsPath,
-		"-o", "StrictHostKeyChecking=accept-new",
-		"-o", "HostKeyAlias=" + info.HostKeyAlias,
-		"-o", "IdentitiesOnly=yes",
-		"-o", "LogLevel=ERROR",
-	}
-	if info.Port != 0 && info.Port != 22 {
-		argv = append(argv, "-p", strconv.Itoa(info.Port))
-	}
-	argv = append(argv, info.User+"@"+info.Host)
+	cmd := ""
 	if len(remote) > 0 {
-		argv = append(argv, "--", remoteCommand(remote))
+		cmd = remoteCommand(remote)
 	}
-	return argv
+	return sshcmd.Argv(info, cmd)
 }
 
 // remoteCommand makes the command line ssh hands to the guest's shell. ssh

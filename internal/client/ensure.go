@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/hostinfo"
+	"github.com/banger-dev/banger/internal/logtail"
 	"github.com/banger-dev/banger/internal/paths"
 	"github.com/banger-dev/banger/internal/sysexec"
 	"github.com/banger-dev/banger/internal/version"
@@ -77,7 +79,7 @@ func StopDaemon(ctx context.Context, c *Client, pid int, stopVMs bool) error {
 		return err
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for processExists(pid) {
+	for hostinfo.ProcessAlive(pid) {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("bangerd (pid %d) did not exit within 30s after daemon.stop: kill it with `kill %d`", pid, pid)
 		}
@@ -88,21 +90,6 @@ func StopDaemon(ctx context.Context, c *Client, pid int, stopVMs bool) error {
 		}
 	}
 	return nil
-}
-
-// processExists reports whether pid is alive (not a zombie).
-func processExists(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	if i := strings.LastIndexByte(string(b), ')'); i >= 0 && i+2 < len(b) && b[i+2] == 'Z' {
-		return false
-	}
-	return true
 }
 
 // ExpectedBuildID is the build id a daemon must report to be current for
@@ -210,23 +197,16 @@ func lockHolderAlive(path string) bool {
 		return false
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	return err == nil && processExists(pid)
+	return err == nil && hostinfo.ProcessAlive(pid)
 }
 
-// logTail returns the last lines the daemon wrote since from.
+// logTail returns the last lines the daemon wrote since from, indented.
 func logTail(path string, from int64) string {
-	b, err := os.ReadFile(path)
+	s, err := logtail.Lines(path, from, 20)
 	if err != nil {
 		return "  (log unreadable: " + err.Error() + ")"
 	}
-	if from > 0 && from <= int64(len(b)) {
-		b = b[from:]
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > 20 {
-		lines = lines[len(lines)-20:]
-	}
-	return "  " + strings.Join(lines, "\n  ")
+	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
 }
 
 func short(id string) string {

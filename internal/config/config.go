@@ -26,7 +26,7 @@ type Config struct {
 	DiskSize        string
 	DiskBytes       int64 // DiskSize parsed
 	VMM             string
-	Subnet          string
+	Subnet          netip.Prefix // checked by ParseSubnet at Load
 	Bridge          string
 	DNSDomain       string
 	DNSPort         int
@@ -104,7 +104,7 @@ func ValidKeys() []string {
 func Default() Config {
 	return Config{
 		VCPUs: 2, MemoryMiB: 1024, DiskSize: "8G", DiskBytes: 8 << 30, VMM: "auto",
-		Subnet: "172.30.0.0/24", Bridge: "banger0", DNSDomain: "vm", DNSPort: 53, DNSFallbackPort: 10053,
+		Subnet: netip.MustParsePrefix("172.30.0.0/24"), Bridge: "banger0", DNSDomain: "vm", DNSPort: 53, DNSFallbackPort: 10053,
 		NAT: true, DefaultImage: "debian", AgentPort: 1024, AgentTimeout: 90 * time.Second,
 		VoidRepo: "https://repo-default.voidlinux.org/current", SSHUser: "root",
 	}
@@ -177,7 +177,13 @@ func Parse(data []byte) (Config, error) {
 	setInt(&cfg.MemoryMiB, f.MemoryMiB)
 	setStr(&cfg.DiskSize, f.DiskSize)
 	setStr(&cfg.VMM, f.VMM)
-	setStr(&cfg.Subnet, f.Subnet)
+	if f.Subnet != nil {
+		if p, err := ParseSubnet(*f.Subnet); err != nil {
+			errs = append(errs, err.Error())
+		} else {
+			cfg.Subnet = p
+		}
+	}
 	setStr(&cfg.Bridge, f.Bridge)
 	setStr(&cfg.DNSDomain, f.DNSDomain)
 	setInt(&cfg.DNSPort, f.DNSPort)
@@ -231,9 +237,6 @@ func (c *Config) validate() []string {
 	case "auto", "firecracker", "qemu":
 	default:
 		errs = append(errs, fmt.Sprintf("vmm %q: use one of auto, firecracker, qemu", c.VMM))
-	}
-	if _, err := ParseSubnet(c.Subnet); err != nil {
-		errs = append(errs, err.Error())
 	}
 	if n, err := validate.ParseSize(c.DiskSize); err != nil {
 		errs = append(errs, "disk_size: "+err.Error())

@@ -18,7 +18,7 @@ func TestDefaultsWhenMissing(t *testing.T) {
 		t.Fatalf("got %+v, want defaults", cfg)
 	}
 	d := Default()
-	if d.VCPUs != 2 || d.MemoryMiB != 1024 || d.DiskBytes != 8<<30 || d.Subnet != "172.30.0.0/24" ||
+	if d.VCPUs != 2 || d.MemoryMiB != 1024 || d.DiskBytes != 8<<30 || d.Subnet.String() != "172.30.0.0/24" ||
 		d.AgentTimeout != 90*time.Second || d.AgentPort != 1024 || !d.NAT || d.SSHUser != "root" {
 		t.Fatalf("defaults drifted: %+v", d)
 	}
@@ -43,7 +43,7 @@ agent_timeout = "2m"
 		t.Fatal(err)
 	}
 	if cfg.VCPUs != 4 || cfg.MemoryMiB != 2048 || cfg.DiskBytes != 20<<30 || cfg.VMM != "qemu" ||
-		cfg.Subnet != "10.9.0.0/16" || cfg.NAT || cfg.AgentTimeout != 2*time.Minute {
+		cfg.Subnet.String() != "10.9.0.0/16" || cfg.NAT || cfg.AgentTimeout != 2*time.Minute {
 		t.Fatalf("got %+v", cfg)
 	}
 }

@@ -1,30 +1,32 @@
-// Package daemon wires bangerd together: directories, config, the
-// single-instance lock, the store, the VM service, start-up reconciliation,
-// the API server and graceful shutdown.
+// Package daemon is bangerd's one composition root: the single-instance
+// lock, the log, config, the store, the services and their hooks, start-up
+// reconciliation, the method table (methods.go) and serving. What the
+// services cannot know about each other (doctor checks before a VM starts,
+// DNS for the VMs, the mapdns file, verify's throwaway VM) is joined here,
+// each in a file named for it.
 package daemon
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/config"
+	"github.com/banger-dev/banger/internal/image"
 	"github.com/banger-dev/banger/internal/paths"
+	"github.com/banger-dev/banger/internal/privhelper"
 	"github.com/banger-dev/banger/internal/server"
 	"github.com/banger-dev/banger/internal/store"
 	"github.com/banger-dev/banger/internal/version"
 	"github.com/banger-dev/banger/internal/vm"
+	"github.com/banger-dev/banger/internal/vmruntime"
 )
 
 // Options configure a daemon run.
@@ -32,22 +34,27 @@ type Options struct {
 	Layout paths.Layout
 	// LogOutput gets the log besides bangerd.log (e.g. stderr in --foreground).
 	LogOutput io.Writer
-	// Setup runs after the store and VM service exist and before serving:
-	// the place to set svc.Runtime and register extra methods.
-	Setup func(d *Daemon) error
 }
 
-// Daemon is a running bangerd.
+// Daemon is a running bangerd: what New assembled, for the methods.
 type Daemon struct {
 	Layout    paths.Layout
 	Config    config.Config
 	Store     *store.Store
-	VMs       *vm.Service
-	Server    *server.Server
 	Log       *log.Logger
 	StartedAt time.Time
-	// VMM and VMMReason describe the driver new VMs would use (set by Setup).
+
+	VMs     *vm.Service
+	Images  *image.Service
+	Runtime *vmruntime.Runtime
+	Helper  privhelper.Helper
+	Bangerd string // absolute path of this bangerd (for the helper and sudoers line)
+	// VMM and VMMReason describe the driver new VMs would use.
 	VMM, VMMReason string
+
+	choose  func() (string, string, error)
+	dns     dnsState
+	buildMu sync.Mutex // one bundle or image build at a time
 
 	reconciled []string
 	stopOnce   sync.Once
@@ -92,22 +99,15 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 	defer st.Close()
 
-	d := &Daemon{
-		Layout: layout, Config: cfg, Store: st, Log: logger, StartedAt: time.Now(),
-		Server: server.New(logger),
-		VMs:    &vm.Service{Store: st, Config: cfg, Layout: layout},
-		stopCh: make(chan api.DaemonStopParams, 1),
+	d, err := New(layout, cfg, st, logger)
+	if err != nil {
+		return err
 	}
-	server.RegisterVMService(d.Server, d.VMs)
-	d.registerDaemonMethods()
-	if opts.Setup != nil {
-		if err := opts.Setup(d); err != nil {
-			return fmt.Errorf("setup: %w", err)
-		}
+	srv := server.New(logger)
+	for _, m := range d.methods() {
+		srv.Register(m.name, m.handler)
 	}
-	if d.VMs.Runtime == nil {
-		logger.Print("no hypervisor runtime wired: VM records only; start/stop will fail with failed_precondition")
-	}
+
 	notes, err := d.VMs.Reconcile(ctx)
 	if err != nil {
 		logger.Printf("reconcile: %v", err) // serve anyway: the user needs the CLI to fix things
@@ -131,7 +131,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	defer signal.Stop(sigs)
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- d.Server.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Printf("serving on %s (version %s, build %s)", layout.DaemonSocket(), version.Version, version.ID())
 
 	select {
@@ -146,90 +146,48 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 	shCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := d.Server.Shutdown(shCtx); err != nil {
+	if err := srv.Shutdown(shCtx); err != nil {
 		logger.Printf("shutdown: %v", err)
 	}
 	logger.Print("stopped")
 	return nil
 }
 
-func (d *Daemon) registerDaemonMethods() {
-	d.Server.Register(api.MethodDaemonInfo, server.Method(func(ctx context.Context, _ struct{}, _ func(api.Progress)) (api.DaemonInfo, error) {
-		return api.DaemonInfo{
-			Version: version.Version, BuildID: version.ID(), APIVersion: api.Version, PID: os.Getpid(),
-			StartedAt: d.StartedAt, Socket: d.Layout.DaemonSocket(), StateDir: d.Layout.StateDir,
-			LogPath: d.Layout.DaemonLog(), VMM: d.VMM, VMMReason: d.VMMReason, Reconciled: d.reconciled,
-		}, nil
-	}))
-	d.Server.Register(api.MethodDaemonStop, server.Method(func(ctx context.Context, p api.DaemonStopParams, _ func(api.Progress)) (struct{}, error) {
-		if p.StopVMs {
-			// Stop VMs before answering so failures reach the user, and keep
-			// serving when some VM would not stop.
-			if err := d.VMs.StopAll(ctx); err != nil {
-				return struct{}{}, fmt.Errorf("daemon not stopped: stopping VMs failed: %w", err)
-			}
-		}
-		// Shutdown waits for this call to finish, so the reply gets out.
-		d.stopOnce.Do(func() { d.stopCh <- p })
-		return struct{}{}, nil
-	}))
-}
-
-// Lock is the held single-instance lock.
-type Lock struct{ f *os.File }
-
-// AcquireLock takes an exclusive flock on path and writes our pid into it.
-// A second daemon on the same state directory is refused, naming the lock
-// file and the pid holding it.
-func AcquireLock(path string) (*Lock, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+// New assembles the services on an open store: the hypervisor runtime
+// (drivers, disks, networking through the privileged helper, the agent
+// channel), the VM service with its hooks and the image service.
+func New(layout paths.Layout, cfg config.Config, st *store.Store, logger *log.Logger) (*Daemon, error) {
+	self, err := os.Executable()
 	if err != nil {
-		return nil, fmt.Errorf("open lock %s: %w", path, err)
+		return nil, fmt.Errorf("find bangerd's own path: %w", err)
 	}
-	// A daemon that was just killed can still hold the lock for a moment
-	// after its main thread is gone (its other threads are exiting), so a
-	// holder that is no longer alive gets a short grace before we give up.
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		b, _ := os.ReadFile(path)
-		holder := strings.TrimSpace(string(b))
-		pid, perr := strconv.Atoi(holder)
-		if errors.Is(err, syscall.EWOULDBLOCK) && perr == nil && !processAlive(pid) && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-			continue
-		}
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			if perr != nil {
-				holder = "unknown"
-			}
-			return nil, fmt.Errorf("another bangerd (pid %s) holds the lock %s: stop it with `banger daemon stop` before starting a new one", holder, path)
-		}
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+	d := &Daemon{
+		Layout: layout, Config: cfg, Store: st, Log: logger, StartedAt: time.Now(),
+		Bangerd: self, Helper: newHelper(),
+		stopCh: make(chan api.DaemonStopParams, 1),
 	}
-	if err := f.Truncate(0); err == nil {
-		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	}
-	return &Lock{f: f}, nil
-}
-
-// processAlive reports whether pid runs and is not a zombie.
-func processAlive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	d.choose = chooser(cfg)
+	d.VMM, d.VMMReason, err = d.choose()
 	if err != nil {
-		return false
+		d.VMMReason = "no usable hypervisor: " + err.Error()
 	}
-	i := bytes.LastIndexByte(b, ')')
-	return i >= 0 && i+2 < len(b) && b[i+2] != 'Z'
-}
-
-// Release drops the lock.
-func (l *Lock) Release() {
-	if l != nil && l.f != nil {
-		l.f.Close()
+	d.Runtime = d.newRuntime()
+	d.VMs = &vm.Service{
+		Store: st, Config: cfg, Layout: layout, Runtime: d.Runtime,
+		Preflight: d.vmPreflight,
+		OnChange:  d.syncMapDNS,
+		SSHKeyPath: func() string {
+			if b, err := d.loadBundle(); err == nil {
+				return b.SSHKeyPath
+			}
+			return d.bundleKeyPath()
+		},
 	}
+	d.Images = &image.Service{
+		Store: st, Builder: &image.Builder{Layout: layout}, Bundle: d.loadBundle,
+		VoidRepo: cfg.VoidRepo, XBPSStatic: cfg.XBPSStatic, BuildLock: &d.buildMu,
+		Preflight: d.imageBuildPreflight,
+		Boot:      d.verifyBoot,
+	}
+	return d, nil
 }

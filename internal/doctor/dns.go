@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/sysexec"
 )
 
 const daemonRestartFix = "banger daemon stop && banger daemon start"
@@ -27,16 +28,13 @@ func checkDNSServer(ctx context.Context, e *Env) api.CheckResult {
 	if e.ResolveName == nil {
 		return notChecked("no DNS resolver was provided")
 	}
-	gw, err := e.gateway()
-	if err != nil {
-		return fail(err.Error(), "set subnet = \"172.30.0.0/24\" in "+e.configFile())
-	}
+	gw := e.gateway()
 	if !e.bridgeExists() {
 		return warn(fmt.Sprintf("bridge %s does not exist yet (created when the first VM starts): DNS on %s not checked", e.bridge(), gw),
 			"banger vm start "+e.vmName())
 	}
 	name := dnsProbeLabel + "." + e.domain() + "."
-	_, err = e.ResolveName(ctx, name)
+	_, err := e.ResolveName(ctx, name)
 	var dnsErr *net.DNSError
 	if err == nil || (errors.As(err, &dnsErr) && dnsErr.IsNotFound) {
 		return ok(fmt.Sprintf("DNS server on %s port %d answers for .%s", gw, e.dnsPort(), e.domain()))
@@ -86,7 +84,7 @@ func checkVMNames(ctx context.Context, e *Env) api.CheckResult {
 	if e.MapdnsBin != "" {
 		return ok(fmt.Sprintf("<name>.%s is served by mapdns (%s); see the mapdns check", d, e.MapdnsBin))
 	}
-	gw, _ := e.gateway()
+	gw := e.gateway()
 	if !e.resolvedRunning() {
 		return warn(fmt.Sprintf("systemd-resolved is not running, so <name>.%s does not resolve from the host (inside VMs it does; from the host use dig @%s NAME.%s)", d, gw, d),
 			"sudo apt-get install systemd-resolved (banger then registers ."+d+" on "+e.bridge()+"), or set mapdns_bin and mapdns_data_file in "+e.configFile())
@@ -121,7 +119,7 @@ func checkMapdns(ctx context.Context, e *Env) api.CheckResult {
 			return fail("mapdns_bin "+bin+" not found in PATH", "set mapdns_bin to the mapdns binary's full path in "+e.configFile())
 		}
 		bin = p
-	} else if err := executable(bin); err != nil {
+	} else if err := sysexec.CheckExecutable(bin); err != nil {
 		return fail(fmt.Sprintf("mapdns_bin %s: %v", bin, err), "set mapdns_bin to the mapdns binary's full path in "+e.configFile())
 	}
 	f := e.MapdnsDataFile

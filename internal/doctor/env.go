@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/hostnet"
 	"github.com/banger-dev/banger/internal/sysexec"
 )
 
@@ -53,7 +54,7 @@ type Env struct {
 	DataDir        string
 	CacheDir       string
 	RuntimeDir     string
-	Subnet         string // e.g. "172.30.0.0/24"; the gateway (.1) is the bridge address
+	Subnet         netip.Prefix // e.g. 172.30.0.0/24; the gateway (.1) is the bridge address
 	Bridge         string
 	DNSDomain      string
 	DNSPort        int // the port bangerd's DNS really listens on
@@ -105,7 +106,7 @@ func RealEnv() *Env {
 		FreeBytes:   freeBytes,
 		VMM:         "auto",
 		Bridge:      "banger0",
-		Subnet:      "172.30.0.0/24",
+		Subnet:      netip.MustParsePrefix(hostnet.DefaultSubnet),
 		DNSDomain:   "vm",
 		DNSPort:     53,
 	}
@@ -206,18 +207,16 @@ func (e *Env) vmName() string {
 	return e.VMName
 }
 
-// gateway is the bridge address: the first host of Subnet.
-func (e *Env) gateway() (netip.Addr, error) {
-	s := e.Subnet
-	if s == "" {
-		s = "172.30.0.0/24"
+// subnet is the VM subnet (config checked it); the default when unset.
+func (e *Env) subnet() netip.Prefix {
+	if !e.Subnet.IsValid() {
+		return netip.MustParsePrefix(hostnet.DefaultSubnet)
 	}
-	p, err := netip.ParsePrefix(s)
-	if err != nil || !p.Addr().Is4() {
-		return netip.Addr{}, fmt.Errorf("subnet %q is not an IPv4 CIDR such as 172.30.0.0/24", s)
-	}
-	return p.Masked().Addr().Next(), nil
+	return e.Subnet
 }
+
+// gateway is the bridge address (hostnet's rule).
+func (e *Env) gateway() netip.Addr { return hostnet.Gateway(e.subnet()) }
 
 // runVersion runs argv and returns its combined output.
 func runVersion(ctx context.Context, argv []string) (string, error) {
@@ -324,10 +323,7 @@ func (e *Env) kvmError() error {
 
 // resolveAtGateway queries the DNS server on the bridge address.
 func (e *Env) resolveAtGateway(ctx context.Context, name string) ([]string, error) {
-	gw, err := e.gateway()
-	if err != nil {
-		return nil, err
-	}
+	gw := e.gateway()
 	port := e.DNSPort
 	if port == 0 {
 		port = 53

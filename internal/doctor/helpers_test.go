@@ -3,12 +3,14 @@ package doctor
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/sysexec"
 )
 
 // fakeHost is a fabricated machine: a root for /dev, /proc, /sys and /run,
@@ -40,7 +42,7 @@ func newFakeHost(t *testing.T) *fakeHost {
 		FreeBytes:  func(string) (uint64, error) { return 100 << 30, nil },
 		ConfigFile: "/home/u/.config/banger/config.toml",
 		VMM:        "auto",
-		Subnet:     "172.30.0.0/24",
+		Subnet:     netip.MustParsePrefix("172.30.0.0/24"),
 		Bridge:     "banger0",
 		DNSDomain:  "vm",
 		DNSPort:    53,
@@ -51,7 +53,7 @@ func newFakeHost(t *testing.T) *fakeHost {
 // lookPath finds name only in the fake bin directory.
 func (h *fakeHost) lookPath(name string) (string, error) {
 	p := filepath.Join(h.bin, name)
-	if err := executable(p); err != nil {
+	if err := sysexec.CheckExecutable(p); err != nil {
 		return "", errors.New(name + " not found in PATH")
 	}
 	return p, nil

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/sysexec"
 )
 
 // --- nat ---
@@ -28,11 +29,7 @@ func checkNATTools(ctx context.Context, e *Env) api.CheckResult {
 }
 
 func checkNATRights(ctx context.Context, e *Env) api.CheckResult {
-	subnet := e.Subnet
-	if subnet == "" {
-		subnet = "172.30.0.0/24"
-	}
-	return helperRights(ctx, e, []string{"nat-ensure", subnet, e.bridge()}, "NAT rules are changed")
+	return helperRights(ctx, e, []string{"nat-ensure", e.subnet().String(), e.bridge()}, "NAT rules are changed")
 }
 
 func checkIPForward(ctx context.Context, e *Env) api.CheckResult {
@@ -131,7 +128,7 @@ func checkXBPS(ctx context.Context, e *Env) api.CheckResult {
 		return ok("not needed: building a " + e.Distro + " image")
 	}
 	if e.XbpsStatic != "" {
-		if err := executable(e.XbpsStatic); err != nil {
+		if err := sysexec.CheckExecutable(e.XbpsStatic); err != nil {
 			return missing(fmt.Sprintf("xbps_static %s: %v", e.XbpsStatic, err))
 		}
 		return ok("static xbps at " + e.XbpsStatic)

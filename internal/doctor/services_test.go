@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -93,7 +94,7 @@ func TestDNSServer(t *testing.T) {
 	srv := serveNXDOMAIN(t)
 	// RealEnv's resolver asks the subnet's gateway: with 127.0.0.0/24 that is
 	// 127.0.0.1, where the test server listens.
-	h.env.Subnet, h.env.DNSPort = "127.0.0.0/24", srv.Port
+	h.env.Subnet, h.env.DNSPort = netip.MustParsePrefix("127.0.0.0/24"), srv.Port
 	h.env.ResolveName = h.env.resolveAtGateway
 	want(t, h.run("dns-server"), api.CheckWarn, "bridge banger0 does not exist yet", "banger vm start NAME")
 
@@ -113,8 +114,6 @@ func TestDNSServer(t *testing.T) {
 	r := checkDNSServer(ctx, h.env)
 	want(t, r, api.CheckFail, "no answer from the DNS server on 127.0.0.1 port "+strconv.Itoa(closed), "banger daemon stop && banger daemon start")
 
-	h.env.Subnet = "not-a-cidr"
-	want(t, h.run("dns-server"), api.CheckFail, "not an IPv4 CIDR", `subnet = "172.30.0.0/24"`)
 }
 
 func TestVMNames(t *testing.T) {

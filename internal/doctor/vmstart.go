@@ -1,8 +1,6 @@
 package doctor
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/hostinfo"
+	"github.com/banger-dev/banger/internal/sysexec"
 )
 
 const (
@@ -40,7 +40,7 @@ func firecrackerInstallFix(configFile string) string {
 
 func (e *Env) findFirecracker() (string, error) {
 	if e.FirecrackerBin != "" {
-		if err := executable(e.FirecrackerBin); err != nil {
+		if err := sysexec.CheckExecutable(e.FirecrackerBin); err != nil {
 			return "", fmt.Errorf("firecracker_bin %s: %v", e.FirecrackerBin, err)
 		}
 		return e.FirecrackerBin, nil
@@ -54,7 +54,7 @@ func (e *Env) findFirecracker() (string, error) {
 
 func (e *Env) findQEMU() (string, error) {
 	if e.QEMUBin != "" {
-		if err := executable(e.QEMUBin); err != nil {
+		if err := sysexec.CheckExecutable(e.QEMUBin); err != nil {
 			return "", fmt.Errorf("qemu_bin %s: %v", e.QEMUBin, err)
 		}
 		return e.QEMUBin, nil
@@ -64,24 +64,6 @@ func (e *Env) findQEMU() (string, error) {
 		return "", errors.New("qemu-system-x86_64 not found in PATH")
 	}
 	return p, nil
-}
-
-// executable accepts a regular file with an execute bit.
-func executable(path string) error {
-	fi, err := os.Stat(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return errors.New("does not exist")
-		}
-		return err
-	}
-	if !fi.Mode().IsRegular() {
-		return errors.New("not a regular file")
-	}
-	if fi.Mode().Perm()&0o111 == 0 {
-		return errors.New("not executable (chmod +x it)")
-	}
-	return nil
 }
 
 // firstLine keeps version output to one readable line.
@@ -292,42 +274,12 @@ func checkTapRights(ctx context.Context, e *Env) api.CheckResult {
 	return helperRights(ctx, e, []string{"tap-add", "bg-00000000", e.bridge(), strconv.Itoa(e.euid())}, "taps are created")
 }
 
-// meminfo reads the kB fields of /proc/meminfo.
-func (e *Env) meminfo() (map[string]int64, error) {
-	data, err := os.ReadFile(e.sys("/proc/meminfo"))
-	if err != nil {
-		return nil, err
-	}
-	m := map[string]int64{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		k, v, found := strings.Cut(sc.Text(), ":")
-		if !found {
-			continue
-		}
-		f := strings.Fields(v)
-		if len(f) == 0 {
-			continue
-		}
-		n, err := strconv.ParseInt(f[0], 10, 64)
-		if err == nil {
-			m[k] = n
-		}
-	}
-	return m, nil
-}
-
 func checkMemory(ctx context.Context, e *Env) api.CheckResult {
-	m, err := e.meminfo()
+	m, err := hostinfo.ReadMemoryFrom(e.sys("/proc/meminfo"))
 	if err != nil {
 		return warn("cannot read /proc/meminfo: "+err.Error(), "")
 	}
-	total, tok := m["MemTotal"]
-	avail, aok := m["MemAvailable"]
-	if !tok || !aok {
-		return warn("/proc/meminfo has no MemTotal/MemAvailable", "")
-	}
-	totalMiB, availMiB := total/1024, avail/1024
+	totalMiB, availMiB := m.TotalBytes>>20, m.AvailableBytes>>20
 	req := int64(e.RequestedMemoryMiB)
 	if req <= 0 {
 		return ok(fmt.Sprintf("%d MiB available of %d MiB", availMiB, totalMiB))

@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/banger-dev/banger/internal/envknob"
 	"github.com/banger-dev/banger/internal/sysexec"
 )
 
@@ -53,7 +54,7 @@ func RepoRoot(t testing.TB) string {
 
 // CacheDir holds what end-to-end runs share: the built bundle and image.
 func CacheDir() string {
-	if d := os.Getenv("BANGER_TEST_CACHE"); d != "" {
+	if d := envknob.Cache.Value(); d != "" {
 		return d
 	}
 	return "/var/tmp/banger-test-cache"
@@ -193,7 +194,7 @@ func New(t testing.TB, opts Options) *Env {
 func (e *Env) cleanup() {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if e.t.Failed() && os.Getenv("BANGER_E2E_KEEP") != "" {
+	if e.t.Failed() && envknob.E2EKeep.Value() != "" {
 		e.t.Logf("BANGER_E2E_KEEP: left everything in %s and namespace %s (remove with: ip netns del %s; rm -rf %s)",
 			e.Root, e.NS, e.NS, e.Root)
 		return
@@ -324,7 +325,7 @@ func buildSharedData(t testing.TB) (string, error) {
 	stampFile := filepath.Join(data, "recipe.stamp")
 	// BANGER_E2E_REUSE_DATA=1 keeps a cached image whatever its recipe stamp:
 	// for iterating on tests while the image sources are being edited.
-	if old, _ := os.ReadFile(stampFile); string(old) == stamp || (os.Getenv("BANGER_E2E_REUSE_DATA") == "1" && len(old) > 0) {
+	if old, _ := os.ReadFile(stampFile); string(old) == stamp || (envknob.E2EReuseData.On() && len(old) > 0) {
 		if _, err := os.Stat(filepath.Join(data, "images", "debian.ext4")); err == nil {
 			return data, nil
 		}

@@ -9,19 +9,21 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/banger-dev/banger/internal/envknob"
 )
 
 // helperEnv selects a helper mode when the test binary is re-executed inside
 // a namespace the test made (a listener on the "internet" side, a DNS query
 // from the environment's side). Go tests cannot enter a network namespace
 // for one goroutine safely, so they run a copy of themselves there.
-const helperEnv = "BANGER_E2E_HELPER"
+const helperEnv = string(envknob.E2EHelper)
 
 // RunHelper runs the requested helper and exits when the binary was started
 // as one; otherwise it returns at once. Call it from an init function of the
 // test package, before the testing framework parses flags.
 func RunHelper() {
-	mode := os.Getenv(helperEnv)
+	mode := envknob.E2EHelper.Value()
 	if mode == "" {
 		return
 	}

@@ -4,6 +4,7 @@ package hostinfo
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"runtime"
@@ -23,9 +24,11 @@ type Memory struct {
 }
 
 // ReadMemory parses /proc/meminfo.
-func ReadMemory() (Memory, error) { return readMemoryFrom("/proc/meminfo") }
+func ReadMemory() (Memory, error) { return ReadMemoryFrom("/proc/meminfo") }
 
-func readMemoryFrom(path string) (Memory, error) {
+// ReadMemoryFrom parses a meminfo file at path (doctor reads one under a
+// test root).
+func ReadMemoryFrom(path string) (Memory, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return Memory{}, fmt.Errorf("read host memory: %w", err)
@@ -89,4 +92,20 @@ func AllocatedBytes(path string) (int64, error) {
 		return 0, fmt.Errorf("stat %s: %w", path, err)
 	}
 	return st.Blocks * 512, nil
+}
+
+// ProcessAlive reports whether pid runs and is not a zombie (a process that
+// exited but was not yet reaped still has its /proc entry).
+func ProcessAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// The state field follows the parenthesised command name, which may
+	// itself hold ')'.
+	i := bytes.LastIndexByte(stat, ')')
+	return i >= 0 && i+2 < len(stat) && stat[i+2] != 'Z'
 }

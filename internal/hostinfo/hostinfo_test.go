@@ -19,7 +19,7 @@ func TestReadMemory(t *testing.T) {
 func TestReadMemoryFromFile(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "meminfo")
 	os.WriteFile(p, []byte("MemTotal:       2048 kB\nMemFree: 10 kB\nMemAvailable:   1024 kB\n"), 0o600)
-	m, err := readMemoryFrom(p)
+	m, err := ReadMemoryFrom(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func TestReadMemoryFromFile(t *testing.T) {
 		t.Fatalf("got %+v", m)
 	}
 	os.WriteFile(p, []byte("MemTotal: 2048 kB\n"), 0o600)
-	if _, err := readMemoryFrom(p); err == nil {
+	if _, err := ReadMemoryFrom(p); err == nil {
 		t.Fatal("missing MemAvailable accepted")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/banger-dev/banger/internal/envknob"
 	"github.com/banger-dev/banger/internal/hostnet/nettest"
 	"github.com/banger-dev/banger/internal/sysexec"
 	"github.com/vishvananda/netlink"
@@ -23,7 +24,7 @@ import (
 // TestMain lets the test binary act as a VMM opening a tap (run as another
 // user through setpriv) for TestTapOpenableByOwnerOnly.
 func TestMain(m *testing.M) {
-	if name := os.Getenv("BANGER_TEST_OPEN_TAP"); name != "" {
+	if name := envknob.OpenTap.Value(); name != "" {
 		if err := openTap(name, unix.IFF_TAP|unix.IFF_NO_PI|unix.IFF_VNET_HDR); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)

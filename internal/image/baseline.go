@@ -95,26 +95,26 @@ func DebianPackages(extra []string) ([]string, error) {
 	return out, nil
 }
 
-// Service is one line of images/services.tsv.
-type Service struct {
+// GuestService is one line of images/services.tsv.
+type GuestService struct {
 	Name, Kind, Command, Description string
 }
 
 // Services returns the guest services every image installs and enables.
-func Services() ([]Service, error) { return parseServices("services.tsv") }
+func Services() ([]GuestService, error) { return parseServices("services.tsv") }
 
-func parseServices(name string) ([]Service, error) {
+func parseServices(name string) ([]GuestService, error) {
 	lines, err := listFile(name)
 	if err != nil {
 		return nil, err
 	}
-	var out []Service
+	var out []GuestService
 	for _, l := range lines {
 		f := strings.Split(l, "\t")
 		if len(f) != 6 {
 			return nil, fmt.Errorf("%s: %q: want 6 tab-separated fields", name, l)
 		}
-		out = append(out, Service{Name: f[0], Kind: f[1], Command: f[2], Description: f[3]})
+		out = append(out, GuestService{Name: f[0], Kind: f[1], Command: f[2], Description: f[3]})
 	}
 	return out, nil
 }
@@ -157,7 +157,7 @@ func VoidPackages(extra []string) ([]string, error) {
 
 // DistroServices returns the services only distro needs, on top of
 // Services (distro/<distro>.services; none when the file is absent).
-func DistroServices(distro string) ([]Service, error) {
+func DistroServices(distro string) ([]GuestService, error) {
 	if _, err := fs.Stat(images.FS, "distro/"+distro+".services"); err != nil {
 		return nil, nil
 	}

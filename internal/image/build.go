@@ -332,8 +332,7 @@ const XBPSFix = "download https://repo-default.voidlinux.org/static/xbps-static-
 // checkXBPS makes sure a Void build from a repository can run xbps-install.
 func checkXBPS(static string) error {
 	if static != "" {
-		st, err := os.Stat(static)
-		if err != nil || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
+		if sysexec.CheckExecutable(static) != nil {
 			return api.NewError(api.CodeFailedPrecondition,
 				fmt.Sprintf("xbps_static %s is not an executable file, so a Void tree cannot be installed", static), XBPSFix)
 		}
@@ -351,7 +350,7 @@ func checkInputs(req BuildRequest) error {
 	if st, err := os.Stat(req.PublicKeyPath); err != nil || !st.Mode().IsRegular() {
 		return invalid("public key "+req.PublicKeyPath+" is not a readable file", "pass the bundle's SSH public key (banger bundle show)")
 	}
-	if st, err := os.Stat(req.AgentPath); err != nil || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
+	if sysexec.CheckExecutable(req.AgentPath) != nil {
 		return invalid("agent "+req.AgentPath+" is not an executable file", "rebuild the bundle: banger bundle build")
 	}
 	if req.ModulesDir != "" {
@@ -477,20 +476,6 @@ func treeBytes(dir string) (int64, error) {
 		return 0, fmt.Errorf("measure %s: %w", dir, err)
 	}
 	return total + entries*256 + total/10 + 128<<20, nil
-}
-
-func fileSHA256(path string) (string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, fmt.Errorf("checksum %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
 func randHex(n int) string {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/banger-dev/banger/images"
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/disk"
 )
 
 // StepVoidRootfs is the progress step of making a Void tree (xbps or tarball).
@@ -83,7 +84,7 @@ func voidRecipe(req BuildRequest) (rootfsRecipe, error) {
 	// The tree depends on the tarball's content, not on its name.
 	source, describe := req.VoidRepo, fmt.Sprintf("void %s/%s from %s", arch, req.Libc, req.VoidRepo)
 	if req.FromTarball != "" {
-		sum, _, err := fileSHA256(req.FromTarball)
+		sum, _, err := disk.SHA256(req.FromTarball)
 		if err != nil {
 			return rootfsRecipe{}, invalid("read tarball: "+err.Error(), "pass a readable Void ROOTFS tarball")
 		}

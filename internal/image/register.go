@@ -25,7 +25,7 @@ type RegisterRequest struct {
 // ext4 image with the guest agent and sshd) and returns it for the caller
 // to persist. The image is referenced where it is, not copied.
 func (b *Builder) Register(ctx context.Context, req RegisterRequest) (api.Image, error) {
-	if err := ValidateName(req.Name); err != nil {
+	if err := validateName(req.Name); err != nil {
 		return api.Image{}, err
 	}
 	if req.Distro == "" {
@@ -34,11 +34,12 @@ func (b *Builder) Register(ctx context.Context, req RegisterRequest) (api.Image,
 	if req.RootfsPath == "" {
 		return api.Image{}, invalid("no rootfs path given", "pass the image file, e.g. --rootfs /path/to/rootfs.ext4")
 	}
-	abs, err := filepath.Abs(req.RootfsPath)
-	if err != nil {
-		return api.Image{}, invalid(err.Error(), "pass an absolute path")
+	// The daemon's working directory is not the user's: a relative path
+	// would name some other file. The CLI sends absolute paths.
+	if !filepath.IsAbs(req.RootfsPath) {
+		return api.Image{}, invalid(fmt.Sprintf("rootfs path %q is not absolute", req.RootfsPath), "pass an absolute path")
 	}
-	req.RootfsPath = abs
+	abs := req.RootfsPath
 	st, err := os.Stat(abs)
 	if err != nil || !st.Mode().IsRegular() {
 		return api.Image{}, invalid(fmt.Sprintf("rootfs %s is not a readable file", abs), "check the path; a raw ext4 image file is expected")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/paths"
+	"github.com/banger-dev/banger/internal/validate"
 )
 
 const (
@@ -51,7 +52,6 @@ type BuildRequest struct {
 }
 
 var (
-	nameRe     = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 	suiteRe    = regexp.MustCompile(`^[a-z][a-z0-9-]{1,30}$`)
 	debPkgRe   = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
 	voidPkgRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
@@ -60,11 +60,11 @@ var (
 
 func invalid(msg, hint string) *api.Error { return api.NewError(api.CodeInvalidArgument, msg, hint) }
 
-// ValidateName checks an image name (used in file names and the CLI).
-func ValidateName(name string) error {
-	if !nameRe.MatchString(name) {
-		return invalid(fmt.Sprintf("image name %q is invalid", name),
-			"use 1-63 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit, e.g. debian-dev")
+// validateName checks an image name with the one rule everything uses
+// (validate.ImageName: the CLI, vm create, the TUI).
+func validateName(name string) error {
+	if err := validate.ImageName(name); err != nil {
+		return invalid(err.Error(), "pick a name like debian-dev")
 	}
 	return nil
 }
@@ -108,7 +108,7 @@ func (r BuildRequest) withDefaults(l paths.Layout, hostMirror func() string) Bui
 // Validate checks a request after defaults are applied. Every error says
 // what is wrong and how to fix it.
 func (r BuildRequest) Validate() error {
-	if err := ValidateName(r.Name); err != nil {
+	if err := validateName(r.Name); err != nil {
 		return err
 	}
 	switch r.Distro {

@@ -40,6 +40,8 @@ func TestValidateRejects(t *testing.T) {
 		{"empty name", func(r *BuildRequest) { r.Name = "" }, "image name"},
 		{"upper name", func(r *BuildRequest) { r.Name = "Dev" }, "image name"},
 		{"slash name", func(r *BuildRequest) { r.Name = "../x" }, "image name"},
+		// vm create refuses it, so a build must too (one rule: validate.ImageName).
+		{"underscore name", func(r *BuildRequest) { r.Name = "deb_12" }, "image name"},
 		{"distro", func(r *BuildRequest) { r.Distro = "arch" }, "distro"},
 		{"suite", func(r *BuildRequest) { r.Suite = "--foreign" }, "suite"},
 		{"mirror scheme", func(r *BuildRequest) { r.Mirror = "ftp://x/debian" }, "mirror"},

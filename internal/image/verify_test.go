@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/disk"
 	"github.com/banger-dev/banger/internal/sysexec"
 )
 
@@ -245,12 +246,19 @@ func TestRegister(t *testing.T) {
 	if err != nil {
 		t.Fatalf("register: %v", err)
 	}
-	sum, size, _ := fileSHA256(good)
+	sum, size, _ := disk.SHA256(good)
 	if got.Name != "mine" || got.Distro != "custom" || got.RootfsPath != good || got.SHA256 != sum || got.SizeBytes != size || got.KernelPath != agent {
 		t.Errorf("registered image: %+v", got)
 	}
 	if _, err := b.Register(ctx, RegisterRequest{Name: "mine", RootfsPath: good, KernelPath: "/nonexistent/vmlinux"}); err == nil {
 		t.Error("missing kernel accepted")
+	}
+	// The daemon's working directory is not the user's: a relative rootfs
+	// path is refused, even one that would resolve to a good image here.
+	t.Chdir(filepath.Dir(good))
+	_, err = b.Register(ctx, RegisterRequest{Name: "mine", RootfsPath: filepath.Base(good)})
+	if !errors.As(err, &ae) || ae.Code != api.CodeInvalidArgument || !strings.Contains(ae.Message, "not absolute") {
+		t.Errorf("relative rootfs path: %v", err)
 	}
 }
 

@@ -168,7 +168,7 @@ func findSbin(name string) (string, error) {
 	}
 	for _, dir := range []string{"/usr/sbin", "/sbin"} {
 		p := filepath.Join(dir, name)
-		if st, err := os.Stat(p); err == nil && st.Mode()&0o111 != 0 {
+		if sysexec.CheckExecutable(p) == nil {
 			return p, nil
 		}
 	}

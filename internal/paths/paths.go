@@ -108,7 +108,6 @@ func (f VMFiles) RootfsQcow() string { return filepath.Join(f.Dir, "rootfs.qcow2
 func (f VMFiles) WorkDisk() string   { return filepath.Join(f.Dir, "work.ext4") }
 func (f VMFiles) ConsoleLog() string { return filepath.Join(f.Dir, "console.log") }
 func (f VMFiles) VMMLog() string     { return filepath.Join(f.Dir, "vmm.log") }
-func (f VMFiles) PIDFile() string    { return filepath.Join(f.Dir, "vmm.pid") }
 func (f VMFiles) APISocket() string  { return filepath.Join(f.SockDir, "api.sock") }
 func (f VMFiles) VsockSocket() string {
 	return filepath.Join(f.SockDir, "v.sock")

@@ -52,11 +52,18 @@ func New(logger *log.Logger) *Server {
 	return &Server{Log: logger, handlers: map[string]Handler{}, base: base, cancel: cancel}
 }
 
-// Register adds or replaces the handler for method. Other packages add their
-// methods this way (image.build, doctor.run, ...).
+// Register adds the handler for method. A method registered twice is a
+// programming error (one of the two would be silently dead), so it panics,
+// at daemon start rather than on some later call.
 func (s *Server) Register(method string, h Handler) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, dup := s.handlers[method]; dup {
+		panic("server: method " + method + " registered twice")
+	}
+	if h == nil {
+		panic("server: method " + method + " registered with a nil handler")
+	}
 	s.handlers[method] = h
 }
 

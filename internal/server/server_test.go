@@ -168,3 +168,17 @@ func TestShutdownCancelsStuckHandlers(t *testing.T) {
 		t.Fatal("stuck handler's context was not cancelled before Shutdown returned")
 	}
 }
+
+// A method registered twice would leave one handler silently dead (the
+// double image.register of old): it panics at start instead.
+func TestRegisterTwicePanics(t *testing.T) {
+	s := New(nil)
+	h := Method(func(context.Context, struct{}, func(api.Progress)) (int, error) { return 1, nil })
+	s.Register("test.once", h)
+	defer func() {
+		if p := recover(); p == nil || !strings.Contains(fmt.Sprint(p), "test.once") {
+			t.Fatalf("second Register: recover() = %v, want a panic naming the method", p)
+		}
+	}()
+	s.Register("test.once", h)
+}

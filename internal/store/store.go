@@ -13,12 +13,14 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver (pure Go, no cgo)
+	"modernc.org/sqlite" // registers the "sqlite" driver (pure Go, no cgo)
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 //go:embed migrations/*.sql
@@ -32,11 +34,14 @@ var (
 	ErrImageInUse    = errors.New("image in use")
 	ErrSubnetFull    = errors.New("subnet full")
 	ErrCIDsExhausted = errors.New("vsock CIDs exhausted")
+	ErrSchemaTooNew  = errors.New("database from a newer banger")
 )
 
 // Store is the database handle. Safe for concurrent use.
 type Store struct {
 	db *sql.DB
+	// newID draws VM ids; tests replace it to force collisions.
+	newID func() string
 }
 
 // Open opens (creating if needed) the database at path and applies pending
@@ -61,7 +66,7 @@ func openMigrated(path string, upTo int) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
-	s := &Store{db: db}
+	s := &Store{db: db, newID: randomID}
 	if err := s.migrate(context.Background(), upTo); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("database %s: %w", path, err)
@@ -126,6 +131,18 @@ func (s *Store) migrate(ctx context.Context, upTo int) error {
 	ms, err := migrations()
 	if err != nil {
 		return err
+	}
+	// A database a newer banger migrated has tables or columns this binary
+	// does not know; writing to it could lose data (e.g. a daemon from an
+	// older build after a downgrade). Refuse it.
+	var applied sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&applied); err != nil {
+		return err
+	}
+	if known := ms[len(ms)-1].version; int(applied.Int64) > known {
+		return fmt.Errorf("%w: database schema version %d is newer than this banger knows (%d): "+
+			"run the banger that created it (a newer build), or move the database aside to start afresh",
+			ErrSchemaTooNew, applied.Int64, known)
 	}
 	for _, m := range ms {
 		if upTo >= 0 && m.version > upTo {
@@ -201,7 +218,8 @@ func parseTime(s string) time.Time {
 	return t
 }
 
-func newID() string {
+// randomID is a fresh VM id: 8 hex characters from the kernel's CSPRNG.
+func randomID() string {
 	var b [4]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		panic("crypto/rand: " + err.Error()) // the kernel's CSPRNG does not fail
@@ -209,12 +227,49 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-func isUnique(err error, column string) bool {
-	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") && strings.Contains(err.Error(), column)
+// uniqueColumns reports whether err is SQLite refusing a row for a UNIQUE
+// or PRIMARY KEY constraint, and which columns ("vms.tap") it names. The
+// kind comes from the driver's extended result code; the columns exist only
+// in SQLite's message ("UNIQUE constraint failed: vms.tap"), so that part
+// is read from it.
+func uniqueColumns(err error) ([]string, bool) {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return nil, false
+	}
+	if c := se.Code(); c != sqlite3.SQLITE_CONSTRAINT_UNIQUE && c != sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
+		return nil, false
+	}
+	_, list, _ := strings.Cut(se.Error(), " constraint failed: ")
+	list, _, _ = strings.Cut(list, " (") // the driver appends " (2067)"
+	var cols []string
+	for _, c := range strings.Split(list, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			cols = append(cols, c)
+		}
+	}
+	return cols, true
 }
 
+// isUnique reports whether err is a UNIQUE or PRIMARY KEY violation on
+// column ("table.column").
+func isUnique(err error, column string) bool {
+	cols, ok := uniqueColumns(err)
+	return ok && slices.Contains(cols, column)
+}
+
+// isForeignKey reports whether err is a foreign key violation: a row
+// naming a missing parent (SQLITE_CONSTRAINT_FOREIGNKEY), or deleting a
+// parent still referenced, which SQLite enforces for ON DELETE RESTRICT
+// with an internal trigger (SQLITE_CONSTRAINT_TRIGGER; the schema has no
+// triggers of its own).
 func isForeignKey(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "FOREIGN KEY constraint failed")
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	c := se.Code()
+	return c == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY || c == sqlite3.SQLITE_CONSTRAINT_TRIGGER
 }
 
 // storeError is a sentinel with a message for people: errors.Is matches the

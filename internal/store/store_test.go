@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/banger-dev/banger/internal/api"
-	"github.com/banger-dev/banger/internal/vmm"
 )
 
 var ctx = context.Background()
@@ -63,21 +62,13 @@ func TestCreateGetUpdateDelete(t *testing.T) {
 		t.Fatalf("missing image: %v", err)
 	}
 	v4, st := 4, time.Now()
-	h := vmm.Handle{Driver: "qemu", PID: 42, APISocket: "/a"}
-	up, err := s.UpdateVM(ctx, vm.ID, VMUpdate{VCPUs: &v4, StartedAt: &st, Handle: &h})
+	up, err := s.UpdateVM(ctx, vm.ID, VMUpdate{VCPUs: &v4, StartedAt: &st})
 	if err != nil || up.VCPUs != 4 || up.MemoryMiB != 1024 || up.StartedAt == nil {
 		t.Fatalf("update: %+v %v", up, err)
 	}
-	got, ok, err := s.VMHandle(ctx, vm.ID)
-	if err != nil || !ok || got != h {
-		t.Fatalf("handle %+v %v %v", got, ok, err)
-	}
-	up, err = s.UpdateVM(ctx, vm.ID, VMUpdate{ClearStartedAt: true, ClearHandle: true})
+	up, err = s.UpdateVM(ctx, vm.ID, VMUpdate{ClearStartedAt: true})
 	if err != nil || up.StartedAt != nil {
 		t.Fatalf("clear: %+v %v", up, err)
-	}
-	if _, ok, _ := s.VMHandle(ctx, vm.ID); ok {
-		t.Fatal("handle not cleared")
 	}
 	if up, err := s.SetVMState(ctx, vm.ID, api.VMError, "boom"); err != nil || up.State != api.VMError || up.LastError != "boom" {
 		t.Fatalf("state: %+v %v", up, err)
@@ -316,5 +307,76 @@ func BenchmarkListVMs1000(b *testing.B) {
 		if err != nil || len(vms) != 1000 {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A random id that collides with an existing VM's surfaces as a UNIQUE
+// violation on the tap name (derived from the id, checked before the
+// primary key): CreateVM draws again rather than failing.
+func TestCreateVMRetriesAnIDCollision(t *testing.T) {
+	s := openTest(t)
+	seedImage(t, s, "debian")
+	ids := []string{"0000abcd", "0000abcd", "0000abcd", "1111abcd"}
+	s.newID = func() string {
+		id := ids[0]
+		ids = ids[1:]
+		return id
+	}
+	first, err := s.CreateVM(ctx, newVM("one", "172.30.0.0/24"))
+	if err != nil || first.ID != "0000abcd" {
+		t.Fatalf("first: %+v %v", first, err)
+	}
+	second, err := s.CreateVM(ctx, newVM("two", "172.30.0.0/24"))
+	if err != nil || second.ID != "1111abcd" || second.Tap != "bg-1111abcd" {
+		t.Fatalf("second create after two colliding ids: %+v %v", second, err)
+	}
+	if len(ids) != 0 {
+		t.Fatalf("ids left undrawn: %v", ids)
+	}
+	// Endless collisions end in an error, not a loop.
+	s.newID = func() string { return "0000abcd" }
+	if _, err := s.CreateVM(ctx, newVM("three", "172.30.0.0/24")); !collidesOnID(err) {
+		t.Fatalf("endless collisions: %v", err)
+	}
+}
+
+// Constraint errors are recognised by the driver's error type and code,
+// naming the columns SQLite reports.
+func TestConstraintErrorsByType(t *testing.T) {
+	s := openTest(t)
+	seedImage(t, s, "debian")
+	_, err := s.db.ExecContext(ctx, `INSERT INTO images(name, distro, rootfs_path, created_at) VALUES ('debian', 'debian', '/r', 't')`)
+	if cols, ok := uniqueColumns(err); !ok || len(cols) != 1 || cols[0] != "images.name" {
+		t.Fatalf("duplicate image: %v -> %v %v", err, cols, ok)
+	}
+	if isForeignKey(err) || isUnique(err, "images.distro") {
+		t.Fatal("a UNIQUE violation taken for another")
+	}
+	if _, ok := uniqueColumns(errors.New("UNIQUE constraint failed: vms.tap")); ok {
+		t.Fatal("a plain error with the words taken for a constraint violation")
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO vms(id, name, image, vcpus, memory_mib, disk_bytes, state, ip, mac, tap, vsock_cid, created_at, updated_at)
+		VALUES ('0000abcd','x','nope',1,256,1,'stopped','172.30.0.9','m','bg-0000abcd',9,'t','t')`)
+	if !isForeignKey(err) {
+		t.Fatalf("missing image: %v", err)
+	}
+}
+
+// A database migrated by a newer banger is refused, naming both versions.
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "banger.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known, _ := s.SchemaVersion(ctx)
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, 'future.sql', 't')`, known+1); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	_, err = Open(path)
+	if !errors.Is(err, ErrSchemaTooNew) || !strings.Contains(err.Error(), fmt.Sprintf("version %d", known+1)) ||
+		!strings.Contains(err.Error(), fmt.Sprintf("(%d)", known)) {
+		t.Fatalf("open a newer database: %v", err)
 	}
 }

@@ -3,15 +3,15 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/banger-dev/banger/internal/api"
-	"github.com/banger-dev/banger/internal/vmm"
+	"github.com/banger-dev/banger/internal/hostnet"
 )
 
 const vmCols = `id, name, image, vcpus, memory_mib, disk_bytes, state, vmm, ip, mac, tap, vsock_path, vsock_cid, pid, last_error, created_at, updated_at, started_at`
@@ -30,31 +30,37 @@ type NewVM struct {
 	VsockPath func(id string) string
 }
 
-// TapPrefix starts every banger tap name ("bg-" + VM id).
-const TapPrefix = "bg-"
-
-// MACFor derives the guest MAC from its IPv4 address: 06:00:a:b:c:d in hex.
-func MACFor(ip netip.Addr) string {
-	b := ip.As4()
-	return fmt.Sprintf("06:00:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3])
-}
-
-// Gateway is the bridge address of a subnet (its first host address).
-func Gateway(subnet netip.Prefix) netip.Addr { return subnet.Masked().Addr().Next() }
-
 // CreateVM inserts a stopped VM with freshly allocated addresses. The
 // allocation and the insert share one BEGIN IMMEDIATE transaction, so two
 // concurrent creates can never pick the same IP or CID; the unique indexes
 // back that up.
 func (s *Store) CreateVM(ctx context.Context, n NewVM) (api.VM, error) {
 	for attempt := 0; ; attempt++ {
-		vm, err := s.createVM(ctx, n, newID())
-		// A random 32-bit id collides rarely; draw again.
-		if isUnique(err, "vms.id") && attempt < 5 {
+		vm, err := s.createVM(ctx, n, s.newID())
+		// A random 32-bit id collides rarely; draw again. The collision
+		// shows on any column derived from the id (the tap name is checked
+		// before the primary key), so all of them count.
+		if collidesOnID(err) && attempt < 5 {
 			continue
 		}
 		return vm, err
 	}
+}
+
+// idColumns are the unique columns whose value derives from the VM id.
+var idColumns = []string{"vms.id", "vms.tap"}
+
+func collidesOnID(err error) bool {
+	cols, ok := uniqueColumns(err)
+	if !ok {
+		return false
+	}
+	for _, c := range cols {
+		if slices.Contains(idColumns, c) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Store) createVM(ctx context.Context, n NewVM, id string) (api.VM, error) {
@@ -92,8 +98,8 @@ func (s *Store) createVM(ctx context.Context, n NewVM, id string) (api.VM, error
 	ts := now()
 	_, err = tx.ExecContext(ctx, `INSERT INTO vms(id, name, image, vcpus, memory_mib, disk_bytes, state, ip, mac, tap, vsock_path, vsock_cid, created_at, updated_at)
 		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-		id, n.Name, n.Image, n.VCPUs, n.MemoryMiB, n.DiskBytes, string(api.VMStopped), ip.String(), MACFor(ip),
-		TapPrefix+id, vsock, cid, ts, ts)
+		id, n.Name, n.Image, n.VCPUs, n.MemoryMiB, n.DiskBytes, string(api.VMStopped), ip.String(), hostnet.MACForIP(ip),
+		hostnet.TapName(id), vsock, cid, ts, ts)
 	if isUnique(err, "vms.name") {
 		return api.VM{}, newErr(ErrNameTaken, "a VM named %q already exists", n.Name)
 	}
@@ -135,7 +141,7 @@ func allocIP(ctx context.Context, tx *sql.Tx, subnet netip.Prefix) (netip.Addr, 
 		return netip.Addr{}, err
 	}
 	subnet = subnet.Masked()
-	gw := Gateway(subnet)
+	gw := hostnet.Gateway(subnet)
 	for a := gw.Next(); subnet.Contains(a); a = a.Next() {
 		if !subnet.Contains(a.Next()) {
 			break // a is the broadcast address
@@ -215,9 +221,6 @@ type VMUpdate struct {
 	// StartedAt sets started_at; ClearStartedAt sets it to NULL (stopped).
 	StartedAt      *time.Time
 	ClearStartedAt bool
-	// Handle persists the VMM handle; ClearHandle removes it.
-	Handle      *vmm.Handle
-	ClearHandle bool
 }
 
 // UpdateVM changes the given fields of VM id and returns the new record.
@@ -254,15 +257,6 @@ func (s *Store) UpdateVM(ctx context.Context, id string, u VMUpdate) (api.VM, er
 	} else if u.ClearStartedAt {
 		add("started_at", nil)
 	}
-	if u.Handle != nil {
-		b, err := json.Marshal(u.Handle)
-		if err != nil {
-			return api.VM{}, err
-		}
-		add("handle_json", string(b))
-	} else if u.ClearHandle {
-		add("handle_json", "")
-	}
 	add("updated_at", now())
 	args = append(args, id)
 	res, err := s.db.ExecContext(ctx, `UPDATE vms SET `+strings.Join(sets, ", ")+` WHERE id = ?`, args...)
@@ -278,22 +272,6 @@ func (s *Store) UpdateVM(ctx context.Context, id string, u VMUpdate) (api.VM, er
 // SetVMState records a state and the last error ("" clears it).
 func (s *Store) SetVMState(ctx context.Context, id string, state api.VMState, lastError string) (api.VM, error) {
 	return s.UpdateVM(ctx, id, VMUpdate{State: &state, LastError: &lastError})
-}
-
-// VMHandle returns the persisted VMM handle; ok is false when none is stored.
-func (s *Store) VMHandle(ctx context.Context, id string) (h vmm.Handle, ok bool, err error) {
-	var js string
-	err = s.db.QueryRowContext(ctx, `SELECT handle_json FROM vms WHERE id = ?`, id).Scan(&js)
-	if errors.Is(err, sql.ErrNoRows) {
-		return h, false, newErr(ErrNotFound, "VM %q does not exist", id)
-	}
-	if err != nil || js == "" {
-		return h, false, err
-	}
-	if err := json.Unmarshal([]byte(js), &h); err != nil {
-		return h, false, fmt.Errorf("VM %s: corrupt handle_json: %w", id, err)
-	}
-	return h, true, nil
 }
 
 // DeleteVM removes the VM record, releasing its IP and CID.

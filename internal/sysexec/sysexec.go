@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -197,3 +199,31 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 }
 
 func (t *tailBuffer) Bytes() []byte { return t.buf }
+
+// CheckExecutable accepts a regular file with an execute bit, the one rule
+// for "is this a program banger can run"; the error says what is wrong in
+// words that follow the path ("does not exist", "not executable ...").
+func CheckExecutable(path string) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &notExecutable{msg: "does not exist", err: err}
+	}
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return &notExecutable{msg: "not a regular file"}
+	}
+	if fi.Mode().Perm()&0o111 == 0 {
+		return &notExecutable{msg: "not executable (chmod +x it)"}
+	}
+	return nil
+}
+
+type notExecutable struct {
+	msg string
+	err error
+}
+
+func (e *notExecutable) Error() string { return e.msg }
+func (e *notExecutable) Unwrap() error { return e.err }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"charm.land/bubbles/v2/textinput"
+
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/validate"
 )
@@ -23,13 +25,45 @@ const (
 var fieldLabels = [numFields]string{"name", "image", "vcpus", "memory", "disk"}
 var fieldPlaceholders = [numFields]string{"e.g. dev", "default", "default, e.g. 2", "default, e.g. 2G or 2048", "default, e.g. 20G"}
 
-// createForm is the `c` form. Empty optional fields mean "use the daemon's
-// default" and are omitted from the request.
+// createForm is the `c` form: one bubbles/textinput per field. Empty
+// optional fields mean "use the daemon's default" and are omitted from the
+// request.
 type createForm struct {
-	values [numFields]string
+	inputs [numFields]textinput.Model
 	errs   [numFields]string
 	focus  int
 }
+
+func newCreateForm(th theme) createForm {
+	var f createForm
+	st := textinput.Styles{
+		Focused: textinput.StyleState{Text: th.plain(), Placeholder: th.dim, Prompt: th.plain()},
+		Blurred: textinput.StyleState{Text: th.plain(), Placeholder: th.dim, Prompt: th.plain()},
+		// A steady cursor: nothing to redraw twice a second.
+		Cursor: textinput.CursorStyle{Blink: false},
+	}
+	for i := range f.inputs {
+		in := textinput.New()
+		in.Prompt, in.Placeholder = "", fieldPlaceholders[i]
+		in.SetStyles(st)
+		// The virtual cursor is drawn in reverse video, an escape sequence
+		// that NoColor output must not carry; the › marks the field then.
+		in.SetVirtualCursor(!th.noColor)
+		f.inputs[i] = in
+	}
+	f.setFocus(fieldName)
+	return f
+}
+
+// setFocus moves the cursor to field i (wrapping around).
+func (f *createForm) setFocus(i int) {
+	f.inputs[f.focus].Blur()
+	f.focus = (i + numFields) % numFields
+	f.inputs[f.focus].Focus() // the blink command it returns is not needed: the cursor does not blink
+}
+
+// value is field i's text without surrounding spaces.
+func (f *createForm) value(i int) string { return strings.TrimSpace(f.inputs[i].Value()) }
 
 // validate fills f.errs and returns the params when every field is valid.
 // The rules are the CLI's (package validate); images is the known image list
@@ -39,11 +73,11 @@ func (f *createForm) validate(images []api.Image, host api.HostResources) (api.V
 	f.errs = [numFields]string{}
 	limits := validate.Limits{HostCPUs: host.CPUs, HostMemoryBytes: host.MemoryBytes, FSFreeBytes: host.FSFreeBytes}
 	var p api.VMCreateParams
-	p.Name = strings.TrimSpace(f.values[fieldName])
+	p.Name = f.value(fieldName)
 	if err := validate.VMName(p.Name); err != nil {
 		f.errs[fieldName] = err.Error()
 	}
-	if img := strings.TrimSpace(f.values[fieldImage]); img != "" {
+	if img := f.value(fieldImage); img != "" {
 		p.Image = &img
 		if err := validate.ImageName(img); err != nil {
 			f.errs[fieldImage] = err.Error()
@@ -51,7 +85,7 @@ func (f *createForm) validate(images []api.Image, host api.HostResources) (api.V
 			f.errs[fieldImage] = noImage(img, images)
 		}
 	}
-	if s := strings.TrimSpace(f.values[fieldVCPUs]); s != "" {
+	if s := f.value(fieldVCPUs); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil {
 			f.errs[fieldVCPUs] = fmt.Sprintf("invalid vcpus %q: use a whole number, e.g. 2", s)
@@ -60,7 +94,7 @@ func (f *createForm) validate(images []api.Image, host api.HostResources) (api.V
 		}
 		p.VCPUs = &n
 	}
-	if s := strings.TrimSpace(f.values[fieldMemory]); s != "" {
+	if s := f.value(fieldMemory); s != "" {
 		mib, err := validate.ParseMemoryMiB(s)
 		if err == nil {
 			err = validate.MemoryMiB(mib, limits)
@@ -70,7 +104,7 @@ func (f *createForm) validate(images []api.Image, host api.HostResources) (api.V
 		}
 		p.MemoryMiB = &mib
 	}
-	if s := strings.TrimSpace(f.values[fieldDisk]); s != "" {
+	if s := f.value(fieldDisk); s != "" {
 		b, err := validate.ParseSize(s)
 		if err == nil {
 			err = validate.DiskBytes(b, limits)

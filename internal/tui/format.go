@@ -6,24 +6,17 @@ import (
 	"time"
 
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/banger-dev/banger/internal/validate"
 )
 
-// humanBytes is a compact binary size for table cells: 512M, 2.0G, 1.5T.
+// humanBytes is a size for table cells, in the one format banger uses
+// (validate.FormatBytes: 512M, 2G, 1.5T); nothing is "0".
 func humanBytes(b int64) string {
 	if b <= 0 {
 		return "0"
 	}
-	units := []string{"B", "K", "M", "G", "T", "P"}
-	v := float64(b)
-	i := 0
-	for v >= 1024 && i < len(units)-1 {
-		v /= 1024
-		i++
-	}
-	if i == 0 || v >= 10 {
-		return fmt.Sprintf("%.0f%s", v, units[i])
-	}
-	return fmt.Sprintf("%.1f%s", v, units[i])
+	return validate.FormatBytes(b)
 }
 
 // formatDuration is a short uptime: 45s, 3m, 2h05m, 4d03h.

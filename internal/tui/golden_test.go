@@ -168,33 +168,33 @@ func TestGoldenViews(t *testing.T) {
 func TestGoldenPanes(t *testing.T) {
 	t.Run("details_120", func(t *testing.T) {
 		m := populated(120, 30, true)
-		m.Update(key("enter")) // cursor starts on api-server (sorted first)
+		m.Update(keyPress("enter")) // cursor starts on api-server (sorted first)
 		checkGolden(t, "details_120", plain(t, m))
 	})
 	t.Run("form_errors_80", func(t *testing.T) {
 		m := populated(80, 24, true)
-		m.Update(key("c"))
+		m.Update(keyPress("c"))
 		typeText(m, "Bad_Name")
-		m.Update(key("tab"))
+		m.Update(keyPress("tab"))
 		typeText(m, "ubuntu")
-		m.Update(key("tab"))
+		m.Update(keyPress("tab"))
 		typeText(m, "0")
-		m.Update(key("tab"))
+		m.Update(keyPress("tab"))
 		typeText(m, "64")
-		m.Update(key("tab"))
+		m.Update(keyPress("tab"))
 		typeText(m, "20X")
-		m.Update(key("enter"))
+		m.Update(keyPress("enter"))
 		checkGolden(t, "form_errors_80", plain(t, m))
 	})
 	t.Run("help_80", func(t *testing.T) {
 		m := populated(80, 24, true)
-		m.Update(key("?"))
+		m.Update(keyPress("?"))
 		checkGolden(t, "help_80", plain(t, m))
 	})
 	t.Run("many_vms_80", func(t *testing.T) {
 		m := loaded(newStatic(80, 24, true), manyVMs(1000), sampleImages(), sampleHost())
 		for range 30 {
-			m.Update(key("j"))
+			m.Update(keyPress("j"))
 		}
 		checkGolden(t, "many_vms_80", plain(t, m))
 	})
@@ -240,13 +240,13 @@ func TestRenderAnySize(t *testing.T) {
 		"loading":   func() *Model { return newStatic(80, 24, true) },
 		"populated": func() *Model { return populated(80, 24, true) },
 		"many":      func() *Model { return loaded(newStatic(80, 24, true), manyVMs(300), sampleImages(), sampleHost()) },
-		"details":   func() *Model { m := populated(80, 24, true); m.Update(key("enter")); return m },
-		"help":      func() *Model { m := populated(80, 24, true); m.Update(key("?")); return m },
+		"details":   func() *Model { m := populated(80, 24, true); m.Update(keyPress("enter")); return m },
+		"help":      func() *Model { m := populated(80, 24, true); m.Update(keyPress("?")); return m },
 		"form": func() *Model {
 			m := populated(80, 24, true)
-			m.Update(key("c"))
+			m.Update(keyPress("c"))
 			typeText(m, "X")
-			m.Update(key("enter"))
+			m.Update(keyPress("enter"))
 			return m
 		},
 		"error": func() *Model {

@@ -242,7 +242,7 @@ func runSync(cmd tea.Cmd) []tea.Msg {
 	return []tea.Msg{msg}
 }
 
-func key(s string) tea.KeyPressMsg {
+func keyPress(s string) tea.KeyPressMsg {
 	switch s {
 	case "enter":
 		return tea.KeyPressMsg{Code: tea.KeyEnter}

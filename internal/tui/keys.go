@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/banger-dev/banger/internal/api"
@@ -11,7 +12,7 @@ import (
 
 func (m *Model) onKey(k tea.KeyPressMsg) tea.Cmd {
 	if k.String() == "ctrl+c" {
-		return tea.Quit
+		return tea.Quit // in every mode, even while typing
 	}
 	switch m.mode {
 	case modeFilter:
@@ -22,7 +23,7 @@ func (m *Model) onKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.onFormKey(k)
 	case modeHelp:
 		m.mode = modeNormal // any key closes help
-		if k.String() == "q" {
+		if key.Matches(k, keys.Quit) {
 			return tea.Quit
 		}
 		return nil
@@ -31,26 +32,26 @@ func (m *Model) onKey(k tea.KeyPressMsg) tea.Cmd {
 }
 
 func (m *Model) onNormalKey(k tea.KeyPressMsg) tea.Cmd {
-	switch k.String() {
-	case "q":
+	switch {
+	case key.Matches(k, keys.Quit):
 		return tea.Quit
-	case "?":
+	case key.Matches(k, keys.Help):
 		m.mode = modeHelp
-	case "up", "k":
+	case key.Matches(k, keys.Up):
 		m.moveCursor(-1)
-	case "down", "j":
+	case key.Matches(k, keys.Down):
 		m.moveCursor(1)
-	case "pgup":
+	case key.Matches(k, keys.PageUp):
 		m.moveCursor(-10)
-	case "pgdown":
+	case key.Matches(k, keys.PageDown):
 		m.moveCursor(10)
-	case "home", "g":
+	case key.Matches(k, keys.Home):
 		m.moveCursor(-len(m.vms))
-	case "end", "G":
+	case key.Matches(k, keys.End):
 		m.moveCursor(len(m.vms))
-	case "/":
+	case key.Matches(k, keys.Filter):
 		m.mode = modeFilter
-	case "esc":
+	case key.Matches(k, keys.Back):
 		switch {
 		case m.details:
 			m.details = false
@@ -58,36 +59,36 @@ func (m *Model) onNormalKey(k tea.KeyPressMsg) tea.Cmd {
 			m.filter = ""
 			m.syncCursor()
 		}
-	case "enter":
+	case key.Matches(k, keys.Details):
 		if _, ok := m.selectedVM(); ok {
 			m.details = !m.details
 		}
-	case "R":
+	case key.Matches(k, keys.Refresh):
 		if m.daemon.state == stateFailed {
 			m.daemon = stage{}
 			m.setStatus(levelInfo, "")
 			return tea.Batch(m.connectCmd(), m.startSpinner())
 		}
 		return m.refreshCmd()
-	case "c":
+	case key.Matches(k, keys.Create):
 		if m.daemon.state != stateDone {
 			m.setStatus(levelInfo, "the daemon is not connected yet")
 			return nil
 		}
-		m.form = createForm{}
+		m.form = newCreateForm(m.th)
 		m.mode = modeForm
-	case "s":
+	case key.Matches(k, keys.Toggle):
 		return m.toggleSelected()
-	case "r":
+	case key.Matches(k, keys.Restart):
 		return m.restartSelected()
-	case "d":
+	case key.Matches(k, keys.Delete):
 		vm, ok := m.actionable()
 		if !ok {
 			return nil
 		}
 		m.confirm = vm.Name
 		m.mode = modeConfirmDelete
-	case "x":
+	case key.Matches(k, keys.SSH):
 		return m.sshSelected()
 	}
 	return nil
@@ -158,21 +159,28 @@ func (m *Model) sshSelected() tea.Cmd {
 	return tea.ExecProcess(cmd, func(err error) tea.Msg { return sshDoneMsg{name: name, err: err} })
 }
 
+// In the filter, letters are text: only keys no name contains act.
+var (
+	filterUp        = key.NewBinding(key.WithKeys("up"))
+	filterDown      = key.NewBinding(key.WithKeys("down"))
+	filterBackspace = key.NewBinding(key.WithKeys("backspace"))
+)
+
 func (m *Model) onFilterKey(k tea.KeyPressMsg) tea.Cmd {
-	switch k.String() {
-	case "esc":
+	switch {
+	case key.Matches(k, filterKeys.Clear):
 		m.filter = ""
 		m.mode = modeNormal
-	case "enter":
+	case key.Matches(k, filterKeys.Keep):
 		m.mode = modeNormal
-	case "backspace":
+	case key.Matches(k, filterBackspace):
 		if r := []rune(m.filter); len(r) > 0 {
 			m.filter = string(r[:len(r)-1])
 		}
-	case "up":
+	case key.Matches(k, filterUp):
 		m.moveCursor(-1)
 		return nil
-	case "down":
+	case key.Matches(k, filterDown):
 		m.moveCursor(1)
 		return nil
 	default:
@@ -193,32 +201,26 @@ func (m *Model) onConfirmKey(k tea.KeyPressMsg) tea.Cmd {
 	name := m.confirm
 	m.confirm = ""
 	m.mode = modeNormal
-	switch k.String() {
-	case "y", "Y":
-		b := m.backend
-		m.setStatus(levelInfo, "deleting "+name+"…")
-		return m.opCmd(name, "deleting", func(ctx context.Context) error { return b.DeleteVM(ctx, name) })
-	default:
+	if !key.Matches(k, confirmYes) {
 		m.setStatus(levelInfo, "delete of "+name+" cancelled")
 		return nil
 	}
+	b := m.backend
+	m.setStatus(levelInfo, "deleting "+name+"…")
+	return m.opCmd(name, "deleting", func(ctx context.Context) error { return b.DeleteVM(ctx, name) })
 }
 
 func (m *Model) onFormKey(k tea.KeyPressMsg) tea.Cmd {
 	f := &m.form
-	switch k.String() {
-	case "esc":
+	switch {
+	case key.Matches(k, formKeys.Cancel):
 		m.mode = modeNormal
 		m.setStatus(levelInfo, "create cancelled")
-	case "tab", "down":
-		f.focus = (f.focus + 1) % numFields
-	case "shift+tab", "up":
-		f.focus = (f.focus + numFields - 1) % numFields
-	case "backspace":
-		if r := []rune(f.values[f.focus]); len(r) > 0 {
-			f.values[f.focus] = string(r[:len(r)-1])
-		}
-	case "enter":
+	case key.Matches(k, formKeys.Next):
+		f.setFocus(f.focus + 1)
+	case key.Matches(k, formKeys.Prev):
+		f.setFocus(f.focus - 1)
+	case key.Matches(k, formKeys.Submit):
 		p, ok := f.validate(m.images, m.host)
 		if !ok {
 			m.setStatus(levelError, "fix the fields marked in the form")
@@ -232,10 +234,14 @@ func (m *Model) onFormKey(k tea.KeyPressMsg) tea.Cmd {
 			return err
 		})
 	default:
-		if k.Text != "" {
-			f.values[f.focus] += k.Text
+		// Typing, deleting and moving within the field: the text input's.
+		before := f.inputs[f.focus].Value()
+		var cmd tea.Cmd
+		f.inputs[f.focus], cmd = f.inputs[f.focus].Update(k)
+		if f.inputs[f.focus].Value() != before {
 			f.errs[f.focus] = ""
 		}
+		return cmd
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"charm.land/bubbles/v2/help"
 	"charm.land/bubbles/v2/spinner"
 	tea "charm.land/bubbletea/v2"
 
@@ -76,7 +77,8 @@ type Model struct {
 	mode     mode
 	details  bool
 	form     createForm
-	confirm  string // VM name awaiting delete confirmation
+	help     help.Model // renders key help from the key map (keymap.go)
+	confirm  string     // VM name awaiting delete confirmation
 
 	status      string
 	statusHint  string
@@ -146,6 +148,7 @@ func New(ctx context.Context, b Backend, opts Options) *Model {
 		timeout: opts.CallTimeout,
 		version: opts.Version,
 		th:      newTheme(opts.NoColor),
+		help:    newHelp(newTheme(opts.NoColor)),
 		width:   80,
 		height:  24,
 		health:  map[string]healthEntry{},

@@ -128,7 +128,7 @@ func TestConnectErrorShowsHintAndRetries(t *testing.T) {
 	fb.mu.Lock()
 	fb.connectErr = nil
 	fb.mu.Unlock()
-	_, cmd := h.m.Update(key("R"))
+	_, cmd := h.m.Update(keyPress("R"))
 	h.run(cmd)
 	h.until("VM list", isMsg[vmsMsg])
 	if out := h.m.Render(); strings.Contains(out, "cannot reach") || !strings.Contains(out, "daemon connected") {
@@ -184,7 +184,7 @@ func TestHealthPolledOneAtATime(t *testing.T) {
 
 func TestFilter(t *testing.T) {
 	m := populated(120, 30, true)
-	m.Update(key("/"))
+	m.Update(keyPress("/"))
 	typeText(m, "sc")
 	if vis := names(m.visible()); !slices.Equal(vis, []string{"scratch"}) {
 		t.Errorf("filter sc: visible %v", vis)
@@ -196,20 +196,20 @@ func TestFilter(t *testing.T) {
 	if vm, _ := m.selectedVM(); vm.Name != "scratch" {
 		t.Errorf("selection = %q, want the only match", vm.Name)
 	}
-	m.Update(key("backspace"))
-	m.Update(key("backspace"))
+	m.Update(keyPress("backspace"))
+	m.Update(keyPress("backspace"))
 	typeText(m, "zzz")
 	if out := m.Render(); !strings.Contains(out, `No VM matches "zzz"`) {
 		t.Errorf("no-match message missing:\n%s", out)
 	}
-	m.Update(key("esc"))
+	m.Update(keyPress("esc"))
 	if m.filter != "" || m.mode != modeNormal || len(m.visible()) != len(sampleVMs()) {
 		t.Errorf("esc did not clear the filter: %q mode %v visible %d", m.filter, m.mode, len(m.visible()))
 	}
 	// enter keeps the filter; esc in normal mode clears it.
-	m.Update(key("/"))
+	m.Update(keyPress("/"))
 	typeText(m, "web")
-	m.Update(key("enter"))
+	m.Update(keyPress("enter"))
 	if m.filter != "web" || m.mode != modeNormal {
 		t.Fatalf("enter: filter %q mode %v", m.filter, m.mode)
 	}
@@ -217,7 +217,7 @@ func TestFilter(t *testing.T) {
 	if m.ops["web"] != "" {
 		t.Error("typing in the filter triggered an action")
 	}
-	m.Update(key("esc"))
+	m.Update(keyPress("esc"))
 	if m.filter != "" {
 		t.Errorf("esc in normal mode kept filter %q", m.filter)
 	}
@@ -229,9 +229,9 @@ func TestNavigationSortedByName(t *testing.T) {
 	if got := names(m.visible()); !slices.Equal(got, want) {
 		t.Fatalf("order %v, want %v", got, want)
 	}
-	m.Update(key("j"))
-	m.Update(key("down"))
-	m.Update(key("k"))
+	m.Update(keyPress("j"))
+	m.Update(keyPress("down"))
+	m.Update(keyPress("k"))
 	if vm, _ := m.selectedVM(); vm.Name != "broken" {
 		t.Errorf("after j, down, k: selected %q", vm.Name)
 	}
@@ -247,12 +247,12 @@ func TestDeleteConfirmation(t *testing.T) {
 	fb := &fakeBackend{}
 	m := populated(120, 30, true)
 	m.backend = fb
-	m.Update(key("j")) // broken
-	m.Update(key("d"))
+	m.Update(keyPress("j")) // broken
+	m.Update(keyPress("d"))
 	if out := m.Render(); !strings.Contains(out, "delete broken and its disks? y/n") {
 		t.Fatalf("no confirmation prompt:\n%s", out)
 	}
-	_, cmd := m.Update(key("n"))
+	_, cmd := m.Update(keyPress("n"))
 	if cmd != nil {
 		runSync(cmd)
 	}
@@ -262,8 +262,8 @@ func TestDeleteConfirmation(t *testing.T) {
 	if !strings.Contains(m.Render(), "delete of broken cancelled") {
 		t.Errorf("no cancel message:\n%s", m.Render())
 	}
-	m.Update(key("d"))
-	_, cmd = m.Update(key("y"))
+	m.Update(keyPress("d"))
+	_, cmd = m.Update(keyPress("y"))
 	if m.ops["broken"] != "deleting" || !strings.Contains(m.Render(), "deleting…") {
 		t.Errorf("no in-progress marker after y:\n%s", m.Render())
 	}
@@ -283,11 +283,11 @@ func TestDeleteFailureGoesToStatusLine(t *testing.T) {
 	fb := &fakeBackend{opErr: &api.Error{Code: api.CodeConflict, Message: "dev is running", Hint: "banger vm stop dev"}}
 	m := populated(120, 30, true)
 	m.backend = fb
-	m.Update(key("j"))
-	m.Update(key("j"))
-	m.Update(key("j")) // dev
-	m.Update(key("d"))
-	_, cmd := m.Update(key("y"))
+	m.Update(keyPress("j"))
+	m.Update(keyPress("j"))
+	m.Update(keyPress("j")) // dev
+	m.Update(keyPress("d"))
+	_, cmd := m.Update(keyPress("y"))
 	for _, msg := range runSync(cmd) {
 		m.Update(msg)
 	}
@@ -301,9 +301,9 @@ func TestCreateFormValidation(t *testing.T) {
 	fb := &fakeBackend{}
 	m := populated(120, 30, true)
 	m.backend = fb
-	m.Update(key("c"))
+	m.Update(keyPress("c"))
 	typeText(m, "Bad_Name")
-	_, cmd := m.Update(key("enter"))
+	_, cmd := m.Update(keyPress("enter"))
 	if cmd != nil {
 		runSync(cmd)
 	}
@@ -315,18 +315,18 @@ func TestCreateFormValidation(t *testing.T) {
 	}
 	// Fix the name, give valid sizes: the request carries them.
 	for range len("Bad_Name") {
-		m.Update(key("backspace"))
+		m.Update(keyPress("backspace"))
 	}
 	typeText(m, "dev2")
-	m.Update(key("tab"))
+	m.Update(keyPress("tab"))
 	typeText(m, "debian")
-	m.Update(key("tab"))
+	m.Update(keyPress("tab"))
 	typeText(m, "4")
-	m.Update(key("tab"))
+	m.Update(keyPress("tab"))
 	typeText(m, "1536M")
-	m.Update(key("tab"))
+	m.Update(keyPress("tab"))
 	typeText(m, "30G")
-	_, cmd = m.Update(key("enter"))
+	_, cmd = m.Update(keyPress("enter"))
 	for _, msg := range runSync(cmd) {
 		m.Update(msg)
 	}
@@ -343,8 +343,8 @@ func TestCreateFormValidation(t *testing.T) {
 }
 
 func TestCreateFormOmitsEmptyFields(t *testing.T) {
-	f := createForm{}
-	f.values[fieldName] = "dev"
+	f := newCreateForm(newTheme(true))
+	f.inputs[fieldName].SetValue("dev")
 	p, ok := f.validate(nil, api.HostResources{})
 	if !ok || p.Image != nil || p.VCPUs != nil || p.MemoryMiB != nil || p.DiskBytes != nil {
 		t.Errorf("validate = %+v, %v; want only the name", p, ok)
@@ -355,9 +355,9 @@ func TestSSHOnStoppedVMExplains(t *testing.T) {
 	fb := &fakeBackend{}
 	m := populated(120, 30, true)
 	m.backend = fb
-	m.Update(key("j"))
-	m.Update(key("j")) // ci-runner…, stopped
-	_, cmd := m.Update(key("x"))
+	m.Update(keyPress("j"))
+	m.Update(keyPress("j")) // ci-runner…, stopped
+	_, cmd := m.Update(keyPress("x"))
 	if cmd != nil {
 		t.Error("x on a stopped VM returned a command")
 	}
@@ -376,9 +376,9 @@ func TestSSHThenReminder(t *testing.T) {
 	m := populated(120, 30, true)
 	m.backend = fb
 	for range 3 {
-		m.Update(key("j")) // dev
+		m.Update(keyPress("j")) // dev
 	}
-	_, cmd := m.Update(key("x"))
+	_, cmd := m.Update(keyPress("x"))
 	if cmd == nil || !fb.called("SSHCommand dev") {
 		t.Fatalf("x on a running VM: cmd %v, calls %v", cmd, fb.Calls())
 	}
@@ -400,25 +400,25 @@ func TestStartStopToggleAndRestart(t *testing.T) {
 	fb := &fakeBackend{}
 	m := populated(120, 30, true)
 	m.backend = fb
-	m.Update(key("j")) // broken (error) -> start
-	_, cmd := m.Update(key("s"))
+	m.Update(keyPress("j")) // broken (error) -> start
+	_, cmd := m.Update(keyPress("s"))
 	if m.ops["broken"] != "starting" {
 		t.Fatalf("s on an errored VM: ops %v", m.ops)
 	}
 	// A second action on the same VM waits.
-	if _, c := m.Update(key("s")); c != nil {
+	if _, c := m.Update(keyPress("s")); c != nil {
 		t.Error("second s on a busy VM returned a command")
 	}
 	for _, msg := range runSync(cmd) {
 		m.Update(msg)
 	}
-	m.Update(key("k")) // api-server, running -> stop
-	_, cmd = m.Update(key("s"))
+	m.Update(keyPress("k")) // api-server, running -> stop
+	_, cmd = m.Update(keyPress("s"))
 	runSync(cmd)
-	m.Update(key("j"))
-	m.Update(key("j"))
-	m.Update(key("j")) // dev: running -> restart
-	_, cmd = m.Update(key("r"))
+	m.Update(keyPress("j"))
+	m.Update(keyPress("j"))
+	m.Update(keyPress("j")) // dev: running -> restart
+	_, cmd = m.Update(keyPress("r"))
 	runSync(cmd)
 	for _, c := range []string{"StartVM broken", "StopVM api-server", "RestartVM dev"} {
 		if !fb.called(c) {
@@ -430,8 +430,8 @@ func TestStartStopToggleAndRestart(t *testing.T) {
 func TestOpErrorDoesNotCrash(t *testing.T) {
 	m := populated(80, 24, true)
 	m.backend = &fakeBackend{opErr: errors.New("qemu-system-x86_64 exited with status 1")}
-	m.Update(key("j"))
-	_, cmd := m.Update(key("s"))
+	m.Update(keyPress("j"))
+	_, cmd := m.Update(keyPress("s"))
 	for _, msg := range runSync(cmd) {
 		m.Update(msg)
 	}
@@ -443,15 +443,15 @@ func TestOpErrorDoesNotCrash(t *testing.T) {
 func TestQuitKeys(t *testing.T) {
 	for _, k := range []string{"q", "ctrl+c"} {
 		m := populated(80, 24, true)
-		_, cmd := m.Update(key(k))
+		_, cmd := m.Update(keyPress(k))
 		if cmd == nil || !isMsg[tea.QuitMsg](cmd()) {
 			t.Errorf("%s did not quit", k)
 		}
 	}
 	// q inside the filter is text.
 	m := populated(80, 24, true)
-	m.Update(key("/"))
-	if _, cmd := m.Update(key("q")); cmd != nil {
+	m.Update(keyPress("/"))
+	if _, cmd := m.Update(keyPress("q")); cmd != nil {
 		t.Error("q in the filter quit")
 	}
 }

@@ -6,13 +6,14 @@ import "charm.land/lipgloss/v2"
 // color, so the output is the same characters without escape codes for color.
 type theme struct {
 	title, dim, accent, ok, warn, bad, header, selected, key lipgloss.Style
+	noColor                                                  bool
 }
 
 func newTheme(noColor bool) theme {
 	plain := lipgloss.NewStyle()
 	if noColor {
 		return theme{title: plain, dim: plain, accent: plain, ok: plain, warn: plain,
-			bad: plain, header: plain, selected: plain, key: plain}
+			bad: plain, header: plain, selected: plain, key: plain, noColor: true}
 	}
 	// Basic ANSI colors follow the user's terminal palette.
 	return theme{
@@ -38,3 +39,6 @@ func (t theme) level(l Level) lipgloss.Style {
 		return t.ok
 	}
 }
+
+// plain is the unstyled style (explicit, so help's defaults never apply).
+func (t theme) plain() lipgloss.Style { return lipgloss.NewStyle() }

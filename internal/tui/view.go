@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
@@ -81,7 +82,7 @@ func (m *Model) renderHeader(w int) string {
 		}
 		left += "  filter: " + m.th.accent.Render(m.filter) + cursor
 	}
-	right := m.th.key.Render("?") + " help  " + m.th.key.Render("q") + " quit"
+	right := m.help.ShortHelpView(keys.ShortHelp())
 	gap := w - ansi.StringWidth(left) - ansi.StringWidth(right)
 	if gap < 2 {
 		return left
@@ -419,20 +420,14 @@ func (m *Model) healthDetail(h healthEntry) string {
 
 func (m *Model) renderForm(w int) []string {
 	f := &m.form
-	out := []string{m.th.header.Render("Create VM") + m.th.dim.Render("  tab next field · enter create · esc cancel")}
+	out := []string{m.th.header.Render("Create VM") + "  " + m.help.ShortHelpView(
+		[]key.Binding{formKeys.Next, formKeys.Submit, formKeys.Cancel})}
 	for i := range numFields {
 		marker := "  "
 		if i == f.focus {
 			marker = "› "
 		}
-		val := f.values[i]
-		if i == f.focus {
-			val += "▏"
-		}
-		if f.values[i] == "" {
-			val += m.th.dim.Render(fieldPlaceholders[i])
-		}
-		out = append(out, marker+fmt.Sprintf("%-7s ", fieldLabels[i])+val)
+		out = append(out, marker+fmt.Sprintf("%-7s ", fieldLabels[i])+f.inputs[i].View())
 		if f.errs[i] != "" {
 			// Own line(s) under the field: the rules are long and must be read.
 			for _, l := range wrap("✗ "+f.errs[i], w-10, 2) {
@@ -443,23 +438,10 @@ func (m *Model) renderForm(w int) []string {
 	return out
 }
 
-var helpLines = [][2]string{
-	{"↑/↓ j/k", "move"},
-	{"enter", "details of the selected VM (esc closes)"},
-	{"/", "filter by name, image, IP or state (esc clears)"},
-	{"s", "start or stop the selected VM"},
-	{"r", "restart the selected VM"},
-	{"x", "ssh into the selected VM (the TUI resumes when ssh exits)"},
-	{"d", "delete the selected VM (asks y/n)"},
-	{"c", "create a VM"},
-	{"R", "refresh now / reconnect to the daemon"},
-	{"q ctrl+c", "quit (VMs keep running)"},
-}
-
 func (m *Model) renderHelp() []string {
 	out := []string{m.th.header.Render("Keys") + m.th.dim.Render("  any key closes")}
-	for _, l := range helpLines {
-		out = append(out, "  "+m.th.key.Render(fmt.Sprintf("%-9s", l[0]))+" "+l[1])
+	for _, l := range strings.Split(m.help.FullHelpView(keys.FullHelp()), "\n") {
+		out = append(out, "  "+l)
 	}
 	return out
 }
@@ -473,7 +455,7 @@ func (m *Model) renderStatus(w int) []string {
 	case m.mode == modeConfirmDelete:
 		left = m.th.warn.Render(fmt.Sprintf("delete %s and its disks? y/n", m.confirm))
 	case m.mode == modeFilter:
-		left = "filter: type to narrow · enter keeps · esc clears"
+		left = "filter: type to narrow · " + m.help.ShortHelpView([]key.Binding{filterKeys.Keep, filterKeys.Clear})
 	case m.status != "":
 		st := lipgloss.NewStyle()
 		switch m.statusLevel {

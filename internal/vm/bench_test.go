@@ -110,9 +110,9 @@ func newBenchService(b *testing.B) (*vm.Service, string) {
 		b.Fatal(err)
 	}
 	cfg := config.Default()
-	cfg.Subnet = "172.30.91.0/24"
+	cfg.Subnet = netip.MustParsePrefix("172.30.91.0/24")
 	rt := &vmruntime.Runtime{
-		Config: vmruntime.Config{Bridge: "bangerbv", Subnet: netip.MustParsePrefix(cfg.Subnet), NAT: true,
+		Config: vmruntime.Config{Bridge: "bangerbv", Subnet: cfg.Subnet, NAT: true,
 			AgentPort: 1024, BootTimeout: 10 * time.Second, StopGrace: 3 * time.Second},
 		Layout: layout,
 		Bundle: func() (*bundle.Bundle, error) {

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/config"
 	"github.com/banger-dev/banger/internal/consolelog"
+	"github.com/banger-dev/banger/internal/envknob"
 	"github.com/banger-dev/banger/internal/hostinfo"
 	"github.com/banger-dev/banger/internal/paths"
 	"github.com/banger-dev/banger/internal/store"
@@ -24,8 +24,7 @@ import (
 )
 
 // Runtime does the real work of a VM's life: disks, network, hypervisor.
-// The daemon wires the real one; a nil Runtime leaves the service able to
-// keep records but not to boot anything.
+// The daemon wires the real one (internal/vmruntime); tests use a fake.
 type Runtime interface {
 	// Provision creates the per-VM disks at vm create.
 	Provision(ctx context.Context, vm api.VM, progress func(api.Progress)) error
@@ -41,7 +40,19 @@ type Runtime interface {
 	Reconcile(ctx context.Context, vms []api.VM) ([]api.VM, []string, error)
 	// ResizeDisk grows a stopped VM's work disk.
 	ResizeDisk(ctx context.Context, vm api.VM, newBytes int64) error
+	// Alive reports whether a VM's recorded VMM process still runs.
+	Alive(vm api.VM) bool
 }
+
+// Check names the host checks Preflight runs before an operation.
+type Check string
+
+const (
+	// CheckStart: the host can boot this VM (vm create, start, restart).
+	CheckStart Check = "vm-start"
+	// CheckDiskResize: the work disk of this stopped VM can grow.
+	CheckDiskResize Check = "disk-resize"
+)
 
 // Service implements the vm.* methods. Set the exported fields, then use it;
 // it is safe for concurrent use.
@@ -49,7 +60,15 @@ type Service struct {
 	Store   *store.Store
 	Config  config.Config
 	Layout  paths.Layout
-	Runtime Runtime // nil: records only, lifecycle calls fail with failed_precondition
+	Runtime Runtime // required
+
+	// Preflight, when set, checks the host before an operation changes
+	// anything, so a host that cannot do it is refused with the failing
+	// checks and their fixes, and nothing is left to undo.
+	Preflight func(ctx context.Context, check Check, vm api.VM) error
+	// OnChange, when set, runs after VM names or addresses may have changed
+	// (a start, a delete), e.g. to rewrite an external DNS data file.
+	OnChange func(ctx context.Context)
 
 	// HostLimits reports host capacity for validation; nil reads the host.
 	HostLimits func() validate.Limits
@@ -68,7 +87,7 @@ type Service struct {
 var crashHook func(op, point string)
 
 func init() {
-	if at := os.Getenv("BANGER_TEST_CRASH_AT"); at != "" {
+	if at := envknob.CrashAt.Value(); at != "" {
 		crashHook = func(op, point string) {
 			if op+":"+point == at {
 				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
@@ -84,25 +103,12 @@ func crashPoint(op, point string) {
 	}
 }
 
-// preflighter is implemented by runtimes that check the host before a VM
-// is created and booted.
-type preflighter interface {
-	Preflight(ctx context.Context, vm api.VM) error
-}
-
-// aliveChecker is implemented by runtimes that can tell whether a VM's
-// recorded VMM process still runs.
-type aliveChecker interface {
-	Alive(vm api.VM) bool
-}
-
 // settle notices a VMM that died behind the daemon's back (killed, crashed,
 // guest powered off): the VM is cleaned up (tap, sockets) and recorded as
 // stopped with the reason, so `vm show` tells the truth and `vm start`
 // works again. The caller holds the VM's lock.
 func (s *Service) settle(ctx context.Context, vm api.VM) api.VM {
-	ac, ok := s.Runtime.(aliveChecker)
-	if !ok || vm.State != api.VMRunning || vm.PID <= 0 || ac.Alive(vm) {
+	if vm.State != api.VMRunning || vm.PID <= 0 || s.Runtime.Alive(vm) {
 		return vm
 	}
 	reason := fmt.Sprintf("the %s process (pid %d) exited while the VM was running; `banger vm logs %s` shows the console",
@@ -112,7 +118,7 @@ func (s *Service) settle(ctx context.Context, vm api.VM) api.VM {
 	}
 	st, zero := api.VMStopped, 0
 	out, err := s.Store.UpdateVM(context.Background(), vm.ID, store.VMUpdate{
-		State: &st, PID: &zero, LastError: &reason, ClearStartedAt: true, ClearHandle: true,
+		State: &st, PID: &zero, LastError: &reason, ClearStartedAt: true,
 	})
 	if err != nil {
 		return vm
@@ -158,12 +164,6 @@ func (s *Service) Limits() validate.Limits {
 	return l
 }
 
-func errNoRuntime(op string) error {
-	return api.NewError(api.CodeFailedPrecondition, "no hypervisor driver configured in this bangerd: cannot "+op,
-		"run `banger doctor` to see which hypervisor is missing (firecracker with /dev/kvm, or qemu-system-x86_64); "+
-			"use --no-start to create the VM record only")
-}
-
 func invalid(err error) error { return api.NewError(api.CodeInvalidArgument, err.Error(), "") }
 
 // Create validates p, records the VM with fresh addresses, provisions its
@@ -198,29 +198,19 @@ func (s *Service) Create(ctx context.Context, p api.VMCreateParams, progress fun
 			return api.VM{}, invalid(err)
 		}
 	}
-	if !p.NoStart && s.Runtime == nil {
-		return api.VM{}, errNoRuntime("boot VM " + p.Name)
-	}
-	if pf, ok := s.Runtime.(preflighter); ok && !p.NoStart {
+	if !p.NoStart {
 		// Refuse before the record exists: nothing to undo, and the user
 		// gets the failing checks with their fixes.
-		if err := pf.Preflight(ctx, api.VM{Name: p.Name, Image: img, VCPUs: vcpus, MemoryMiB: mem, DiskBytes: disk}); err != nil {
+		if err := s.preflight(ctx, CheckStart, api.VM{Name: p.Name, Image: img, VCPUs: vcpus, MemoryMiB: mem, DiskBytes: disk}); err != nil {
 			return api.VM{}, err
 		}
 	}
-	subnet, err := netip.ParsePrefix(s.Config.Subnet)
-	if err != nil {
-		return api.VM{}, api.NewError(api.CodeFailedPrecondition, "config subnet: "+err.Error(), "fix `subnet` in "+s.Layout.ConfigFile())
-	}
 	vm, err := s.Store.CreateVM(ctx, store.NewVM{
-		Name: p.Name, Image: img, VCPUs: vcpus, MemoryMiB: mem, DiskBytes: disk, Subnet: subnet,
+		Name: p.Name, Image: img, VCPUs: vcpus, MemoryMiB: mem, DiskBytes: disk, Subnet: s.Config.Subnet,
 		VsockPath: func(id string) string { return s.Layout.VM(id).VsockSocket() },
 	})
 	if err != nil {
 		return api.VM{}, s.mapErr(err)
-	}
-	if s.Runtime == nil {
-		return vm, nil
 	}
 	unlock := s.lock(vm.ID)
 	defer unlock()
@@ -232,7 +222,20 @@ func (s *Service) Create(ctx context.Context, p api.VMCreateParams, progress fun
 	if p.NoStart {
 		return vm, nil
 	}
-	return s.start(ctx, vm, progress)
+	return s.start(ctx, vm, progress, false)
+}
+
+func (s *Service) preflight(ctx context.Context, check Check, vm api.VM) error {
+	if s.Preflight == nil {
+		return nil
+	}
+	return s.Preflight(ctx, check, vm)
+}
+
+func (s *Service) changed(ctx context.Context) {
+	if s.OnChange != nil {
+		s.OnChange(ctx)
+	}
 }
 
 // undoCreate removes a half-created VM. It runs with a fresh context: the
@@ -240,11 +243,10 @@ func (s *Service) Create(ctx context.Context, p api.VMCreateParams, progress fun
 func (s *Service) undoCreate(vm api.VM) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if s.Runtime != nil {
-		_ = s.Runtime.Destroy(ctx, vm)
-	}
+	_ = s.Runtime.Destroy(ctx, vm)
 	s.removeFiles(vm)
 	_ = s.Store.DeleteVM(ctx, vm.ID)
+	s.changed(ctx)
 }
 
 func (s *Service) removeFiles(vm api.VM) {
@@ -268,7 +270,8 @@ func (s *Service) List(ctx context.Context) ([]api.VM, error) {
 
 func (s *Service) allocated(id string) int64 {
 	f := s.Layout.VM(id)
-	// One stat spares three for VMs that have no files (records only).
+	// One stat spares three for VMs that have no files yet (created with
+	// --no-start, or a create interrupted before its disks).
 	if _, err := os.Stat(f.Dir); err != nil {
 		return 0
 	}
@@ -336,10 +339,11 @@ func (s *Service) Set(ctx context.Context, p api.VMSetParams) (api.VMSetResult, 
 		if err := validate.DiskBytes(n-vm.DiskBytes+validate.MinDiskBytes, lim); err != nil {
 			return api.VMSetResult{}, invalid(fmt.Errorf("growing the disk by %s: %w", validate.FormatBytes(n-vm.DiskBytes), err))
 		}
-		if s.Runtime != nil {
-			if err := s.Runtime.ResizeDisk(ctx, vm, n); err != nil {
-				return api.VMSetResult{}, fmt.Errorf("resize work disk of %s: %w", vm.Name, err)
-			}
+		if err := s.preflight(ctx, CheckDiskResize, vm); err != nil {
+			return api.VMSetResult{}, err
+		}
+		if err := s.Runtime.ResizeDisk(ctx, vm, n); err != nil {
+			return api.VMSetResult{}, fmt.Errorf("resize work disk of %s: %w", vm.Name, err)
 		}
 		u.DiskBytes = &n
 	}
@@ -362,9 +366,6 @@ func (s *Service) Start(ctx context.Context, name string, progress func(api.Prog
 	if err != nil {
 		return api.VM{}, err
 	}
-	if s.Runtime == nil {
-		return api.VM{}, errNoRuntime("start VM " + vm.Name)
-	}
 	unlock := s.lock(vm.ID)
 	defer unlock()
 	if vm, err = s.Get(ctx, vm.ID); err != nil {
@@ -375,9 +376,8 @@ func (s *Service) Start(ctx context.Context, name string, progress func(api.Prog
 		return api.VM{}, api.NewError(api.CodeConflict, "VM "+vm.Name+" is already "+string(vm.State), "banger vm restart "+vm.Name)
 	}
 	progress = orNop(progress)
-	// A VM created while no runtime was wired, or whose create was
-	// interrupted (daemon killed) before its work disk was made, has a
-	// record but no work disk: make its disks now.
+	// A VM whose create was interrupted (daemon killed) before its work
+	// disk was made has a record but no work disk: make its disks now.
 	if _, err := os.Stat(s.Layout.VM(vm.ID).WorkDisk()); errors.Is(err, os.ErrNotExist) {
 		progress(api.Progress{Step: "provision", Message: "creating disks for " + vm.Name})
 		if err := s.Runtime.Provision(ctx, vm, progress); err != nil {
@@ -385,15 +385,23 @@ func (s *Service) Start(ctx context.Context, name string, progress func(api.Prog
 			return api.VM{}, fmt.Errorf("provision VM %s: %w", vm.Name, err)
 		}
 	}
-	return s.start(ctx, vm, progress)
+	return s.start(ctx, vm, progress, true)
 }
 
-// start runs with the VM's lock held.
-func (s *Service) start(ctx context.Context, vm api.VM, progress func(api.Progress)) (api.VM, error) {
+// start runs with the VM's lock held. check is false when the caller ran
+// the start checks already (vm create, before recording the VM).
+func (s *Service) start(ctx context.Context, vm api.VM, progress func(api.Progress), check bool) (api.VM, error) {
+	if check {
+		if err := s.preflight(ctx, CheckStart, vm); err != nil {
+			return api.VM{}, err
+		}
+	}
 	if _, err := s.Store.SetVMState(ctx, vm.ID, api.VMStarting, ""); err != nil {
 		return api.VM{}, s.mapErr(err)
 	}
 	started, err := s.Runtime.Start(ctx, vm, progress)
+	// The VM's address is in use (or free again): tell whoever publishes it.
+	s.changed(ctx)
 	if err != nil {
 		var ae *api.Error
 		if errors.As(err, &ae) && ae.Code == api.CodeFailedPrecondition {
@@ -452,9 +460,6 @@ func (s *Service) stopLocked(ctx context.Context, id string, force bool) (api.VM
 	if vm.State == api.VMStopped {
 		return vm, nil
 	}
-	if s.Runtime == nil {
-		return api.VM{}, errNoRuntime("stop VM " + vm.Name)
-	}
 	// "stopping" tells a restarted daemon that a stop was under way when it
 	// died: a VMM still alive is re-adopted, a gone one is simply stopped.
 	if _, err := s.Store.SetVMState(ctx, vm.ID, api.VMStopping, vm.LastError); err != nil {
@@ -468,7 +473,7 @@ func (s *Service) stopLocked(ctx context.Context, id string, force bool) (api.VM
 	crashPoint("stop", "record")
 	st, zero, empty := api.VMStopped, 0, ""
 	out, err := s.Store.UpdateVM(context.Background(), vm.ID, store.VMUpdate{
-		State: &st, PID: &zero, LastError: &empty, ClearStartedAt: true, ClearHandle: true,
+		State: &st, PID: &zero, LastError: &empty, ClearStartedAt: true,
 	})
 	if err != nil {
 		return api.VM{}, s.mapErr(err)
@@ -482,20 +487,17 @@ func (s *Service) Restart(ctx context.Context, name string, progress func(api.Pr
 	if err != nil {
 		return api.VM{}, err
 	}
-	if s.Runtime == nil {
-		return api.VM{}, errNoRuntime("restart VM " + vm.Name)
-	}
 	unlock := s.lock(vm.ID)
 	defer unlock()
 	vm, err = s.stopLocked(ctx, vm.ID, false)
 	if err != nil {
 		return api.VM{}, err
 	}
-	return s.start(ctx, vm, orNop(progress))
+	return s.start(ctx, vm, orNop(progress), true)
 }
 
 // Health asks the guest agent; a stopped VM is reported unhealthy without
-// needing a runtime.
+// asking.
 func (s *Service) Health(ctx context.Context, name string) (api.VMHealthResult, error) {
 	vm, err := s.Get(ctx, name)
 	if err != nil {
@@ -507,9 +509,6 @@ func (s *Service) Health(ctx context.Context, name string) (api.VMHealthResult, 
 			res.Error += ": " + vm.LastError
 		}
 		return res, nil
-	}
-	if s.Runtime == nil {
-		return api.VMHealthResult{}, errNoRuntime("check VM " + vm.Name)
 	}
 	return s.Runtime.Health(ctx, vm)
 }
@@ -535,7 +534,7 @@ func (s *Service) Delete(ctx context.Context, name string, force bool) error {
 		if _, err := s.stopLocked(ctx, vm.ID, true); err != nil {
 			return err
 		}
-	} else if vm.State == api.VMError && s.Runtime != nil {
+	} else if vm.State == api.VMError {
 		// A failed start may have left a VMM behind; make sure it is gone.
 		_, _ = s.Runtime.Stop(ctx, vm, true)
 	}
@@ -547,12 +546,11 @@ func (s *Service) Delete(ctx context.Context, name string, force bool) error {
 		return s.mapErr(err)
 	}
 	s.locks.Delete(vm.ID)
+	s.changed(ctx)
 	crashPoint("delete", "destroy")
-	if s.Runtime != nil {
-		if err := s.Runtime.Destroy(ctx, vm); err != nil {
-			s.removeFiles(vm)
-			return fmt.Errorf("VM %s is deleted but some of its host resources remain (bangerd retries at its next start): %w", vm.Name, err)
-		}
+	if err := s.Runtime.Destroy(ctx, vm); err != nil {
+		s.removeFiles(vm)
+		return fmt.Errorf("VM %s is deleted but some of its host resources remain (bangerd retries at its next start): %w", vm.Name, err)
 	}
 	s.removeFiles(vm)
 	return nil
@@ -697,12 +695,8 @@ func (s *Service) HostResources(ctx context.Context) (api.HostResources, error) 
 }
 
 // Reconcile runs the Runtime's start-up reconciliation and stores what
-// changed. Without a Runtime, VMs recorded as running cannot be checked, so
-// they are left alone.
+// changed.
 func (s *Service) Reconcile(ctx context.Context) ([]string, error) {
-	if s.Runtime == nil {
-		return nil, nil
-	}
 	vms, err := s.Store.ListVMs(ctx)
 	if err != nil {
 		return nil, err
@@ -717,9 +711,6 @@ func (s *Service) Reconcile(ctx context.Context) ([]string, error) {
 			u.StartedAt = vm.StartedAt
 		} else {
 			u.ClearStartedAt = true
-		}
-		if vm.State == api.VMStopped {
-			u.ClearHandle = true
 		}
 		if _, err := s.Store.UpdateVM(ctx, vm.ID, u); err != nil {
 			return notes, err
@@ -765,14 +756,9 @@ func (s *Service) mapErr(err error) error {
 			"delete unused VMs, or set a larger `subnet` (e.g. subnet = \"172.30.0.0/20\") in "+s.Layout.ConfigFile())
 	case errors.Is(err, store.ErrCIDsExhausted):
 		return api.NewError(api.CodeResourceExhausted, err.Error(), "delete unused VMs")
-	case errors.Is(err, store.ErrImageInUse):
-		return api.NewError(api.CodeConflict, err.Error(), "delete those VMs first")
 	}
 	return err
 }
-
-// MapStoreError exposes the mapping for other services built on the store.
-func (s *Service) MapStoreError(err error) error { return s.mapErr(err) }
 
 func orNop(f func(api.Progress)) func(api.Progress) {
 	if f == nil {

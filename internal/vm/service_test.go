@@ -3,10 +3,12 @@ package vm
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/banger-dev/banger/internal/api"
@@ -26,6 +28,8 @@ type recordingRuntime struct {
 	failProvision error
 	failStart     error
 	layout        paths.Layout
+	dead          atomic.Bool     // Alive reports false: the VMM died
+	onDestroy     func(vm api.VM) // called at Destroy
 }
 
 func (r *recordingRuntime) rec(s string) {
@@ -59,9 +63,13 @@ func (r *recordingRuntime) Health(_ context.Context, vm api.VM) (api.VMHealthRes
 	return api.VMHealthResult{Name: vm.Name, State: vm.State, Healthy: true}, nil
 }
 func (r *recordingRuntime) Destroy(_ context.Context, vm api.VM) error {
+	if r.onDestroy != nil {
+		r.onDestroy(vm)
+	}
 	r.rec("destroy " + vm.Name)
 	return nil
 }
+func (r *recordingRuntime) Alive(api.VM) bool { return !r.dead.Load() }
 func (r *recordingRuntime) Reconcile(_ context.Context, vms []api.VM) ([]api.VM, []string, error) {
 	var out []api.VM
 	for _, vm := range vms {
@@ -77,7 +85,9 @@ func (r *recordingRuntime) ResizeDisk(_ context.Context, vm api.VM, n int64) err
 	return nil
 }
 
-func newService(t *testing.T, rt Runtime) *Service {
+// newService returns a service on a fresh store with one image, "debian";
+// a nil rt gets a fresh recordingRuntime.
+func newService(t *testing.T, rt *recordingRuntime) *Service {
 	t.Helper()
 	layout := paths.UnderRoot(t.TempDir())
 	if err := layout.Ensure(); err != nil {
@@ -91,12 +101,10 @@ func newService(t *testing.T, rt Runtime) *Service {
 	if _, err := st.PutImage(ctx, api.Image{Name: "debian", Distro: "debian", RootfsPath: "/r"}, false); err != nil {
 		t.Fatal(err)
 	}
-	switch r := rt.(type) {
-	case *recordingRuntime:
-		r.layout = layout
-	case *probedRuntime:
-		r.recordingRuntime.layout = layout
+	if rt == nil {
+		rt = &recordingRuntime{}
 	}
+	rt.layout = layout
 	return &Service{Store: st, Config: config.Default(), Layout: layout, Runtime: rt,
 		HostLimits: func() validate.Limits {
 			return validate.Limits{HostCPUs: 8, HostMemoryBytes: 16 << 30, FSFreeBytes: 500 << 30}
@@ -161,39 +169,8 @@ func TestCreateRejectsBadValuesAndStoresNothing(t *testing.T) {
 	if len(vms) != 0 {
 		t.Fatalf("rejected creates stored %d VMs", len(vms))
 	}
-	if s.Runtime.(*recordingRuntime).calls != nil {
-		t.Fatalf("runtime called: %v", s.Runtime.(*recordingRuntime).calls)
-	}
-}
-
-func TestNoRuntime(t *testing.T) {
-	s := newService(t, nil)
-	_, err := s.Create(ctx, api.VMCreateParams{Name: "dev"}, nil)
-	if code(err) != api.CodeFailedPrecondition || !strings.Contains(err.Error(), "no hypervisor driver") {
-		t.Fatalf("create with boot: %v", err)
-	}
-	if vms, _ := s.Store.ListVMs(ctx); len(vms) != 0 {
-		t.Fatal("boot create without runtime stored a VM")
-	}
-	if _, err := s.Create(ctx, api.VMCreateParams{Name: "dev", NoStart: true}, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Start(ctx, "dev", nil); code(err) != api.CodeFailedPrecondition {
-		t.Fatalf("start: %v", err)
-	}
-	if _, err := s.Restart(ctx, "dev", nil); code(err) != api.CodeFailedPrecondition {
-		t.Fatalf("restart: %v", err)
-	}
-	// Stopping a stopped VM is fine even without a runtime.
-	if vm, err := s.Stop(ctx, "dev", false); err != nil || vm.State != api.VMStopped {
-		t.Fatalf("stop: %v", err)
-	}
-	h, err := s.Health(ctx, "dev")
-	if err != nil || h.Healthy || h.State != api.VMStopped {
-		t.Fatalf("health of stopped VM: %+v %v", h, err)
-	}
-	if err := s.Delete(ctx, "dev", false); err != nil {
-		t.Fatal(err)
+	if calls := s.Runtime.(*recordingRuntime).calls; calls != nil {
+		t.Fatalf("runtime called: %v", calls)
 	}
 }
 
@@ -332,7 +309,7 @@ func TestLogs(t *testing.T) {
 
 func TestSubnetExhaustionIsTyped(t *testing.T) {
 	s := newService(t, nil)
-	s.Config.Subnet = "10.7.0.0/29"
+	s.Config.Subnet = netip.MustParsePrefix("10.7.0.0/29")
 	for i := 0; i < 5; i++ {
 		if _, err := s.Create(ctx, api.VMCreateParams{Name: "v" + string(rune('a'+i)), NoStart: true}, nil); err != nil {
 			t.Fatal(err)
@@ -346,15 +323,20 @@ func TestSubnetExhaustionIsTyped(t *testing.T) {
 	}
 }
 
-func TestStartProvisionsRecordOnlyVM(t *testing.T) {
+// A create interrupted (daemon killed) before its work disk was made
+// leaves a record without disks: start makes them.
+func TestStartProvisionsInterruptedCreate(t *testing.T) {
 	rt := &recordingRuntime{}
 	s := newService(t, rt)
-	s.Runtime = nil
-	if _, err := s.Create(ctx, api.VMCreateParams{Name: "dev", NoStart: true}, nil); err != nil {
+	vm, err := s.Create(ctx, api.VMCreateParams{Name: "dev", NoStart: true}, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	s.Runtime = rt // the daemon later runs with a hypervisor
-	vm, err := s.Start(ctx, "dev", nil)
+	if err := os.Remove(s.Layout.VM(vm.ID).WorkDisk()); err != nil {
+		t.Fatal(err)
+	}
+	rt.calls = nil
+	vm, err = s.Start(ctx, "dev", nil)
 	if err != nil || vm.State != api.VMRunning {
 		t.Fatalf("%+v %v", vm, err)
 	}
@@ -366,5 +348,52 @@ func TestStartProvisionsRecordOnlyVM(t *testing.T) {
 	s.Start(ctx, "dev", nil)
 	if got := strings.Join(rt.calls, ","); got != "stop dev,start dev" {
 		t.Fatalf("second start re-provisioned: %s", got)
+	}
+}
+
+// The hooks run where the daemon needs them: the start checks before a
+// boot (once for create, before the record), the resize checks before a
+// disk grows, and OnChange after starts and deletes.
+func TestHooks(t *testing.T) {
+	rt := &recordingRuntime{}
+	s := newService(t, rt)
+	s.Preflight = func(_ context.Context, c Check, vm api.VM) error {
+		rt.rec("preflight " + string(c) + " " + vm.Name)
+		return nil
+	}
+	s.OnChange = func(context.Context) { rt.rec("changed") }
+	if _, err := s.Create(ctx, api.VMCreateParams{Name: "dev"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Restart(ctx, "dev", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Stop(ctx, "dev", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Set(ctx, api.VMSetParams{Name: "dev", DiskBytes: ptr(int64(16 << 30))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "dev", false); err != nil {
+		t.Fatal(err)
+	}
+	want := "preflight vm-start dev,provision dev,start dev,changed," +
+		"stop dev,preflight vm-start dev,start dev,changed," +
+		"stop dev,preflight disk-resize dev,resize dev,changed,destroy dev"
+	if got := strings.Join(rt.calls, ","); got != want {
+		t.Fatalf("calls\n got %s\nwant %s", got, want)
+	}
+	// A refused resize changes nothing.
+	if _, err := s.Create(ctx, api.VMCreateParams{Name: "two", NoStart: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Preflight = func(context.Context, Check, api.VM) error {
+		return api.NewError(api.CodeFailedPrecondition, "no space", "")
+	}
+	if _, err := s.Set(ctx, api.VMSetParams{Name: "two", DiskBytes: ptr(int64(16 << 30))}); code(err) != api.CodeFailedPrecondition {
+		t.Fatalf("refused resize: %v", err)
+	}
+	if vm, _ := s.Get(ctx, "two"); vm.DiskBytes != 8<<30 {
+		t.Fatalf("refused resize changed the record: %+v", vm)
 	}
 }

@@ -4,40 +4,16 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/store"
 )
 
-// probedRuntime adds the optional Alive and Preflight probes to the
-// recording runtime.
-type probedRuntime struct {
-	*recordingRuntime
-	dead      atomic.Bool
-	preflight error
-	onDestroy func(vm api.VM)
-}
-
-func (p *probedRuntime) Alive(api.VM) bool { return !p.dead.Load() }
-
-func (p *probedRuntime) Preflight(context.Context, api.VM) error {
-	p.rec("preflight")
-	return p.preflight
-}
-
-func (p *probedRuntime) Destroy(ctx context.Context, vm api.VM) error {
-	if p.onDestroy != nil {
-		p.onDestroy(vm)
-	}
-	return p.recordingRuntime.Destroy(ctx, vm)
-}
-
 // A VMM that dies behind the daemon's back: the next read reports the VM
 // stopped with the reason, its leftovers are cleaned, and it starts again.
 func TestDeadVMMIsSettledOnRead(t *testing.T) {
-	rt := &probedRuntime{recordingRuntime: &recordingRuntime{}}
+	rt := &recordingRuntime{}
 	s := newService(t, rt)
 	if _, err := s.Create(ctx, api.VMCreateParams{Name: "dev"}, nil); err != nil {
 		t.Fatal(err)
@@ -58,9 +34,12 @@ func TestDeadVMMIsSettledOnRead(t *testing.T) {
 
 // A create the host cannot boot is refused before the record exists.
 func TestCreatePreflightRefusesBeforeRecording(t *testing.T) {
-	rt := &probedRuntime{recordingRuntime: &recordingRuntime{},
-		preflight: api.NewError(api.CodeFailedPrecondition, "cannot start a VM: firecracker missing", "install it")}
+	rt := &recordingRuntime{}
 	s := newService(t, rt)
+	s.Preflight = func(context.Context, Check, api.VM) error {
+		rt.rec("preflight")
+		return api.NewError(api.CodeFailedPrecondition, "cannot start a VM: firecracker missing", "install it")
+	}
 	if _, err := s.Create(ctx, api.VMCreateParams{Name: "dev"}, nil); code(err) != api.CodeFailedPrecondition {
 		t.Fatalf("err = %v", err)
 	}
@@ -103,7 +82,7 @@ func TestRefusedStartChangesNothing(t *testing.T) {
 // only files with no VM (swept at the next daemon start), never a VM whose
 // disks are gone.
 func TestDeleteRemovesRecordFirst(t *testing.T) {
-	rt := &probedRuntime{recordingRuntime: &recordingRuntime{}}
+	rt := &recordingRuntime{}
 	s := newService(t, rt)
 	if _, err := s.Create(ctx, api.VMCreateParams{Name: "dev", NoStart: true}, nil); err != nil {
 		t.Fatal(err)

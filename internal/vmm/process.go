@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/banger-dev/banger/internal/hostinfo"
 )
 
 // ProcessAlive reports whether pid is a live (non-zombie) process whose
@@ -15,15 +17,7 @@ import (
 // Matching the command line keeps a recycled pid from being mistaken for a
 // VMM.
 func ProcessAlive(pid int, needle string) bool {
-	if pid <= 0 {
-		return false
-	}
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	// The state field follows the parenthesised command name.
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+	if !hostinfo.ProcessAlive(pid) {
 		return false
 	}
 	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")

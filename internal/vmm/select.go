@@ -124,7 +124,7 @@ func (c Chooser) Choose(pref, fcBinary string) (driver, reason string, err error
 		look = sysexec.LookPath
 	}
 	if isExec == nil {
-		isExec = executable
+		isExec = sysexec.CheckExecutable
 	}
 	findFC := func() (string, error) {
 		if fcBinary != "" {
@@ -171,18 +171,4 @@ func (c Chooser) Choose(pref, fcBinary string) (driver, reason string, err error
 	default:
 		return "", "", fmt.Errorf("unknown vmm %q: use \"auto\", \"firecracker\" or \"qemu\"", pref)
 	}
-}
-
-func executable(path string) error {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return err
-	}
-	if !fi.Mode().IsRegular() {
-		return errors.New("not a regular file")
-	}
-	if fi.Mode().Perm()&0o111 == 0 {
-		return errors.New("not executable (chmod +x it)")
-	}
-	return nil
 }

@@ -40,7 +40,8 @@ type Spec struct {
 	VMMLog      string // the VMM process's own stdout/stderr / log
 }
 
-// Handle identifies a running VMM process; it is persisted in the database so
+// Handle identifies a running VMM process. It is not stored: the runtime
+// rebuilds it from the VM record (driver, pid) and the VM's socket paths, so
 // a restarted daemon can re-adopt the process.
 type Handle struct {
 	Driver      string `json:"driver"`

@@ -23,10 +23,13 @@ import (
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/bundle"
 	"github.com/banger-dev/banger/internal/disk"
+	"github.com/banger-dev/banger/internal/envknob"
 	"github.com/banger-dev/banger/internal/hostnet"
+	"github.com/banger-dev/banger/internal/logtail"
 	"github.com/banger-dev/banger/internal/paths"
 	"github.com/banger-dev/banger/internal/privhelper"
 	"github.com/banger-dev/banger/internal/sysexec"
+	"github.com/banger-dev/banger/internal/validate"
 	"github.com/banger-dev/banger/internal/vmm"
 )
 
@@ -73,7 +76,7 @@ type Runtime struct {
 func init() {
 	// Test hook for the crash-safety suite: SIGKILL ourselves right before
 	// the named step ("start:launch-vmm"), as a crash there would.
-	if at := os.Getenv("BANGER_TEST_CRASH_AT"); at != "" {
+	if at := envknob.CrashAt.Value(); at != "" {
 		stepHook = func(op, step string) {
 			if op+":"+step == at {
 				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
@@ -102,7 +105,7 @@ func (r *Runtime) driverFor(vm api.VM) (vmm.Driver, error) {
 	return d, nil
 }
 
-// handle rebuilds the persisted VMM handle of a VM from its record.
+// handle rebuilds the VMM handle of a VM from its record and its paths.
 func (r *Runtime) handle(vm api.VM) vmm.Handle {
 	f := r.Layout.VM(vm.ID)
 	h := vmm.Handle{Driver: vm.VMM, PID: vm.PID}
@@ -129,7 +132,7 @@ func (r *Runtime) Provision(ctx context.Context, vm api.VM, progress func(api.Pr
 	return runSteps(ctx, "provision", []step{
 		{name: "vm-dir", msg: "creating " + f.Dir, do: func(context.Context) error { return os.MkdirAll(f.Dir, 0o700) },
 			undo: func(context.Context) { _ = os.RemoveAll(f.Dir) }},
-		{name: "work-disk", msg: fmt.Sprintf("making the %s work disk (/root)", humanBytes(vm.DiskBytes)), do: func(ctx context.Context) error {
+		{name: "work-disk", msg: fmt.Sprintf("making the %s work disk (/root)", validate.FormatBytes(vm.DiskBytes)), do: func(ctx context.Context) error {
 			return disk.CreateWorkDisk(ctx, f.WorkDisk(), vm.DiskBytes)
 		}},
 		{name: "root-disk", msg: "cloning image " + vm.Image + " as the system disk", do: func(ctx context.Context) error {
@@ -210,17 +213,6 @@ func (r *Runtime) ensureNetwork(ctx context.Context) error {
 	}
 	r.netReady = true
 	return nil
-}
-
-// humanBytes renders a size the way users type it (8G, 512M).
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%dG", n>>30)
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%dM", n>>20)
-	}
-	return fmt.Sprintf("%d bytes", n)
 }
 
 // ResetNetwork forgets that the network was set up (after a host teardown),
@@ -653,13 +645,9 @@ func isVMID(s string) bool {
 
 // tail returns the last n lines of a file (or a note that it is unreadable).
 func tail(path string, n int) string {
-	data, err := os.ReadFile(path)
+	s, err := logtail.Lines(path, 0, n)
 	if err != nil {
 		return "(console log unreadable: " + err.Error() + ")"
 	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return s
 }

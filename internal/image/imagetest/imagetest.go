@@ -29,6 +29,7 @@ import (
 
 	"github.com/banger-dev/banger/images"
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/envknob"
 	"github.com/banger-dev/banger/internal/image"
 	"github.com/banger-dev/banger/internal/paths"
 	"github.com/banger-dev/banger/internal/sysexec"
@@ -49,7 +50,7 @@ type Image struct {
 
 // CacheDir is where the shared test image and its inputs live.
 func CacheDir() string {
-	if d := os.Getenv("BANGER_TEST_CACHE"); d != "" {
+	if d := envknob.Cache.Value(); d != "" {
 		return d
 	}
 	return "/var/tmp/banger-test-cache"

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/banger-dev/banger/internal/envknob"
 	"github.com/banger-dev/banger/internal/kernel"
 	"github.com/banger-dev/banger/internal/sysexec"
 )
@@ -21,7 +22,7 @@ import (
 // CacheDir is $BANGER_TEST_CACHE, else $XDG_CACHE_HOME/banger-test, else
 // ~/.cache/banger-test.
 func CacheDir(t testing.TB) string {
-	if d := os.Getenv("BANGER_TEST_CACHE"); d != "" {
+	if d := envknob.Cache.Value(); d != "" {
 		return d
 	}
 	base := os.Getenv("XDG_CACHE_HOME")
@@ -39,7 +40,7 @@ func CacheDir(t testing.TB) string {
 // kernel package a failure.
 func skipOrFail(t testing.TB, format string, args ...any) {
 	t.Helper()
-	if os.Getenv("BANGER_TEST_REQUIRE_KERNEL") == "1" {
+	if envknob.RequireKernel.On() {
 		t.Fatalf(format, args...)
 	}
 	t.Skipf(format+" (set BANGER_TEST_REQUIRE_KERNEL=1 to make this a failure)", args...)

@@ -24,6 +24,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/banger-dev/banger/internal/envknob"
 )
 
 // SpecFile is the spec's file name under ../shared/firecracker/.
@@ -36,7 +38,7 @@ var ErrSpecAbsent = errors.New("firecracker API spec not found")
 // <repo root>/../shared/firecracker/firecracker-v1.16.1.yaml, the repo root
 // being the nearest directory above the working directory with a go.mod.
 func Find() (string, error) {
-	if p := os.Getenv("BANGER_FC_SPEC"); p != "" {
+	if p := envknob.FCSpec.Value(); p != "" {
 		if _, err := os.Stat(p); err != nil {
 			// Set but wrong is a configuration error, not a reason to skip.
 			return "", fmt.Errorf("BANGER_FC_SPEC=%s: %w", p, err)

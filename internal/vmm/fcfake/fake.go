@@ -20,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/banger-dev/banger/internal/envknob"
 )
 
 // VMMVersion is the Firecracker version the fake claims to be.
@@ -55,14 +57,14 @@ type Options struct {
 // FAKE_FC_SKIP_TAP_CHECK=1 (accept a tap that does not exist).
 func OptionsFromEnv() Options {
 	var o Options
-	for _, f := range strings.Split(os.Getenv("FAKE_FC_FAIL"), ",") {
+	for _, f := range strings.Split(envknob.FakeFCFail.Value(), ",") {
 		if f = strings.TrimSpace(f); f != "" {
 			o.Fail = append(o.Fail, f)
 		}
 	}
-	o.HangStop = os.Getenv("FAKE_FC_HANG_STOP") == "1"
-	o.SkipTapCheck = os.Getenv("FAKE_FC_SKIP_TAP_CHECK") == "1"
-	o.NoAgent = os.Getenv("FAKE_FC_NO_AGENT") == "1"
+	o.HangStop = envknob.FakeFCHangStop.On()
+	o.SkipTapCheck = envknob.FakeFCSkipTapCheck.On()
+	o.NoAgent = envknob.FakeFCNoAgent.On()
 	return o
 }
 

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/banger-dev/banger/internal/logtail"
 	"github.com/banger-dev/banger/internal/paths"
 	"github.com/banger-dev/banger/internal/sysexec"
 	"github.com/banger-dev/banger/internal/vmm"
@@ -269,18 +270,6 @@ func (d *Driver) Stop(ctx context.Context, h vmm.Handle, grace time.Duration) er
 	return nil
 }
 
-// RescanDrive points a running VM's drive at path again (PATCH
-// /drives/{id}), so the guest sees a disk grown while it runs.
-func (d *Driver) RescanDrive(ctx context.Context, h vmm.Handle, driveID, path string) error {
-	if !d.Alive(h) {
-		return &vmm.Error{VM: handleVM(h), Step: "PATCH /drives/" + driveID, Err: errors.New("the VM is not running")}
-	}
-	if err := NewClient(h.APISocket).PatchDrive(ctx, PartialDrive{DriveID: driveID, PathOnHost: path}); err != nil {
-		return &vmm.Error{VM: handleVM(h), Step: "PATCH /drives/" + driveID, Err: err}
-	}
-	return nil
-}
-
 // Alive reports whether h names a live firecracker process serving
 // h.APISocket (a recycled pid has another command line).
 func (d *Driver) Alive(h vmm.Handle) bool {
@@ -377,21 +366,6 @@ func waitSocket(ctx context.Context, path string, timeout time.Duration, exited 
 // logTail returns the last lines the process wrote to its log since
 // offset, flattened to one line for an error message.
 func logTail(path string, offset int64) string {
-	const max = 2048
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || fi.Size() <= offset {
-		return ""
-	}
-	if fi.Size()-offset > max {
-		offset = fi.Size() - max
-	}
-	buf := make([]byte, fi.Size()-offset)
-	n, _ := f.ReadAt(buf, offset)
-	lines := strings.Fields(strings.ReplaceAll(strings.TrimSpace(string(buf[:n])), "\n", " | "))
-	return strings.Join(lines, " ")
+	s, _ := logtail.Lines(path, offset, 20)
+	return strings.Join(strings.Fields(strings.ReplaceAll(strings.TrimSpace(s), "\n", " | ")), " ")
 }

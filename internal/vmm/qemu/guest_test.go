@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/banger-dev/banger/internal/envknob"
 	"github.com/banger-dev/banger/internal/sysexec"
 )
 
@@ -27,7 +28,7 @@ var guestModules = []string{"virtio_ring", "virtio", "virtio_mmio", "virtio_blk"
 
 // testCacheDir is shared by test runs (kernel packages are 70 MB).
 func testCacheDir(t *testing.T) string {
-	if d := os.Getenv("BANGER_TEST_CACHE"); d != "" {
+	if d := envknob.Cache.Value(); d != "" {
 		return d
 	}
 	base, err := os.UserCacheDir()

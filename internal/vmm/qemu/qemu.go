@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/banger-dev/banger/internal/logtail"
 	"github.com/banger-dev/banger/internal/paths"
 	"github.com/banger-dev/banger/internal/sysexec"
 	"github.com/banger-dev/banger/internal/vmm"
@@ -28,9 +28,8 @@ const AccelEnv = "BANGER_QEMU_ACCEL"
 
 // Options configure the driver. Zero values pick the defaults.
 type Options struct {
-	Binary    string // qemu_bin; default qemu-system-x86_64
-	Accel     string // "auto" (default), "kvm" or "tcg"
-	ImgBinary string // qemu-img; default qemu-img
+	Binary string // qemu_bin; default qemu-system-x86_64
+	Accel  string // "auto" (default), "kvm" or "tcg"
 	// StartTimeout bounds Start when ctx has no deadline (default 30s): QEMU
 	// opens its QMP socket well within a second, so this only matters when
 	// something is badly wrong.
@@ -56,9 +55,6 @@ func New(opts Options) *Driver {
 	if opts.Binary == "" {
 		opts.Binary = "qemu-system-x86_64"
 	}
-	if opts.ImgBinary == "" {
-		opts.ImgBinary = "qemu-img"
-	}
 	if opts.Accel == "" {
 		opts.Accel = "auto"
 	}
@@ -73,9 +69,6 @@ func New(opts Options) *Driver {
 
 // Name implements vmm.Driver.
 func (d *Driver) Name() string { return vmm.DriverQEMU }
-
-// ImgBinary is the qemu-img program the VM service should use for overlays.
-func (d *Driver) ImgBinary() string { return d.opts.ImgBinary }
 
 // Accel resolves the accelerator Start will use and why.
 func (d *Driver) Accel() (accel, reason string, err error) {
@@ -158,7 +151,7 @@ func (d *Driver) Start(ctx context.Context, spec vmm.Spec) (vmm.Handle, error) {
 	if err := waitRunning(ctx, spec.APISocket, exited); err != nil {
 		d.kill(h, exited)
 		cleanup()
-		if tail := logTail(spec.VMMLog, logStart); tail != "" {
+		if tail, _ := logtail.Lines(spec.VMMLog, logStart, 40); tail != "" {
 			err = fmt.Errorf("%w\nQEMU log (%s):\n%s", err, spec.VMMLog, tail)
 		}
 		return fail("boot", err)
@@ -425,26 +418,6 @@ func openLog(path string, argv []string) (*os.File, int64, error) {
 	}
 	fmt.Fprintf(f, "--- %s %s\n", time.Now().UTC().Format(time.RFC3339), sysexec.Quote(argv))
 	return f, fi.Size(), nil
-}
-
-// logTail returns the last lines QEMU wrote since offset.
-func logTail(path string, offset int64) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	const max = 4 << 10
-	fi, err := f.Stat()
-	if err != nil {
-		return ""
-	}
-	if fi.Size()-offset > max {
-		offset = fi.Size() - max
-	}
-	f.Seek(offset, io.SeekStart)
-	b, _ := io.ReadAll(f)
-	return strings.TrimSpace(string(b))
 }
 
 func vmLabel(spec vmm.Spec) string {

@@ -1,0 +1,86 @@
+package daemon
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/banger-dev/banger/internal/dnsserver"
+	"github.com/banger-dev/banger/internal/hostnet"
+)
+
+// dnsState is the embedded DNS server for <name>.<domain>: started when
+// the bridge first exists, stopped by host teardown.
+type dnsState struct {
+	mu   sync.Mutex
+	srv  *dnsserver.Server
+	addr netip.AddrPort // where it serves; zero when it does not
+	stop context.CancelFunc
+}
+
+// startDNS serves <name>.<domain> on the bridge address once the bridge
+// exists: port dns_port, else dns_fallback_port when that is taken (another
+// resolver often holds 53).
+func (d *Daemon) startDNS(gw netip.Addr) {
+	d.dns.mu.Lock()
+	defer d.dns.mu.Unlock()
+	if d.dns.srv != nil {
+		return
+	}
+	cfg := d.Config
+	srv := dnsserver.New(dnsserver.Config{Domain: cfg.DNSDomain, Lookup: d.lookupVM})
+	var lastErr error
+	for _, port := range []int{cfg.DNSPort, cfg.DNSFallbackPort} {
+		if port <= 0 {
+			continue
+		}
+		addr := netip.AddrPortFrom(gw, uint16(port))
+		if lastErr = srv.Listen(addr.String()); lastErr != nil {
+			continue
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		d.dns.srv, d.dns.addr, d.dns.stop = srv, addr, cancel
+		go func() { _ = srv.Serve(ctx) }()
+		d.Log.Printf("dns: serving *.%s on %s", cfg.DNSDomain, addr)
+		if port == 53 {
+			// Only the standard port can be handed to systemd-resolved.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := hostnet.RegisterResolved(ctx, d.Helper, cfg.Bridge, gw, cfg.DNSDomain); err != nil {
+				d.Log.Printf("dns: systemd-resolved registration: %v", err)
+			}
+			cancel()
+		}
+		return
+	}
+	d.Log.Printf("dns: cannot serve on %s: %v", gw, lastErr)
+}
+
+// stopDNS stops the DNS server (host teardown removes its address).
+func (d *Daemon) stopDNS() {
+	d.dns.mu.Lock()
+	defer d.dns.mu.Unlock()
+	if d.dns.stop != nil {
+		d.dns.stop()
+	}
+	d.dns.srv, d.dns.addr, d.dns.stop = nil, netip.AddrPort{}, nil
+}
+
+// dnsPort is the port DNS is served on, 0 when it is not.
+func (d *Daemon) dnsPort() int {
+	d.dns.mu.Lock()
+	defer d.dns.mu.Unlock()
+	return int(d.dns.addr.Port())
+}
+
+// lookupVM answers DNS queries from the VM records.
+func (d *Daemon) lookupVM(name string) (netip.Addr, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	v, err := d.Store.GetVM(ctx, name)
+	if err != nil || v.Name != name {
+		return netip.Addr{}, false
+	}
+	ip, err := netip.ParseAddr(v.IP)
+	return ip, err == nil
+}

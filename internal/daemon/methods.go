@@ -1,0 +1,119 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/doctor"
+	"github.com/banger-dev/banger/internal/server"
+	"github.com/banger-dev/banger/internal/version"
+)
+
+type method struct {
+	name    string
+	handler server.Handler
+}
+
+// m pairs a method name with its typed handler.
+func m[P, R any](name string, f func(ctx context.Context, p P, progress func(api.Progress)) (R, error)) method {
+	return method{name, server.Method(f)}
+}
+
+// methods is the daemon's one method table: every API method and the
+// function that serves it. Run registers each; a name listed twice panics
+// at start (server.Register), and a test holds the table to api's names.
+func (d *Daemon) methods() []method {
+	vms, images := d.VMs, d.Images
+	return []method{
+		m(api.MethodVMCreate, vms.Create),
+		m(api.MethodVMList, func(ctx context.Context, _ struct{}, _ func(api.Progress)) (api.VMListResult, error) {
+			list, err := vms.List(ctx)
+			return api.VMListResult{VMs: list}, err
+		}),
+		m(api.MethodVMGet, func(ctx context.Context, p api.VMRef, _ func(api.Progress)) (api.VM, error) {
+			return vms.Get(ctx, p.Name)
+		}),
+		m(api.MethodVMSet, func(ctx context.Context, p api.VMSetParams, _ func(api.Progress)) (api.VMSetResult, error) {
+			return vms.Set(ctx, p)
+		}),
+		m(api.MethodVMStart, func(ctx context.Context, p api.VMRef, pr func(api.Progress)) (api.VM, error) {
+			return vms.Start(ctx, p.Name, pr)
+		}),
+		m(api.MethodVMStop, func(ctx context.Context, p api.VMStopParams, _ func(api.Progress)) (api.VM, error) {
+			return vms.Stop(ctx, p.Name, p.Force)
+		}),
+		m(api.MethodVMRestart, func(ctx context.Context, p api.VMRef, pr func(api.Progress)) (api.VM, error) {
+			return vms.Restart(ctx, p.Name, pr)
+		}),
+		m(api.MethodVMDelete, func(ctx context.Context, p api.VMDeleteParams, _ func(api.Progress)) (struct{}, error) {
+			return struct{}{}, vms.Delete(ctx, p.Name, p.Force)
+		}),
+		m(api.MethodVMHealth, func(ctx context.Context, p api.VMRef, _ func(api.Progress)) (api.VMHealthResult, error) {
+			return vms.Health(ctx, p.Name)
+		}),
+		// `banger vm ssh` asks for this first: check the ssh client, the key
+		// and known_hosts before the CLI runs ssh.
+		m(api.MethodVMSSHInfo, func(ctx context.Context, p api.VMRef, _ func(api.Progress)) (api.VMSSHInfo, error) {
+			if err := doctor.Preflight(ctx, d.doctorEnv(), doctor.ScopeSSH); err != nil {
+				return api.VMSSHInfo{}, err
+			}
+			return vms.SSHInfo(ctx, p.Name)
+		}),
+		m(api.MethodVMLogs, func(ctx context.Context, p api.VMLogsParams, _ func(api.Progress)) (api.VMLogsResult, error) {
+			return vms.Logs(ctx, p)
+		}),
+
+		m(api.MethodImageBuild, images.Build),
+		m(api.MethodImageRegister, func(ctx context.Context, p api.ImageRegisterParams, _ func(api.Progress)) (api.Image, error) {
+			return images.Register(ctx, p)
+		}),
+		m(api.MethodImageList, func(ctx context.Context, _ struct{}, _ func(api.Progress)) (api.ImageListResult, error) {
+			list, err := images.List(ctx)
+			return api.ImageListResult{Images: list}, err
+		}),
+		m(api.MethodImageGet, func(ctx context.Context, p api.ImageRef, _ func(api.Progress)) (api.Image, error) {
+			return images.Get(ctx, p.Name)
+		}),
+		m(api.MethodImageVerify, func(ctx context.Context, p api.ImageRef, pr func(api.Progress)) (api.ImageVerifyResult, error) {
+			return images.Verify(ctx, p.Name, pr)
+		}),
+		m(api.MethodImageDelete, func(ctx context.Context, p api.ImageRef, _ func(api.Progress)) (struct{}, error) {
+			return struct{}{}, images.Delete(ctx, p.Name)
+		}),
+
+		m(api.MethodHostResources, func(ctx context.Context, _ struct{}, _ func(api.Progress)) (api.HostResources, error) {
+			return vms.HostResources(ctx)
+		}),
+		m(api.MethodHostNAT, d.hostNAT),
+		m(api.MethodHostTeardown, d.hostTeardown),
+
+		m(api.MethodDaemonInfo, d.daemonInfo),
+		m(api.MethodDaemonStop, d.daemonStop),
+		m(api.MethodDoctorRun, d.doctorRun),
+		m(api.MethodBundleBuild, d.bundleBuild),
+		m(api.MethodBundleShow, d.bundleShow),
+	}
+}
+
+func (d *Daemon) daemonInfo(ctx context.Context, _ struct{}, _ func(api.Progress)) (api.DaemonInfo, error) {
+	return api.DaemonInfo{
+		Version: version.Version, BuildID: version.ID(), APIVersion: api.Version, PID: os.Getpid(),
+		StartedAt: d.StartedAt, Socket: d.Layout.DaemonSocket(), StateDir: d.Layout.StateDir,
+		LogPath: d.Layout.DaemonLog(), VMM: d.VMM, VMMReason: d.VMMReason, Reconciled: d.reconciled,
+	}, nil
+}
+
+func (d *Daemon) daemonStop(ctx context.Context, p api.DaemonStopParams, _ func(api.Progress)) (struct{}, error) {
+	if p.StopVMs {
+		// Stop VMs before answering so failures reach the user, and keep
+		// serving when some VM would not stop.
+		if err := d.VMs.StopAll(ctx); err != nil {
+			return struct{}{}, fmt.Errorf("daemon not stopped: stopping VMs failed: %w", err)
+		}
+	}
+	// Shutdown waits for this call to finish, so the reply gets out.
+	d.stopOnce.Do(func() { d.stopCh <- p })
+	return struct{}{}, nil
+}

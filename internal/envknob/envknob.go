@@ -1,0 +1,54 @@
+// Package envknob declares and reads every test-only environment switch, so
+// this one file lists everything a test can bend in banger's binaries and
+// test helpers (tailscale's envknob is the model). None is for users.
+package envknob
+
+import "os"
+
+// Knob is a test-only environment variable. Declare new ones here only.
+type Knob string
+
+const (
+	// AssumeKVM=1 makes bangerd treat /dev/kvm as usable, so the end-to-end
+	// tests drive the Firecracker path (through its fake) on hosts without KVM.
+	AssumeKVM Knob = "BANGER_TEST_ASSUME_KVM"
+	// SkipSSHWait=1 makes bangerd's VM start skip waiting for the guest's
+	// sshd (the fake Firecracker boots no guest).
+	SkipSSHWait Knob = "BANGER_TEST_SKIP_SSH_WAIT"
+	// CrashAt=<op>:<point> makes bangerd SIGKILL itself at that point of a
+	// lifecycle operation, as a crash would (the crash-safety suite).
+	CrashAt Knob = "BANGER_TEST_CRASH_AT"
+	// Cache is the directory test helpers keep kernels, debootstrap trees and
+	// images in between runs (default /var/tmp/banger-test-cache).
+	Cache Knob = "BANGER_TEST_CACHE"
+	// RequireKernel=1 turns "no test kernel available" from a skip into a
+	// failure (CI).
+	RequireKernel Knob = "BANGER_TEST_REQUIRE_KERNEL"
+	// E2EReuseData=1 keeps the end-to-end tier's cached image although its
+	// inputs changed; E2EKeep keeps a failed test's VMs and files.
+	E2EReuseData Knob = "BANGER_E2E_REUSE_DATA"
+	E2EKeep      Knob = "BANGER_E2E_KEEP"
+	// FCSpec is the Firecracker API spec the contract tests validate against.
+	FCSpec Knob = "BANGER_FC_SPEC"
+	// Fault injection for the fake Firecracker (cmd/fake-firecracker):
+	// FakeFCFail="PUT /boot-source[,...]" fails those calls, FakeFCHangStop=1
+	// ignores shutdown, FakeFCSkipTapCheck=1 accepts a missing tap,
+	// FakeFCNoAgent=1 serves no guest agent, FakeFCRecord=PATH logs requests.
+	FakeFCFail         Knob = "FAKE_FC_FAIL"
+	FakeFCHangStop     Knob = "FAKE_FC_HANG_STOP"
+	FakeFCSkipTapCheck Knob = "FAKE_FC_SKIP_TAP_CHECK"
+	FakeFCNoAgent      Knob = "FAKE_FC_NO_AGENT"
+	FakeFCRecord       Knob = "FAKE_FC_RECORD"
+	// E2EHelper selects a helper mode of the end-to-end test binary
+	// re-executed inside a network namespace.
+	E2EHelper Knob = "BANGER_E2E_HELPER"
+	// OpenTap names a tap the hostnet integration test's child process holds
+	// open.
+	OpenTap Knob = "BANGER_TEST_OPEN_TAP"
+)
+
+// Value is the knob's value ("" when unset).
+func (k Knob) Value() string { return os.Getenv(string(k)) }
+
+// On reports whether the knob is set to "1".
+func (k Knob) On() bool { return k.Value() == "1" }
