@@ -14,6 +14,10 @@ func (d *Daemon) hostNAT(ctx context.Context, p api.HostNATParams, _ func(api.Pr
 		return struct{}{}, err
 	}
 	if p.Enable {
+		// NAT belongs to the bridge: make sure it exists (and is ours) first.
+		if err := d.Helper.BridgeEnsure(ctx, d.Config.Bridge, d.Config.Subnet); err != nil {
+			return struct{}{}, err
+		}
 		return struct{}{}, d.Helper.NATEnsure(ctx, d.Config.Subnet, d.Config.Bridge)
 	}
 	return struct{}{}, d.Helper.NATRemove(ctx, d.Config.Bridge)

@@ -136,8 +136,8 @@ func dispatch(ctx context.Context, e *env, name string, args []string) error {
 	return runErr
 }
 
-// prune forgets bridges and taps that no longer exist (deleted by hand, or
-// gone with a network namespace), so their names can be claimed again.
+// prune forgets bridges and taps that no longer exist (deleted by hand), so
+// their names can be claimed again.
 func (l *locked) prune() error {
 	names, err := hostnet.LinkNames()
 	if err != nil {
@@ -253,7 +253,7 @@ func (e *env) ownedBridge(st *locked, name string) (bridgeEntry, error) {
 	}
 	b, ok := st.reg.Bridges[name]
 	if !ok {
-		return bridgeEntry{}, fmt.Errorf("bridge %s is not set up (no bridge-ensure by its owner since it was created): start a VM or run `banger host nat on` to set it up", name)
+		return bridgeEntry{}, fmt.Errorf("bridge %s is not set up: bridge-ensure it first (bangerd does when a VM starts or NAT is turned on)", name)
 	}
 	if !e.owns(b.UID) {
 		return bridgeEntry{}, notYours("bridge", name, b.UID)

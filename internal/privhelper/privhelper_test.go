@@ -79,7 +79,7 @@ func TestVerbsRefuseHostileArguments(t *testing.T) {
 		{"tap-add", []string{"bg-1a2b3c4d", "banger0", "1000 "}, "numeric user id"},
 		{"tap-add", []string{"bg-1a2b3c4d", "banger0", "99999999999"}, "numeric user id"},
 		{"tap-add", []string{"bg-1a2b3c4d", "banger0", "4294967295"}, "out of range"},
-		{"tap-add", []string{"bg-1a2b3c4d", "banger0", "1000"}, "bridge banger0 is not set up"},
+		{"tap-add", []string{"bg-1a2b3c4d", "banger0", "1000"}, "bridge banger0 is not set up: bridge-ensure it first"},
 		{"tap-del", []string{"../bg-1a2b3c4d"}, "refused"},
 		{"tap-del", []string{"eth0"}, "refused"},
 		{"nat-ensure", []string{"8.8.8.0/24", "banger0"}, "not a private range"},

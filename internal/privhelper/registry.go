@@ -9,14 +9,16 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 )
 
 // registry records which uid owns which bridge, tap, NAT and DNS
-// registration. It is root's file under StateDir; every verb reads it and
-// writes it back under one exclusive lock, so two users' calls never
-// interleave between a check and the change it guards.
+// registration. It is root's file under StateDir, one per network namespace
+// (interfaces live in one), and every verb reads it and writes it back under
+// one exclusive lock, so two users' calls never interleave between a check
+// and the change it guards.
 type registry struct {
 	Bridges map[string]bridgeEntry `json:"bridges"`
 	Taps    map[string]tapEntry    `json:"taps"`
@@ -59,7 +61,7 @@ func (r *registry) fill() {
 // locked is an open, locked registry; save writes it back, close unlocks.
 type locked struct {
 	reg  *registry
-	dir  string
+	file string // registry-NETNS.json
 	lock *os.File
 }
 
@@ -84,8 +86,14 @@ func openRegistry(dir string, checkDir func(string) error) (*locked, error) {
 		f.Close()
 		return nil, fmt.Errorf("helper lock: %w", err)
 	}
+	ns, err := netnsID()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	file := filepath.Join(dir, "registry-"+ns+".json")
 	reg := newRegistry()
-	data, err := readBounded(filepath.Join(dir, "registry.json"))
+	data, err := readBounded(file)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -94,11 +102,11 @@ func openRegistry(dir string, checkDir func(string) error) (*locked, error) {
 	default:
 		if err := json.Unmarshal(data, reg); err != nil {
 			f.Close()
-			return nil, fmt.Errorf("helper registry %s is damaged (%v): remove it; it is rebuilt as VMs start", filepath.Join(dir, "registry.json"), err)
+			return nil, fmt.Errorf("helper registry %s is damaged (%v): remove it; it is rebuilt as VMs start", file, err)
 		}
 		reg.fill()
 	}
-	return &locked{reg: reg, dir: dir, lock: f}, nil
+	return &locked{reg: reg, file: file, lock: f}, nil
 }
 
 func readBounded(path string) ([]byte, error) {
@@ -123,7 +131,7 @@ func (l *locked) save() error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(l.dir, ".registry.json.tmp")
+	tmp := filepath.Join(filepath.Dir(l.file), "."+filepath.Base(l.file)+".tmp")
 	_ = os.Remove(tmp)
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
@@ -138,13 +146,23 @@ func (l *locked) save() error {
 		return fmt.Errorf("write helper registry: %w", err)
 	}
 	f.Close()
-	if err := os.Rename(tmp, filepath.Join(l.dir, "registry.json")); err != nil {
+	if err := os.Rename(tmp, l.file); err != nil {
 		return fmt.Errorf("write helper registry: %w", err)
 	}
 	return nil
 }
 
 func (l *locked) close() { l.lock.Close() }
+
+// netnsID names the network namespace of the calling thread (its nsfs
+// inode), so each namespace's interfaces have their own registry.
+func netnsID() (string, error) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
+		return "", fmt.Errorf("identify the network namespace: %w", err)
+	}
+	return strconv.FormatUint(st.Ino, 10), nil
+}
 
 // counts of what uid owns, for the caps.
 func (r *registry) bridgesOf(uid int) []string {

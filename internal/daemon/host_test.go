@@ -1,0 +1,56 @@
+package daemon
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/hostnet/nettest"
+)
+
+// `banger host nat on` on a host where no VM has started yet sets up the
+// bridge first (NAT belongs to a bridge the caller owns), then NAT; `host
+// nat off` and `host teardown --force` remove exactly banger's objects. The
+// daemon runs as root here, so the helper's verbs run in process, in a
+// network namespace the test makes.
+func TestHostNATAndTeardown(t *testing.T) {
+	ns := nettest.New(t)
+	ns.Exec(t, "ip", "link", "add", "up0", "type", "veth", "peer", "name", "up0p")
+	ns.Exec(t, "ip", "addr", "add", "192.0.2.1/24", "dev", "up0")
+	ns.Exec(t, "ip", "link", "set", "up0", "up")
+	ns.Exec(t, "ip", "route", "add", "default", "via", "192.0.2.254")
+	// Someone else's firewall, which banger must leave as it is.
+	ns.Exec(t, "nft", "add", "table", "inet", "admin")
+	ns.Exec(t, "nft", "add", "chain", "inet", "admin", "adminfwd", "{ type filter hook forward priority 0; policy accept; }")
+	ns.Exec(t, "nft", "add", "rule", "inet", "admin", "adminfwd", "iifname", "up0p", "drop")
+	foreign := ns.Exec(t, "nft", "list", "table", "inet", "admin")
+
+	d := newTestDaemon(t, nil)
+	ctx := context.Background()
+	ns.Do(t, func() error {
+		_, err := d.hostNAT(ctx, api.HostNATParams{Enable: true}, nil)
+		return err
+	})
+	rules := ns.Exec(t, "nft", "list", "ruleset")
+	if !strings.Contains(rules, "table ip banger-banger0") || !strings.Contains(ns.Exec(t, "ip", "-o", "addr", "show", "dev", "banger0"), "172.30.0.1/24") {
+		t.Fatalf("after host nat on:\n%s", rules)
+	}
+	ns.Do(t, func() error {
+		_, err := d.hostNAT(ctx, api.HostNATParams{Enable: false}, nil)
+		return err
+	})
+	if rules := ns.Exec(t, "nft", "list", "ruleset"); strings.Contains(rules, "banger") {
+		t.Errorf("after host nat off:\n%s", rules)
+	}
+	ns.Do(t, func() error {
+		_, err := d.hostTeardown(ctx, api.HostTeardownParams{Force: true}, nil)
+		return err
+	})
+	if links := ns.Exec(t, "ip", "-o", "link", "show"); strings.Contains(links, "banger0") {
+		t.Errorf("bridge left after teardown:\n%s", links)
+	}
+	if got := ns.Exec(t, "nft", "list", "table", "inet", "admin"); got != foreign {
+		t.Errorf("the administrator's table changed:\n%s\nwant\n%s", got, foreign)
+	}
+}
