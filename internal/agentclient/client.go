@@ -17,6 +17,10 @@ import (
 // hundred bytes.
 const maxResponseBytes = 64 << 10
 
+// maxResponseHeaderBytes bounds the reply's header (the guest writes it):
+// net/http's default would read a megabyte of it.
+const maxResponseHeaderBytes = 16 << 10
+
 // Client talks HTTP to the guest agent over whatever Dial returns, e.g.
 //
 //	Client{Dial: func(ctx context.Context) (net.Conn, error) { return DialHybridVsock(ctx, path, 1024) }}
@@ -52,8 +56,9 @@ func (c Client) get(ctx context.Context, path string, out any) error {
 		return errors.New("agent client has no Dial function")
 	}
 	transport := &http.Transport{
-		DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return c.Dial(ctx) },
-		DisableKeepAlives: true,
+		DialContext:            func(ctx context.Context, _, _ string) (net.Conn, error) { return c.Dial(ctx) },
+		DisableKeepAlives:      true,
+		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 	}
 	defer transport.CloseIdleConnections()
 	// The host name is a placeholder: Dial decides where requests go.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -81,8 +82,16 @@ func TestHybridVsockWrongReplyFailsAtOnce(t *testing.T) {
 func TestHybridVsockGivesUpAtDeadlineNamingLastFailure(t *testing.T) {
 	// The guest listens on another port, so every CONNECT 1024 is closed.
 	m := hvsocktest.NewMuxer(t, filepath.Join(shortDir(t), "v.sock"), agentHandler(t), hvsocktest.WithPort(2000))
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
+	// The deadline passes once two attempts were refused, not after a fixed
+	// time: on a loaded machine the first dial alone can outlast any short
+	// timeout, and the last failure would then be the dial's.
+	ctx := newManualDeadline()
+	go func() {
+		for m.Connects() < 2 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		ctx.expire()
+	}()
 	_, err := DialHybridVsock(ctx, m.Path(), 1024)
 	if err == nil {
 		t.Fatal("dial succeeded with no guest listener")
@@ -206,5 +215,28 @@ func TestClientTypedAgentError(t *testing.T) {
 	var apiErr *api.Error
 	if !errors.As(err, &apiErr) || apiErr.Code != api.CodeNotFound {
 		t.Errorf("error = %v, want a wrapped *api.Error with code not_found", err)
+	}
+}
+
+// manualDeadline is a context whose deadline passes when the test says so:
+// Err is then context.DeadlineExceeded, as for a real deadline.
+type manualDeadline struct {
+	context.Context
+	done chan struct{}
+	once sync.Once
+}
+
+func newManualDeadline() *manualDeadline {
+	return &manualDeadline{Context: context.Background(), done: make(chan struct{})}
+}
+
+func (c *manualDeadline) expire()               { c.once.Do(func() { close(c.done) }) }
+func (c *manualDeadline) Done() <-chan struct{} { return c.done }
+func (c *manualDeadline) Err() error {
+	select {
+	case <-c.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
 	}
 }

@@ -42,9 +42,16 @@ const (
 	// E2EHelper selects a helper mode of the end-to-end test binary
 	// re-executed inside a network namespace.
 	E2EHelper Knob = "BANGER_E2E_HELPER"
-	// OpenTap names a tap the hostnet integration test's child process holds
-	// open.
-	OpenTap Knob = "BANGER_TEST_OPEN_TAP"
+	// OpenTap names a tap the hostnet integration test's child process opens;
+	// OpenTapAs is the uid:gid it opens it as.
+	OpenTap   Knob = "BANGER_TEST_OPEN_TAP"
+	OpenTapAs Knob = "BANGER_TEST_OPEN_TAP_AS"
+	// The privileged helper's attack test re-executes itself in a mount and
+	// network namespace (HelperSandbox=1) with the built binaries in
+	// HelperBins and its two throwaway users in HelperUsers ("alice,mallory").
+	HelperSandbox Knob = "BANGER_TEST_HELPER_SANDBOX"
+	HelperBins    Knob = "BANGER_TEST_HELPER_BINS"
+	HelperUsers   Knob = "BANGER_TEST_HELPER_USERS"
 )
 
 // Value is the knob's value ("" when unset).

@@ -2,6 +2,8 @@ package hostnet
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,17 +24,52 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestMain lets the test binary act as a VMM opening a tap (run as another
-// user through setpriv) for TestTapOpenableByOwnerOnly.
+// TestMain lets the test binary act as a VMM opening a tap for
+// TestTapOpenableByOwnerOnly, in two stages: as root in a private mount
+// namespace it gives itself a world-usable tun node, then opens the tap as
+// the throwaway user named in the environment.
 func TestMain(m *testing.M) {
 	if name := envknob.OpenTap.Value(); name != "" {
-		if err := openTap(name, unix.IFF_TAP|unix.IFF_NO_PI|unix.IFF_VNET_HDR); err != nil {
+		if err := tapOpener(name, envknob.OpenTapAs.Value()); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+// tapOpener opens the tap name. With as ("uid:gid", stage one, root, run in
+// a private mount namespace by unshare) it first mounts a tmpfs over
+// /dev/net holding a tun node (the same char device 10:200) every user may
+// open, as distributions ship it, so only the tap's owner check is left to
+// decide; then it runs itself again as that user through setpriv.
+func tapOpener(name, as string) error {
+	if as == "" {
+		return openTap(name, unix.IFF_TAP|unix.IFF_NO_PI|unix.IFF_VNET_HDR)
+	}
+	uid, gid, ok := strings.Cut(as, ":")
+	if !ok {
+		return fmt.Errorf("%s=%q: want uid:gid", envknob.OpenTapAs, as)
+	}
+	if err := unix.Mount("banger-tun", "/dev/net", "tmpfs", unix.MS_NOSUID, "mode=0755"); err != nil {
+		return fmt.Errorf("mount a private /dev/net: %w", err)
+	}
+	if err := unix.Mknod("/dev/net/tun", unix.S_IFCHR|0o666, int(unix.Mkdev(10, 200))); err != nil {
+		return fmt.Errorf("mknod /dev/net/tun: %w", err)
+	}
+	if err := os.Chmod("/dev/net/tun", 0o666); err != nil { // mknod applies the umask
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	_, err = sysexec.Exec{}.Run(context.Background(), sysexec.Cmd{
+		Argv: []string{"setpriv", "--reuid=" + uid, "--regid=" + gid, "--clear-groups", self},
+		Env:  []string{string(envknob.OpenTap) + "=" + name, string(envknob.OpenTapAs) + "="},
+	})
+	return err
 }
 
 // openTap opens a persistent tap the way Firecracker does (and QEMU with
@@ -167,16 +205,20 @@ func TestBridgeAndTapLifecycle(t *testing.T) {
 }
 
 // TestTapOpenableByOwnerOnly proves a VMM running as the tap's owner (not
-// root) can open it, and another user cannot.
+// root) can open it, and another user cannot. Both are real users the test
+// creates and removes; the opener runs with a private tun node (see
+// tapOpener), so the host's /dev/net/tun mode does not decide the outcome.
 func TestTapOpenableByOwnerOnly(t *testing.T) {
 	ns := nettest.New(t)
-	if _, err := sysexec.LookPath("setpriv"); err != nil {
-		t.Skip("needs setpriv (util-linux) to run the opener as another user")
+	for _, tool := range []string{"setpriv", "unshare", "useradd", "userdel"} {
+		if _, err := sysexec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%v (CI installs util-linux and passwd)", err)
+			}
+			t.Skipf("%v (apt-get install util-linux passwd)", err)
+		}
 	}
-	if st, err := os.Stat("/dev/net/tun"); err != nil || st.Mode().Perm()&0o006 != 0o006 {
-		t.Skip("/dev/net/tun is not read-write for all users on this host (distributions ship it 0666; " +
-			"`chmod 0666 /dev/net/tun` to run this test): no unprivileged VMM could open any tap here")
-	}
+	owner, other := throwawayUser(t, "bgto"), throwawayUser(t, "bgtx")
 	// Copy the test binary where an unprivileged user can execute it.
 	dir, err := os.MkdirTemp("", "banger-taptest-")
 	if err != nil {
@@ -199,21 +241,62 @@ func TestTapOpenableByOwnerOnly(t *testing.T) {
 		if err := EnsureBridge("banger0", subnet24); err != nil {
 			return err
 		}
-		return AddTap("bg-00c0ffee", "banger0", 1234)
+		return AddTap("bg-00c0ffee", "banger0", owner.uid)
 	})
-	open := func(uid int) error {
+	open := func(u user) error {
 		_, err := ns.Runner().Run(context.Background(), sysexec.Cmd{
-			Argv: []string{"setpriv", fmt.Sprintf("--reuid=%d", uid), fmt.Sprintf("--regid=%d", uid), "--clear-groups", bin},
-			Env:  []string{"BANGER_TEST_OPEN_TAP=bg-00c0ffee"},
+			Argv: []string{"unshare", "--mount", "--propagation", "private", "--", bin},
+			Env:  []string{string(envknob.OpenTap) + "=bg-00c0ffee", fmt.Sprintf("%s=%d:%d", envknob.OpenTapAs, u.uid, u.gid)},
 		})
 		return err
 	}
-	if err := open(1234); err != nil {
-		t.Errorf("owner could not open its tap: %v", err)
+	if err := open(owner); err != nil {
+		t.Errorf("owner %s could not open its tap: %v", owner.name, err)
 	}
-	if err := open(4321); err == nil {
-		t.Error("another user opened the tap")
+	err = open(other)
+	if err == nil {
+		t.Fatalf("user %s opened a tap owned by %s", other.name, owner.name)
 	}
+	// Refused by the tap's owner check, not by anything on the way there.
+	if !strings.Contains(err.Error(), "TUNSETIFF bg-00c0ffee: operation not permitted") {
+		t.Errorf("another user's open failed for the wrong reason: %v", err)
+	}
+}
+
+type user struct {
+	name     string
+	uid, gid int
+}
+
+// throwawayUser creates a home-less, login-less user and removes it when the
+// test ends.
+func throwawayUser(t *testing.T, prefix string) user {
+	t.Helper()
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	u := user{name: prefix + hex.EncodeToString(b)}
+	ctx := context.Background()
+	if _, err := sysexec.Run(ctx, "useradd", "--no-create-home", "--user-group", "--shell", "/usr/sbin/nologin", u.name); err != nil {
+		t.Fatalf("useradd: %v", err)
+	}
+	t.Cleanup(func() {
+		if _, err := sysexec.Run(context.Background(), "userdel", u.name); err != nil {
+			t.Errorf("userdel %s: %v", u.name, err)
+		}
+	})
+	for _, f := range []struct {
+		flag string
+		dst  *int
+	}{{"-u", &u.uid}, {"-g", &u.gid}} {
+		out, err := sysexec.Output(ctx, "id", f.flag, u.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *f.dst, err = strconv.Atoi(out); err != nil || *f.dst == 0 {
+			t.Fatalf("id %s %s = %q (%v)", f.flag, u.name, out, err)
+		}
+	}
+	return u
 }
 
 func TestCheckSubnetAndUplink(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/banger-dev/banger/internal/envknob"
 	"github.com/banger-dev/banger/internal/sysexec"
 )
 
@@ -19,11 +20,6 @@ import (
 // throwaway users the test creates, inside a mount and network namespace the
 // test makes: /usr/local, /run and /etc/sudoers.d are private there, so the
 // install, the sudoers drop-ins and the registry never touch the host.
-const (
-	sandboxEnv  = "BANGER_TEST_HELPER_SANDBOX" // set in the re-executed child
-	sandboxBins = "BANGER_TEST_HELPER_BINS"    // dir holding banger-helper and bangerd
-	sandboxWho  = "BANGER_TEST_HELPER_USERS"   // alice,mallory
-)
 
 // requireInCI skips outside CI and fails in CI (CI=true), where every tool
 // this test needs is installed by .ci/run.
@@ -36,7 +32,7 @@ func requireInCI(t *testing.T, why string) {
 }
 
 func TestAttacksAsThrowawayUsers(t *testing.T) {
-	if os.Getenv(sandboxEnv) == "1" {
+	if envknob.HelperSandbox.On() {
 		attackInSandbox(t)
 		return
 	}
@@ -68,7 +64,7 @@ func TestAttacksAsThrowawayUsers(t *testing.T) {
 	}
 	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "--net", "--",
 		self, "-test.run", "^TestAttacksAsThrowawayUsers$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), sandboxEnv+"=1", sandboxBins+"="+bins, sandboxWho+"="+alice+","+mallory)
+	cmd.Env = append(os.Environ(), string(envknob.HelperSandbox)+"=1", string(envknob.HelperBins)+"="+bins, string(envknob.HelperUsers)+"="+alice+","+mallory)
 	out, err := cmd.CombinedOutput()
 	t.Logf("sandbox:\n%s", out)
 	if err != nil {
@@ -155,8 +151,8 @@ func uidOf(t *testing.T, name string) int {
 }
 
 func attackInSandbox(t *testing.T) {
-	users := strings.Split(os.Getenv(sandboxWho), ",")
-	s := &sandbox{t: t, alice: users[0], mallory: users[1], bins: os.Getenv(sandboxBins)}
+	users := strings.Split(envknob.HelperUsers.Value(), ",")
+	s := &sandbox{t: t, alice: users[0], mallory: users[1], bins: envknob.HelperBins.Value()}
 	aliceUID := uidOf(t, s.alice)
 
 	// Private /usr/local, /run and /etc/sudoers.d (root-owned, 0755).

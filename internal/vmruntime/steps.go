@@ -3,6 +3,7 @@ package vmruntime
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/banger-dev/banger/internal/api"
@@ -38,6 +39,14 @@ const undoTimeout = 60 * time.Second
 // the undos of the steps that completed run in reverse order and the error
 // names the failed step.
 func runSteps(ctx context.Context, op string, steps []step, progress func(api.Progress)) error {
+	names := make([]string, len(steps))
+	for i, s := range steps {
+		names[i] = s.name
+	}
+	if want, ok := stepNames[op]; !ok || !slices.Equal(names, want) {
+		// A programming error, caught by the first test that runs op.
+		return fmt.Errorf("vmruntime: %s runs steps %q but stepNames declares %q: update stepNames", op, names, want)
+	}
 	for i, s := range steps {
 		if hook := stepHook; hook != nil {
 			hook(op, s.name)
@@ -56,6 +65,19 @@ func runSteps(ctx context.Context, op string, steps []step, progress func(api.Pr
 	}
 	return nil
 }
+
+// stepNames names each operation's steps in the order they run. runSteps
+// refuses an operation whose steps differ, so the list cannot drift from the
+// code: the crash-safety suite (test/e2e) kills the daemon before each step
+// named here, and a new step is covered without anyone remembering to.
+var stepNames = map[string][]string{
+	"provision": {"vm-dir", "work-disk", "root-disk"},
+	"start":     {"load-bundle", "root-disk", "network", "tap", "launch-vmm", "wait-agent", "wait-ssh"},
+}
+
+// StepNames returns the steps of op ("provision", "start") in order: the
+// points where BANGER_TEST_CRASH_AT=<op>:<step> can kill the daemon.
+func StepNames(op string) []string { return slices.Clone(stepNames[op]) }
 
 // stepHook, when set, is called before each step. The crash-safety tests use
 // it (through BANGER_TEST_CRASH_AT) to kill the daemon at a named step.

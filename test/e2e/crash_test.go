@@ -19,6 +19,7 @@ import (
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/e2etest"
 	"github.com/banger-dev/banger/internal/sysexec"
+	"github.com/banger-dev/banger/internal/vmruntime"
 )
 
 // newFakeFCEnv is an environment whose VMs run on the fake Firecracker and
@@ -312,16 +313,32 @@ func settleAndClean(t *testing.T, env *e2etest.Env, vms []api.VM, name string) {
 	must(t, env, "vm", "delete", "--force", name)
 }
 
+// crashPoints are the BANGER_TEST_CRASH_AT values of op's steps.
+func crashPoints(op string) []string {
+	var points []string
+	for _, step := range vmruntime.StepNames(op) {
+		points = append(points, op+":"+step)
+	}
+	return points
+}
+
 func TestCrashSafety(t *testing.T) {
+	for _, op := range []string{"provision", "start"} {
+		if len(crashPoints(op)) == 0 {
+			t.Fatalf("vmruntime declares no steps for %s: the crash points would silently be none", op)
+		}
+	}
 	env := newFakeFCEnv(t, "172.30.80.0/24", "bangerc1")
 	must(t, env, "vm", "create", "--name", "keep")
 	v, _ := findVM(listVMs(t, env), "keep")
 	k := keeper{name: "keep", pid: v.PID}
 	mustBeHealthy(t, env, "keep")
 
-	// Create: every step of provisioning, then every step of the first boot.
-	createPoints := []string{"provision:vm-dir", "provision:work-disk", "provision:root-disk",
-		"start:load-bundle", "start:root-disk", "start:network", "start:tap", "start:launch-vmm", "start:wait-agent"}
+	// Create: every step of provisioning, then every step of the first boot,
+	// as the runtime declares them (it refuses to run undeclared steps), so
+	// a new step is a new crash point here without editing this list.
+	startPoints := crashPoints("start")
+	createPoints := append(crashPoints("provision"), startPoints...)
 	for i, point := range createPoints {
 		t.Run("create/"+point, func(t *testing.T) {
 			name := fmt.Sprintf("cr%d", i)
@@ -336,7 +353,7 @@ func TestCrashSafety(t *testing.T) {
 
 	// Start of an existing stopped VM.
 	must(t, env, "vm", "create", "--no-start", "--name", "st")
-	for _, point := range []string{"start:load-bundle", "start:root-disk", "start:network", "start:tap", "start:launch-vmm", "start:wait-agent"} {
+	for _, point := range startPoints {
 		t.Run("start/"+point, func(t *testing.T) {
 			crashDuring(t, env, point, "vm", "start", "st")
 			vms := listVMs(t, env)

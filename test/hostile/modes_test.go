@@ -1,11 +1,15 @@
 package hostile
 
 import (
+	"context"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/banger-dev/banger/internal/kernel/kerneltest"
+	"github.com/banger-dev/banger/internal/sysexec"
 )
 
 // TestFileAndSocketModes checks, on a daemon the real CLI started, that
@@ -56,17 +60,65 @@ func TestFileAndSocketModes(t *testing.T) {
 		}
 	}
 	t.Run("bundle key", func(t *testing.T) {
-		// The bundle package generates the key pair only inside Build
-		// (unexported generateKeyPair), which downloads a Debian kernel; its
-		// own tests (internal/bundle build_test.go, bundle_test.go) assert
-		// id_ed25519 is 0600. Here we can only check a bundle that exists.
+		// A real `banger bundle build` by this daemon (still under umask 0):
+		// the SSH key every image trusts must be private to its owner, and
+		// nothing in the bundle writable by others.
+		if testing.Short() {
+			t.Skip("-short: the bundle build (kernel package, modules, initramfs) runs in the integration tier")
+		}
+		seedBundleInputs(t, e)
+		e.must(t, "bundle", "build")
 		key := filepath.Join(e.layout.BundleDir(), "id_ed25519")
 		st, err := os.Stat(key)
 		if err != nil {
-			t.Skipf("no bundle key at %s (no exported key generator; covered by internal/bundle tests)", key)
+			t.Fatalf("bundle build made no key: %v", err)
 		}
 		if st.Mode().Perm() != 0o600 {
 			t.Errorf("%s has mode %v, want 0600", key, st.Mode().Perm())
 		}
+		filepath.WalkDir(e.layout.BundleDir(), func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				t.Error(err)
+				return nil
+			}
+			if st, err := os.Lstat(p); err == nil && st.Mode().Type() != fs.ModeSymlink && st.Mode().Perm()&0o022 != 0 {
+				t.Errorf("%s has mode %v: writable by group or others", p, st.Mode().Perm())
+			}
+			return nil
+		})
 	})
+}
+
+// seedBundleInputs gives the environment what `bundle build` needs without
+// the network each time: the guest agent built statically next to bangerd
+// (where the daemon looks for it), and the Debian kernel package from the
+// test cache shared by every package (kerneltest fetches it once; without
+// it the test skips, or fails with BANGER_TEST_REQUIRE_KERNEL=1 as in CI).
+func seedBundleInputs(t *testing.T, e *env) {
+	t.Helper()
+	agent := filepath.Join(filepath.Dir(bin.bangerd), "banger-agent")
+	if _, err := os.Stat(agent); err != nil {
+		_, err := sysexec.Exec{}.Run(context.Background(), sysexec.Cmd{
+			Argv: []string{"go", "build", "-o", agent, "./cmd/banger-agent"},
+			Dir:  "../..", Env: []string{"CGO_ENABLED=0"},
+		})
+		if err != nil {
+			t.Fatalf("building the guest agent: %v", err)
+		}
+	}
+	deb := kerneltest.Deb(t)
+	cache := filepath.Join(e.layout.CacheDir, "kernel")
+	if err := os.MkdirAll(cache, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(cache, filepath.Base(deb))
+	if err := os.Link(deb, dst); err != nil {
+		data, err := os.ReadFile(deb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -10,7 +10,8 @@
 //	                         placeholder that only proves "an executable")
 //	modules/<KernelVersion>  a fabricated, empty modules tree
 //	build/debootstrap/<key>  the cached debootstrap tree
-//	images/debian-<key>.ext4 the image; key covers agent, key, scripts
+//	images/debian-<key>.ext4 the image; key covers agent, key, scripts and
+//	                         the builder's Go code (internal/image)
 package imagetest
 
 import (
@@ -122,7 +123,11 @@ func get(t testing.TB) (Image, error) {
 		}
 	}
 
-	key, err := inputsKey(out.AgentPath, out.PublicKeyPath)
+	builder, err := builderSources()
+	if err != nil {
+		return Image{}, err
+	}
+	key, err := inputsKey(append([]string{out.AgentPath, out.PublicKeyPath}, builder...)...)
 	if err != nil {
 		return Image{}, err
 	}
@@ -187,6 +192,28 @@ func agent(ctx context.Context, dir string) (string, bool, error) {
 		return "", false, err
 	}
 	return dst, false, nil
+}
+
+// builderSources are the image builder's Go files (package internal/image,
+// tests aside): a change to how the image is built is a change to the image,
+// so they are part of its cache key.
+func builderSources() ([]string, error) {
+	_, self, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(self), "..")
+	all, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		return nil, err
+	}
+	var files []string
+	for _, f := range all {
+		if !strings.HasSuffix(f, "_test.go") {
+			files = append(files, f)
+		}
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no Go files of the image builder in %s", dir)
+	}
+	return files, nil // Glob sorts them, so the key is stable
 }
 
 // inputsKey changes when anything baked into the image changes.

@@ -7,7 +7,6 @@ package qemu
 import (
 	"archive/tar"
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -15,9 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/banger-dev/banger/internal/envknob"
+	"github.com/banger-dev/banger/internal/kernel/kerneltest"
 	"github.com/banger-dev/banger/internal/sysexec"
 )
 
@@ -26,64 +24,22 @@ import (
 // and the input event device as modules.
 var guestModules = []string{"virtio_ring", "virtio", "virtio_mmio", "virtio_blk", "virtio_console", "button", "evdev"}
 
-// testCacheDir is shared by test runs (kernel packages are 70 MB).
-func testCacheDir(t *testing.T) string {
-	if d := envknob.Cache.Value(); d != "" {
-		return d
-	}
-	base, err := os.UserCacheDir()
-	if err != nil {
-		t.Skipf("no cache dir for the test kernel: %v", err)
-	}
-	return filepath.Join(base, "banger-test")
-}
-
 // testKernel returns a bzImage and the directory holding guestModules,
-// downloading the Debian kernel package into the cache dir on first use.
+// extracted from the Debian kernel package kerneltest fetches into the test
+// cache shared by every package (kernel packages are 70 MB). A kernel that
+// cannot be fetched skips the test, or fails it with
+// BANGER_TEST_REQUIRE_KERNEL=1 (CI).
 func testKernel(t *testing.T) (kernel, modDir string) {
 	t.Helper()
-	cache := testCacheDir(t)
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		t.Skipf("test cache %s: %v", cache, err)
-	}
-	debs, _ := filepath.Glob(filepath.Join(cache, "linux-image-*-amd64_*.deb"))
-	if len(debs) == 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		pkg, err := kernelPackage(ctx)
-		if err != nil {
-			t.Skipf("cannot resolve the Debian kernel package (set BANGER_TEST_CACHE to a dir holding linux-image-*-amd64_*.deb): %v", err)
-		}
-		if _, err := (sysexec.Exec{}).Run(ctx, sysexec.Cmd{Argv: []string{"apt-get", "download", pkg}, Dir: cache}); err != nil {
-			t.Skipf("cannot download %s into %s: %v", pkg, cache, err)
-		}
-		debs, _ = filepath.Glob(filepath.Join(cache, "linux-image-*-amd64_*.deb"))
-		if len(debs) == 0 {
-			t.Skipf("apt-get download %s left no .deb in %s", pkg, cache)
-		}
-	}
-	deb := debs[len(debs)-1]
+	deb := kerneltest.Deb(t)
 	// The suffix names the module set, so adding a module re-extracts.
-	dir := filepath.Join(cache, "qemu-test-"+strings.TrimSuffix(filepath.Base(deb), ".deb")+"-m"+strconv.Itoa(len(guestModules)))
+	dir := filepath.Join(filepath.Dir(deb), "qemu-test-"+strings.TrimSuffix(filepath.Base(deb), ".deb")+"-m"+strconv.Itoa(len(guestModules)))
 	if _, err := os.Stat(filepath.Join(dir, "vmlinuz")); err != nil {
 		if err := extractKernel(deb, dir); err != nil {
 			t.Fatalf("extract %s: %v", deb, err)
 		}
 	}
 	return filepath.Join(dir, "vmlinuz"), dir
-}
-
-func kernelPackage(ctx context.Context) (string, error) {
-	out, err := sysexec.Output(ctx, "apt-cache", "depends", "linux-image-amd64")
-	if err != nil {
-		return "", err
-	}
-	for _, line := range strings.Split(out, "\n") {
-		if dep, ok := strings.CutPrefix(strings.TrimSpace(line), "Depends: "); ok && strings.HasPrefix(dep, "linux-image-") {
-			return dep, nil
-		}
-	}
-	return "", fmt.Errorf("no linux-image dependency in %q", out)
 }
 
 // extractKernel pulls vmlinuz and guestModules out of the package into dir,
