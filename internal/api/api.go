@@ -312,6 +312,9 @@ const (
 	CheckOK   CheckStatus = "ok"
 	CheckWarn CheckStatus = "warn"
 	CheckFail CheckStatus = "fail"
+	// CheckSkip: the check does not apply here (e.g. vm-stopped when no VM
+	// is named); Detail says why. It never blocks an operation.
+	CheckSkip CheckStatus = "skip"
 )
 
 type CheckResult struct {

@@ -221,7 +221,7 @@ func checkVhostVsock(ctx context.Context, e *Env) api.CheckResult {
 	case errors.Is(err, fs.ErrNotExist):
 		return ok("/dev/vhost-vsock absent (information only, nothing to fix). " + why)
 	default:
-		return warn("cannot inspect /dev/vhost-vsock: "+err.Error()+" (information only). "+why, "")
+		return ok("cannot inspect /dev/vhost-vsock: " + err.Error() + " (information only, nothing to fix). " + why)
 	}
 }
 
@@ -331,12 +331,12 @@ func (e *Env) meminfo() (map[string]int64, error) {
 func checkMemory(ctx context.Context, e *Env) api.CheckResult {
 	m, err := e.meminfo()
 	if err != nil {
-		return warn("cannot read /proc/meminfo: "+err.Error(), "")
+		return warn("cannot read /proc/meminfo: "+err.Error(), procFix)
 	}
 	total, tok := m["MemTotal"]
 	avail, aok := m["MemAvailable"]
 	if !tok || !aok {
-		return warn("/proc/meminfo has no MemTotal/MemAvailable", "")
+		return warn("/proc/meminfo has no MemTotal/MemAvailable", procFix)
 	}
 	totalMiB, availMiB := total/1024, avail/1024
 	req := int64(e.RequestedMemoryMiB)
