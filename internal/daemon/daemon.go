@@ -150,13 +150,19 @@ func Run(ctx context.Context, opts Options) (err error) {
 	return nil
 }
 
+// Info describes this daemon. daemon.info answers with it, and doctor's
+// daemon checks read it, so both say the same thing.
+func (d *Daemon) Info() api.DaemonInfo {
+	return api.DaemonInfo{
+		Version: version.Version, BuildID: version.ID(), APIVersion: api.Version, PID: os.Getpid(),
+		StartedAt: d.StartedAt, Socket: d.Layout.DaemonSocket(), StateDir: d.Layout.StateDir,
+		LogPath: d.Layout.DaemonLog(), VMM: d.VMM, VMMReason: d.VMMReason, Reconciled: d.reconciled,
+	}
+}
+
 func (d *Daemon) registerDaemonMethods() {
 	d.Server.Register(api.MethodDaemonInfo, server.Method(func(ctx context.Context, _ struct{}, _ func(api.Progress)) (api.DaemonInfo, error) {
-		return api.DaemonInfo{
-			Version: version.Version, BuildID: version.ID(), APIVersion: api.Version, PID: os.Getpid(),
-			StartedAt: d.StartedAt, Socket: d.Layout.DaemonSocket(), StateDir: d.Layout.StateDir,
-			LogPath: d.Layout.DaemonLog(), VMM: d.VMM, VMMReason: d.VMMReason, Reconciled: d.reconciled,
-		}, nil
+		return d.Info(), nil
 	}))
 	d.Server.Register(api.MethodDaemonStop, server.Method(func(ctx context.Context, p api.DaemonStopParams, _ func(api.Progress)) (struct{}, error) {
 		if p.StopVMs {

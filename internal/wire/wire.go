@@ -277,9 +277,7 @@ func (a *Assembly) doctorEnv() *doctor.Env {
 	}
 	env.ChooseVMM = a.chooseFn
 	env.OpenKVM = kvmProbe
-	env.DaemonInfo = func(ctx context.Context) (api.DaemonInfo, error) {
-		return api.DaemonInfo{Version: version.Version, BuildID: version.ID(), APIVersion: api.Version, PID: os.Getpid()}, nil
-	}
+	env.DaemonInfo = func(context.Context) (api.DaemonInfo, error) { return a.D.Info(), nil }
 	env.CLIVersion, env.CLIBuildID = version.Version, version.ID()
 	env.DBQuickCheck = a.D.Store.QuickCheck
 	env.SSHKeyPath = filepath.Join(a.bundleDir(), "id_ed25519")
