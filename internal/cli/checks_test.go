@@ -34,9 +34,11 @@ func doctorOutput(t *testing.T, width int, tty bool) string {
 	os.Unsetenv("NO_COLOR") // colour on for a terminal: padding must ignore escapes
 	var out bytes.Buffer
 	a := &App{Layout: paths.UnderRoot(t.TempDir()), Stdin: strings.NewReader(""), Stdout: &out, Stderr: &bytes.Buffer{},
-		IsTTY:   func(any) bool { return tty },
-		Width:   func(any) int { return width },
-		Connect: func(context.Context) (Caller, error) { return &recorder{reply: api.DoctorResult{Checks: doctorChecks}}, nil }}
+		IsTTY: func(any) bool { return tty },
+		Width: func(any) int { return width },
+		Connect: func(context.Context) (Caller, error) {
+			return &recorder{reply: api.DoctorResult{Checks: doctorChecks}}, nil
+		}}
 	if code := Main(a, []string{"doctor"}); code != 1 {
 		t.Fatalf("doctor exit %d with a failed check, want 1", code)
 	}
