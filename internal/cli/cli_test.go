@@ -159,8 +159,8 @@ func TestListTableAndJSON(t *testing.T) {
 	vms := []api.VM{{Name: "dev", State: api.VMRunning, IP: "172.30.0.2", VCPUs: 2, MemoryMiB: 1024, DiskBytes: 8 << 30, Image: "debian"}}
 	rec := &recorder{reply: api.VMListResult{VMs: vms}}
 	stdout, _, code := run(t, rec, "vm", "list")
-	if code != 0 {
-		t.Fatal(code)
+	if code != 0 || rec.method != api.MethodVMSummaries {
+		t.Fatalf("exit %d, called %s: the table needs only vm.summaries", code, rec.method)
 	}
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "NAME") || !strings.Contains(lines[1], "172.30.0.2") || strings.Contains(stdout, "\x1b[") {
@@ -170,6 +170,9 @@ func TestListTableAndJSON(t *testing.T) {
 		t.Fatalf("columns not aligned:\n%s", stdout)
 	}
 	stdout, _, _ = run(t, rec, "vm", "list", "--output", "json")
+	if rec.method != api.MethodVMList {
+		t.Errorf("--output json called %s, want the full records of vm.list", rec.method)
+	}
 	var got []api.VM
 	if err := json.Unmarshal([]byte(stdout), &got); err != nil || len(got) != 1 || got[0].Name != "dev" {
 		t.Fatalf("json %q: %v", stdout, err)

@@ -26,6 +26,10 @@ func RegisterVMService(s *Server, svc *vm.Service) {
 		vms, err := svc.List(ctx)
 		return api.VMListResult{VMs: vms}, err
 	}))
+	s.Register(api.MethodVMSummaries, Method(func(ctx context.Context, _ struct{}, _ func(api.Progress)) (api.VMSummariesResult, error) {
+		vms, err := svc.Summaries(ctx)
+		return api.VMSummariesResult{VMs: vms}, err
+	}))
 	s.Register(api.MethodVMGet, Method(func(ctx context.Context, p api.VMRef, _ func(api.Progress)) (api.VM, error) {
 		return svc.Get(ctx, p.Name)
 	}))
