@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/banger-dev/banger/internal/api"
@@ -43,11 +45,15 @@ func EnsureDaemon(ctx context.Context, layout paths.Layout, opts EnsureOptions) 
 		opts.Status = func(string) {}
 	}
 	c := New(layout.DaemonSocket())
+	if alreadyVerified(ctx, layout, opts.BuildID) {
+		return c, nil
+	}
 	infoCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	info, err := c.Info(infoCtx)
 	cancel()
 	if err == nil {
 		if info.BuildID == opts.BuildID {
+			remember(layout, info.BuildID)
 			return c, nil
 		}
 		opts.Status(fmt.Sprintf("bangerd (pid %d) is from another build (%s, want %s): restarting it; VMs keep running",
@@ -68,7 +74,69 @@ func EnsureDaemon(ctx context.Context, layout paths.Layout, opts EnsureOptions) 
 	if err := startDaemon(ctx, layout, opts); err != nil {
 		return nil, err
 	}
+	remember(layout, opts.BuildID) // startDaemon checked its build
 	return c, nil
+}
+
+// Every banger command used to ask daemon.info which build answers on the
+// socket: a round trip before the real call. Once a daemon is verified,
+// its build is remembered with the identity of the socket file it bound
+// (device, inode, change time) in verifiedPath; while the socket keeps
+// that identity the same daemon serves it, so later commands skip
+// daemon.info. Any daemon that starts binds a new socket file, which
+// invalidates the note, and a build mismatch is still noticed, because
+// the note names the build and the expected build is compared with it.
+
+func verifiedPath(l paths.Layout) string { return l.DaemonSocket() + ".verified" }
+
+// socketID identifies the socket file one daemon bound.
+func socketID(sock string) (string, bool) {
+	fi, err := os.Lstat(sock)
+	if err != nil || fi.Mode().Type() != os.ModeSocket {
+		return "", false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "", false
+	}
+	return fmt.Sprintf("%d:%d:%d.%09d", st.Dev, st.Ino, st.Ctim.Sec, st.Ctim.Nsec), true
+}
+
+// remember notes that the daemon on the socket is of build.
+func remember(l paths.Layout, build string) {
+	id, ok := socketID(l.DaemonSocket())
+	if !ok {
+		return
+	}
+	// Written aside and renamed: a concurrent banger reads all or nothing.
+	tmp := fmt.Sprintf("%s.%d", verifiedPath(l), os.Getpid())
+	if err := os.WriteFile(tmp, []byte(id+" "+build+"\n"), 0o600); err != nil {
+		return
+	}
+	if err := os.Rename(tmp, verifiedPath(l)); err != nil {
+		os.Remove(tmp)
+	}
+}
+
+// alreadyVerified reports whether the socket is still the one a daemon of
+// build was verified on, and that daemon still accepts connections (a
+// crashed one leaves its socket file behind).
+func alreadyVerified(ctx context.Context, l paths.Layout, build string) bool {
+	note, err := os.ReadFile(verifiedPath(l))
+	if err != nil {
+		return false
+	}
+	id, ok := socketID(l.DaemonSocket())
+	if !ok || string(note) != id+" "+build+"\n" {
+		return false
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", l.DaemonSocket())
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
 }
 
 // StopDaemon asks the daemon to exit and waits until its process is gone.
