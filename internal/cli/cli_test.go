@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -257,5 +259,30 @@ func TestListTableWritesInBulk(t *testing.T) {
 	}
 	if out.writes > 10 {
 		t.Errorf("%d writes to stdout for a 1,000-row table, want a few", out.writes)
+	}
+}
+
+// On a terminal the state is coloured; the escapes take no columns, so the
+// columns after it still line up.
+func TestListTableAlignedWithColour(t *testing.T) {
+	t.Setenv("NO_COLOR", "")
+	os.Unsetenv("NO_COLOR")
+	vms := []api.VM{{Name: "web", State: api.VMRunning, IP: "172.30.0.2", VCPUs: 2, MemoryMiB: 1024, DiskBytes: 8 << 30, Image: "debian"},
+		{Name: "db", State: api.VMStopped, IP: "172.30.0.3", VCPUs: 2, MemoryMiB: 1024, DiskBytes: 8 << 30, Image: "debian"}}
+	var out bytes.Buffer
+	a := &App{Layout: paths.UnderRoot(t.TempDir()), Stdin: strings.NewReader(""), Stdout: &out, Stderr: io.Discard,
+		IsTTY:   func(any) bool { return true },
+		Connect: func(context.Context) (Caller, error) { return &recorder{reply: api.VMListResult{VMs: vms}}, nil }}
+	if code := Main(a, []string{"vm", "list"}); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(out.String(), "\x1b[32mrunning\x1b[0m") {
+		t.Fatalf("running not coloured:\n%q", out.String())
+	}
+	lines := strings.Split(strings.TrimSpace(regexp.MustCompile("\x1b\\[[0-9;]*m").ReplaceAllString(out.String(), "")), "\n")
+	for _, l := range lines[1:] {
+		if strings.Index(l, "172.30.0.") != strings.Index(lines[0], "IP") {
+			t.Errorf("IP column not aligned:\n%s", strings.Join(lines, "\n"))
+		}
 	}
 }
