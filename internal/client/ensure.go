@@ -48,12 +48,15 @@ func EnsureDaemon(ctx context.Context, layout paths.Layout, opts EnsureOptions) 
 	if alreadyVerified(ctx, layout, opts.BuildID) {
 		return c, nil
 	}
+	// The socket's identity is taken before daemon.info: a daemon swapped
+	// in after it binds a new socket, which the note then does not match.
+	sockID, _ := socketID(layout.DaemonSocket())
 	infoCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	info, err := c.Info(infoCtx)
 	cancel()
 	if err == nil {
 		if info.BuildID == opts.BuildID {
-			remember(layout, info.BuildID)
+			remember(layout, sockID, info.BuildID)
 			return c, nil
 		}
 		opts.Status(fmt.Sprintf("bangerd (pid %d) is from another build (%s, want %s): restarting it; VMs keep running",
@@ -71,10 +74,11 @@ func EnsureDaemon(ctx context.Context, layout paths.Layout, opts EnsureOptions) 
 			return nil, err
 		}
 	}
-	if err := startDaemon(ctx, layout, opts); err != nil {
+	sockID, err = startDaemon(ctx, layout, opts)
+	if err != nil {
 		return nil, err
 	}
-	remember(layout, opts.BuildID) // startDaemon checked its build
+	remember(layout, sockID, opts.BuildID) // startDaemon checked its build
 	return c, nil
 }
 
@@ -102,10 +106,9 @@ func socketID(sock string) (string, bool) {
 	return fmt.Sprintf("%d:%d:%d.%09d", st.Dev, st.Ino, st.Ctim.Sec, st.Ctim.Nsec), true
 }
 
-// remember notes that the daemon on the socket is of build.
-func remember(l paths.Layout, build string) {
-	id, ok := socketID(l.DaemonSocket())
-	if !ok {
+// remember notes that the daemon on the socket with identity id is of build.
+func remember(l paths.Layout, id, build string) {
+	if id == "" {
 		return
 	}
 	// Written aside and renamed: a concurrent banger reads all or nothing.
@@ -203,18 +206,20 @@ func DaemonBin(explicit string) (string, error) {
 	return p, nil
 }
 
-func startDaemon(ctx context.Context, layout paths.Layout, opts EnsureOptions) error {
+// startDaemon starts bangerd and waits until a daemon of opts.BuildID
+// answers; it returns the identity of the socket that daemon answered on.
+func startDaemon(ctx context.Context, layout paths.Layout, opts EnsureOptions) (string, error) {
 	bin, err := DaemonBin(opts.Bin)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if err := layout.Ensure(); err != nil {
-		return err
+		return "", err
 	}
 	logPath := layout.DaemonLog()
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return fmt.Errorf("open daemon log: %w", err)
+		return "", fmt.Errorf("open daemon log: %w", err)
 	}
 	defer logf.Close()
 	logStart, _ := logf.Seek(0, 2)
@@ -225,7 +230,7 @@ func startDaemon(ctx context.Context, layout paths.Layout, opts EnsureOptions) e
 	// user happened to be in.
 	cmd, err := sysexec.Start(sysexec.Cmd{Argv: []string{bin}, Dir: "/", Stdout: logf, Stderr: logf}, true)
 	if err != nil {
-		return fmt.Errorf("start bangerd: %w", err)
+		return "", fmt.Errorf("start bangerd: %w", err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }() // reap it if it dies while we wait
@@ -235,20 +240,21 @@ func startDaemon(ctx context.Context, layout paths.Layout, opts EnsureOptions) e
 	var lastErr, exitErr error
 	var exitedAt time.Time
 	for time.Now().Before(deadline) {
+		sockID, _ := socketID(layout.DaemonSocket())
 		callCtx, cancel := context.WithTimeout(ctx, time.Second)
 		info, err := c.Info(callCtx)
 		cancel()
 		if err == nil {
 			if info.BuildID != opts.BuildID {
-				return fmt.Errorf("started %s but it reports build %s, not %s: banger and bangerd come from different builds; rebuild both (make build) or set BANGER_DAEMON_BIN",
+				return "", fmt.Errorf("started %s but it reports build %s, not %s: banger and bangerd come from different builds; rebuild both (make build) or set BANGER_DAEMON_BIN",
 					bin, short(info.BuildID), short(opts.BuildID))
 			}
-			return nil
+			return sockID, nil
 		}
 		lastErr = err
 		if exitErr != nil && time.Since(exitedAt) > 500*time.Millisecond && !lockHolderAlive(layout.DaemonLock()) {
 			// Ours died and no other daemon is starting: give up now.
-			return fmt.Errorf("bangerd exited during start-up (%v); log %s:\n%s", exitErr, logPath, logTail(logPath, logStart))
+			return "", fmt.Errorf("bangerd exited during start-up (%v); log %s:\n%s", exitErr, logPath, logTail(logPath, logStart))
 		}
 		select {
 		case werr := <-exited:
@@ -257,15 +263,15 @@ func startDaemon(ctx context.Context, layout paths.Layout, opts EnsureOptions) e
 			// opening its store, so keep waiting for it to answer.
 			exitErr, exitedAt = werr, time.Now()
 		case <-ctx.Done():
-			return ctx.Err()
+			return "", ctx.Err()
 		case <-time.After(25 * time.Millisecond):
 		}
 	}
 	if exitErr != nil {
-		return fmt.Errorf("bangerd exited during start-up (%v) and no other bangerd answered on %s within %s; log %s:\n%s",
+		return "", fmt.Errorf("bangerd exited during start-up (%v) and no other bangerd answered on %s within %s; log %s:\n%s",
 			exitErr, layout.DaemonSocket(), opts.StartTimeout, logPath, logTail(logPath, logStart))
 	}
-	return fmt.Errorf("bangerd did not answer on %s within %s (%v); log %s:\n%s",
+	return "", fmt.Errorf("bangerd did not answer on %s within %s (%v); log %s:\n%s",
 		layout.DaemonSocket(), opts.StartTimeout, lastErr, logPath, logTail(logPath, logStart))
 }
 
