@@ -113,11 +113,12 @@ func remember(l paths.Layout, id, build string) {
 	}
 	// Written aside and renamed: a concurrent banger reads all or nothing.
 	tmp := fmt.Sprintf("%s.%d", verifiedPath(l), os.Getpid())
-	if err := os.WriteFile(tmp, []byte(id+" "+build+"\n"), 0o600); err != nil {
-		return
+	err := os.WriteFile(tmp, []byte(id+" "+build+"\n"), 0o600)
+	if err == nil {
+		err = os.Rename(tmp, verifiedPath(l))
 	}
-	if err := os.Rename(tmp, verifiedPath(l)); err != nil {
-		os.Remove(tmp)
+	if err != nil {
+		os.Remove(tmp) // the note is an optimisation: without it, daemon.info is asked
 	}
 }
 
