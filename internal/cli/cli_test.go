@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -157,8 +161,8 @@ func TestListTableAndJSON(t *testing.T) {
 	vms := []api.VM{{Name: "dev", State: api.VMRunning, IP: "172.30.0.2", VCPUs: 2, MemoryMiB: 1024, DiskBytes: 8 << 30, Image: "debian"}}
 	rec := &recorder{reply: api.VMListResult{VMs: vms}}
 	stdout, _, code := run(t, rec, "vm", "list")
-	if code != 0 {
-		t.Fatal(code)
+	if code != 0 || rec.method != api.MethodVMSummaries {
+		t.Fatalf("exit %d, called %s: the table needs only vm.summaries", code, rec.method)
 	}
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "NAME") || !strings.Contains(lines[1], "172.30.0.2") || strings.Contains(stdout, "\x1b[") {
@@ -168,6 +172,9 @@ func TestListTableAndJSON(t *testing.T) {
 		t.Fatalf("columns not aligned:\n%s", stdout)
 	}
 	stdout, _, _ = run(t, rec, "vm", "list", "--output", "json")
+	if rec.method != api.MethodVMList {
+		t.Errorf("--output json called %s, want the full records of vm.list", rec.method)
+	}
 	var got []api.VM
 	if err := json.Unmarshal([]byte(stdout), &got); err != nil || len(got) != 1 || got[0].Name != "dev" {
 		t.Fatalf("json %q: %v", stdout, err)
@@ -248,5 +255,60 @@ func TestVMLogsSanitisesOnATerminal(t *testing.T) {
 	}
 	if got := logs(false); got != hostile {
 		t.Errorf("a pipe got %q", got)
+	}
+}
+
+// writeCounter counts Write calls on stdout.
+type writeCounter struct {
+	bytes.Buffer
+	writes int
+}
+
+func (w *writeCounter) Write(p []byte) (int, error) { w.writes++; return w.Buffer.Write(p) }
+
+// A long table reaches stdout in a few large writes: tabwriter alone writes
+// every cell and pad separately (16,000 syscalls for 1,000 VMs).
+func TestListTableWritesInBulk(t *testing.T) {
+	vms := make([]api.VM, 1000)
+	for i := range vms {
+		vms[i] = api.VM{Name: fmt.Sprintf("vm-%04d", i), State: api.VMStopped, VCPUs: 2, MemoryMiB: 1024, DiskBytes: 8 << 30, Image: "debian"}
+	}
+	out := &writeCounter{}
+	a := &App{Layout: paths.UnderRoot(t.TempDir()), Stdin: strings.NewReader(""), Stdout: out, Stderr: io.Discard,
+		IsTTY:   func(any) bool { return false },
+		Connect: func(context.Context) (Caller, error) { return &recorder{reply: api.VMListResult{VMs: vms}}, nil }}
+	if code := Main(a, []string{"vm", "list"}); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if n := strings.Count(out.String(), "\n"); n != 1001 {
+		t.Fatalf("%d lines", n)
+	}
+	if out.writes > 10 {
+		t.Errorf("%d writes to stdout for a 1,000-row table, want a few", out.writes)
+	}
+}
+
+// On a terminal the state is coloured; the escapes take no columns, so the
+// columns after it still line up.
+func TestListTableAlignedWithColour(t *testing.T) {
+	t.Setenv("NO_COLOR", "")
+	os.Unsetenv("NO_COLOR")
+	vms := []api.VM{{Name: "web", State: api.VMRunning, IP: "172.30.0.2", VCPUs: 2, MemoryMiB: 1024, DiskBytes: 8 << 30, Image: "debian"},
+		{Name: "db", State: api.VMStopped, IP: "172.30.0.3", VCPUs: 2, MemoryMiB: 1024, DiskBytes: 8 << 30, Image: "debian"}}
+	var out bytes.Buffer
+	a := &App{Layout: paths.UnderRoot(t.TempDir()), Stdin: strings.NewReader(""), Stdout: &out, Stderr: io.Discard,
+		IsTTY:   func(any) bool { return true },
+		Connect: func(context.Context) (Caller, error) { return &recorder{reply: api.VMListResult{VMs: vms}}, nil }}
+	if code := Main(a, []string{"vm", "list"}); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(out.String(), "\x1b[32mrunning\x1b[0m") {
+		t.Fatalf("running not coloured:\n%q", out.String())
+	}
+	lines := strings.Split(strings.TrimSpace(regexp.MustCompile("\x1b\\[[0-9;]*m").ReplaceAllString(out.String(), "")), "\n")
+	for _, l := range lines[1:] {
+		if strings.Index(l, "172.30.0.") != strings.Index(lines[0], "IP") {
+			t.Errorf("IP column not aligned:\n%s", strings.Join(lines, "\n"))
+		}
 	}
 }

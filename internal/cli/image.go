@@ -199,24 +199,6 @@ func newImageVerifyCmd(a *App) *cobra.Command {
 	return cmd
 }
 
-// printChecks renders doctor/verify checks as NAME STATUS DETAIL FIX.
-func (a *App) printChecks(checks []api.CheckResult) {
-	t := newTable(a.Stdout, "NAME", "STATUS", "DETAIL", "FIX")
-	for _, c := range checks {
-		status := string(c.Status)
-		switch c.Status {
-		case api.CheckOK:
-			status = a.paint(a.Stdout, status, "32")
-		case api.CheckWarn:
-			status = a.paint(a.Stdout, status, "33")
-		case api.CheckFail:
-			status = a.paint(a.Stdout, status, "31")
-		}
-		t.row(c.Name, status, dash(c.Detail), dash(c.Fix))
-	}
-	t.flush()
-}
-
 // absPath makes a non-empty path absolute.
 func absPath(p *string) error {
 	if *p == "" {

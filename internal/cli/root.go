@@ -35,6 +35,9 @@ type App struct {
 	Connect func(ctx context.Context) (Caller, error)
 	// IsTTY reports whether f is a terminal (stdin for prompts, stderr/stdout for colour).
 	IsTTY func(f any) bool
+	// Width is the column count of the terminal f is, or 0 when f is not a
+	// terminal (a pipe gets one row per item, however long).
+	Width func(f any) int
 
 	caller Caller
 	// quiet silences status lines (the TUI owns the screen).
@@ -44,7 +47,7 @@ type App struct {
 // NewApp returns the real application: XDG layout, process stdio, and a
 // daemon started on demand.
 func NewApp() *App {
-	a := &App{Layout: paths.Default(), Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, IsTTY: isTerminal}
+	a := &App{Layout: paths.Default(), Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, IsTTY: isTerminal, Width: termWidth}
 	a.Connect = func(ctx context.Context) (Caller, error) {
 		return client.EnsureDaemon(ctx, a.Layout, client.EnsureOptions{Status: a.status})
 	}
@@ -58,6 +61,18 @@ func isTerminal(f any) bool {
 	}
 	_, err := unix.IoctlGetTermios(int(file.Fd()), unix.TCGETS)
 	return err == nil
+}
+
+func termWidth(f any) int {
+	file, ok := f.(*os.File)
+	if !ok {
+		return 0
+	}
+	ws, err := unix.IoctlGetWinsize(int(file.Fd()), unix.TIOCGWINSZ)
+	if err != nil {
+		return 0
+	}
+	return int(ws.Col)
 }
 
 func (a *App) call(ctx context.Context, method string, params, result any) error {

@@ -21,12 +21,19 @@ func newVMListCmd(a *App) *cobra.Command {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			var res api.VMListResult
-			if err := a.call(cmd.Context(), api.MethodVMList, nil, &res); err != nil {
-				return err
-			}
 			if output == "json" {
+				// Scripts get the full records.
+				var res api.VMListResult
+				if err := a.call(cmd.Context(), api.MethodVMList, nil, &res); err != nil {
+					return err
+				}
 				return a.printJSON(res.VMs)
+			}
+			// The table needs only its columns: vm.summaries reads and
+			// sends half as much as vm.list.
+			var res api.VMSummariesResult
+			if err := a.call(cmd.Context(), api.MethodVMSummaries, nil, &res); err != nil {
+				return err
 			}
 			if len(res.VMs) == 0 {
 				a.status("no VMs yet: create one with `banger vm create --name dev`")

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/banger-dev/banger/internal/api"
@@ -45,11 +47,18 @@ func EnsureDaemon(ctx context.Context, layout paths.Layout, opts EnsureOptions) 
 		opts.Status = func(string) {}
 	}
 	c := New(layout.DaemonSocket())
+	if alreadyVerified(ctx, layout, opts.BuildID) {
+		return c, nil
+	}
+	// The socket's identity is taken before daemon.info: a daemon swapped
+	// in after it binds a new socket, which the note then does not match.
+	sockID, _ := socketID(layout.DaemonSocket())
 	infoCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	info, err := c.Info(infoCtx)
 	cancel()
 	if err == nil {
 		if info.BuildID == opts.BuildID {
+			remember(layout, sockID, info.BuildID)
 			return c, nil
 		}
 		opts.Status(fmt.Sprintf("bangerd (pid %d) is from another build (%s, want %s): restarting it; VMs keep running",
@@ -67,10 +76,73 @@ func EnsureDaemon(ctx context.Context, layout paths.Layout, opts EnsureOptions) 
 			return nil, err
 		}
 	}
-	if err := startDaemon(ctx, layout, opts); err != nil {
+	sockID, err = startDaemon(ctx, layout, opts)
+	if err != nil {
 		return nil, err
 	}
+	remember(layout, sockID, opts.BuildID) // startDaemon checked its build
 	return c, nil
+}
+
+// Every banger command used to ask daemon.info which build answers on the
+// socket: a round trip before the real call. Once a daemon is verified,
+// its build is remembered with the identity of the socket file it bound
+// (device, inode, change time) in verifiedPath; while the socket keeps
+// that identity the same daemon serves it, so later commands skip
+// daemon.info. Any daemon that starts binds a new socket file, which
+// invalidates the note, and a build mismatch is still noticed, because
+// the note names the build and the expected build is compared with it.
+
+func verifiedPath(l paths.Layout) string { return l.DaemonSocket() + ".verified" }
+
+// socketID identifies the socket file one daemon bound.
+func socketID(sock string) (string, bool) {
+	fi, err := os.Lstat(sock)
+	if err != nil || fi.Mode().Type() != os.ModeSocket {
+		return "", false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "", false
+	}
+	return fmt.Sprintf("%d:%d:%d.%09d", st.Dev, st.Ino, st.Ctim.Sec, st.Ctim.Nsec), true
+}
+
+// remember notes that the daemon on the socket with identity id is of build.
+func remember(l paths.Layout, id, build string) {
+	if id == "" {
+		return
+	}
+	// Written aside and renamed: a concurrent banger reads all or nothing.
+	tmp := fmt.Sprintf("%s.%d", verifiedPath(l), os.Getpid())
+	err := os.WriteFile(tmp, []byte(id+" "+build+"\n"), 0o600)
+	if err == nil {
+		err = os.Rename(tmp, verifiedPath(l))
+	}
+	if err != nil {
+		os.Remove(tmp) // the note is an optimisation: without it, daemon.info is asked
+	}
+}
+
+// alreadyVerified reports whether the socket is still the one a daemon of
+// build was verified on, and that daemon still accepts connections (a
+// crashed one leaves its socket file behind).
+func alreadyVerified(ctx context.Context, l paths.Layout, build string) bool {
+	note, err := os.ReadFile(verifiedPath(l))
+	if err != nil {
+		return false
+	}
+	id, ok := socketID(l.DaemonSocket())
+	if !ok || string(note) != id+" "+build+"\n" {
+		return false
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", l.DaemonSocket())
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
 }
 
 // StopDaemon asks the daemon to exit and waits until its process is gone.
@@ -122,18 +194,20 @@ func DaemonBin(explicit string) (string, error) {
 	return p, nil
 }
 
-func startDaemon(ctx context.Context, layout paths.Layout, opts EnsureOptions) error {
+// startDaemon starts bangerd and waits until a daemon of opts.BuildID
+// answers; it returns the identity of the socket that daemon answered on.
+func startDaemon(ctx context.Context, layout paths.Layout, opts EnsureOptions) (string, error) {
 	bin, err := DaemonBin(opts.Bin)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if err := layout.Ensure(); err != nil {
-		return err
+		return "", err
 	}
 	logPath := layout.DaemonLog()
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return fmt.Errorf("open daemon log: %w", err)
+		return "", fmt.Errorf("open daemon log: %w", err)
 	}
 	defer logf.Close()
 	logStart, _ := logf.Seek(0, 2)
@@ -144,7 +218,7 @@ func startDaemon(ctx context.Context, layout paths.Layout, opts EnsureOptions) e
 	// user happened to be in.
 	cmd, err := sysexec.Start(sysexec.Cmd{Argv: []string{bin}, Dir: "/", Stdout: logf, Stderr: logf}, true)
 	if err != nil {
-		return fmt.Errorf("start bangerd: %w", err)
+		return "", fmt.Errorf("start bangerd: %w", err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }() // reap it if it dies while we wait
@@ -154,20 +228,21 @@ func startDaemon(ctx context.Context, layout paths.Layout, opts EnsureOptions) e
 	var lastErr, exitErr error
 	var exitedAt time.Time
 	for time.Now().Before(deadline) {
+		sockID, _ := socketID(layout.DaemonSocket())
 		callCtx, cancel := context.WithTimeout(ctx, time.Second)
 		info, err := c.Info(callCtx)
 		cancel()
 		if err == nil {
 			if info.BuildID != opts.BuildID {
-				return fmt.Errorf("started %s but it reports build %s, not %s: banger and bangerd come from different builds; rebuild both (make build) or set BANGER_DAEMON_BIN",
+				return "", fmt.Errorf("started %s but it reports build %s, not %s: banger and bangerd come from different builds; rebuild both (make build) or set BANGER_DAEMON_BIN",
 					bin, short(info.BuildID), short(opts.BuildID))
 			}
-			return nil
+			return sockID, nil
 		}
 		lastErr = err
 		if exitErr != nil && time.Since(exitedAt) > 500*time.Millisecond && !lockHolderAlive(layout.DaemonLock()) {
 			// Ours died and no other daemon is starting: give up now.
-			return fmt.Errorf("bangerd exited during start-up (%v); log %s:\n%s", exitErr, logPath, logTail(logPath, logStart))
+			return "", fmt.Errorf("bangerd exited during start-up (%v); log %s:\n%s", exitErr, logPath, logTail(logPath, logStart))
 		}
 		select {
 		case werr := <-exited:
@@ -176,15 +251,15 @@ func startDaemon(ctx context.Context, layout paths.Layout, opts EnsureOptions) e
 			// opening its store, so keep waiting for it to answer.
 			exitErr, exitedAt = werr, time.Now()
 		case <-ctx.Done():
-			return ctx.Err()
+			return "", ctx.Err()
 		case <-time.After(25 * time.Millisecond):
 		}
 	}
 	if exitErr != nil {
-		return fmt.Errorf("bangerd exited during start-up (%v) and no other bangerd answered on %s within %s; log %s:\n%s",
+		return "", fmt.Errorf("bangerd exited during start-up (%v) and no other bangerd answered on %s within %s; log %s:\n%s",
 			exitErr, layout.DaemonSocket(), opts.StartTimeout, logPath, logTail(logPath, logStart))
 	}
-	return fmt.Errorf("bangerd did not answer on %s within %s (%v); log %s:\n%s",
+	return "", fmt.Errorf("bangerd did not answer on %s within %s (%v); log %s:\n%s",
 		layout.DaemonSocket(), opts.StartTimeout, lastErr, logPath, logTail(logPath, logStart))
 }
 

@@ -4,10 +4,12 @@ import (
 	"context"
 	"io"
 	"log"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,5 +77,89 @@ func TestEnsureDaemonReportsADaemonThatDied(t *testing.T) {
 	}
 	if d := time.Since(start); d > time.Minute {
 		t.Errorf("took %s to report a dead daemon: want well under the 2m start timeout", d)
+	}
+}
+
+// fakeDaemon serves daemon.info for build on the layout's socket and counts
+// the calls; stop closes it, leaving the socket file when keepSocket (as a
+// crashed daemon does).
+type fakeDaemon struct {
+	srv   *server.Server
+	ln    net.Listener
+	infos atomic.Int32
+}
+
+func startFake(t *testing.T, layout paths.Layout, build string) *fakeDaemon {
+	t.Helper()
+	f := &fakeDaemon{srv: server.New(log.New(io.Discard, "", 0))}
+	f.srv.Register(api.MethodDaemonInfo, server.Method(func(context.Context, struct{}, func(api.Progress)) (api.DaemonInfo, error) {
+		f.infos.Add(1)
+		return api.DaemonInfo{BuildID: build, APIVersion: api.Version, PID: os.Getpid()}, nil
+	}))
+	ln, err := server.Listen(layout.DaemonSocket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ln = ln
+	go f.srv.Serve(ln)
+	t.Cleanup(func() { f.srv.Shutdown(context.Background()) })
+	return f
+}
+
+func (f *fakeDaemon) stop(keepSocket bool) {
+	f.ln.(*net.UnixListener).SetUnlinkOnClose(!keepSocket)
+	f.srv.Shutdown(context.Background())
+}
+
+// The first banger command asks daemon.info which build serves the socket;
+// later ones skip that round trip while the same daemon serves the same
+// socket, and ask again once another daemon has bound it or the first one
+// died.
+func TestEnsureDaemonAsksForTheBuildOncePerDaemon(t *testing.T) {
+	layout := paths.UnderRoot(socketDir(t))
+	if err := layout.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	opts := EnsureOptions{Bin: loserDaemon(t), BuildID: "b1"}
+	first := startFake(t, layout, "b1")
+	for i := 0; i < 3; i++ {
+		if _, err := EnsureDaemon(ctx, layout, opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := first.infos.Load(); n != 1 {
+		t.Fatalf("%d daemon.info calls for 3 commands against one daemon, want 1", n)
+	}
+
+	// Another build expected (banger was rebuilt): asked again, and refused
+	// here since this daemon cannot be replaced (a real one would be).
+	if _, err := EnsureDaemon(ctx, layout, EnsureOptions{Bin: loserDaemon(t), BuildID: "b2"}); err == nil {
+		t.Fatal("a daemon of build b1 accepted for build b2")
+	}
+	if n := first.infos.Load(); n != 2 {
+		t.Fatalf("%d daemon.info calls after the expected build changed, want 2", n)
+	}
+
+	// A new daemon binds a new socket: asked again.
+	first.stop(false)
+	second := startFake(t, layout, "b1")
+	if _, err := EnsureDaemon(ctx, layout, opts); err != nil {
+		t.Fatal(err)
+	}
+	if n := second.infos.Load(); n != 1 {
+		t.Fatalf("new daemon on a new socket: %d daemon.info calls, want 1", n)
+	}
+
+	// The daemon died and left its socket file: noticed, and a new one is
+	// started (here it fails to start, which is the proof).
+	second.stop(true)
+	if _, err := os.Stat(layout.DaemonSocket()); err != nil {
+		t.Fatalf("socket file not left behind: %v", err)
+	}
+	_, err := EnsureDaemon(ctx, layout, opts)
+	if err == nil || !strings.Contains(err.Error(), "exited during start-up") {
+		t.Fatalf("dead daemon behind a verified socket: err = %v, want an attempt to start one", err)
 	}
 }

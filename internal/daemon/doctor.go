@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strings"
 
 	"github.com/banger-dev/banger/internal/api"
@@ -37,9 +36,7 @@ func (d *Daemon) doctorEnv() *doctor.Env {
 	}
 	env.ChooseVMM = d.choose
 	env.OpenKVM = kvmProbe
-	env.DaemonInfo = func(ctx context.Context) (api.DaemonInfo, error) {
-		return api.DaemonInfo{Version: version.Version, BuildID: version.ID(), APIVersion: api.Version, PID: os.Getpid()}, nil
-	}
+	env.DaemonInfo = func(context.Context) (api.DaemonInfo, error) { return d.Info(), nil }
 	env.CLIVersion, env.CLIBuildID = version.Version, version.ID()
 	env.DBQuickCheck = d.Store.QuickCheck
 	env.SSHKeyPath = d.bundleKeyPath()

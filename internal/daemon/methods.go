@@ -28,6 +28,10 @@ func (d *Daemon) methods() []method {
 	vms, images := d.VMs, d.Images
 	return []method{
 		m(api.MethodVMCreate, vms.Create),
+		m(api.MethodVMSummaries, func(ctx context.Context, _ struct{}, _ func(api.Progress)) (api.VMSummariesResult, error) {
+			sums, err := vms.Summaries(ctx)
+			return api.VMSummariesResult{VMs: sums}, err
+		}),
 		m(api.MethodVMList, func(ctx context.Context, _ struct{}, _ func(api.Progress)) (api.VMListResult, error) {
 			list, err := vms.List(ctx)
 			return api.VMListResult{VMs: list}, err
@@ -97,12 +101,18 @@ func (d *Daemon) methods() []method {
 	}
 }
 
-func (d *Daemon) daemonInfo(ctx context.Context, _ struct{}, _ func(api.Progress)) (api.DaemonInfo, error) {
+// Info describes this daemon. daemon.info answers with it, and doctor's
+// daemon checks read it, so both say the same thing.
+func (d *Daemon) Info() api.DaemonInfo {
 	return api.DaemonInfo{
 		Version: version.Version, BuildID: version.ID(), APIVersion: api.Version, PID: os.Getpid(),
 		StartedAt: d.StartedAt, Socket: d.Layout.DaemonSocket(), StateDir: d.Layout.StateDir,
 		LogPath: d.Layout.DaemonLog(), VMM: d.VMM, VMMReason: d.VMMReason, Reconciled: d.reconciled,
-	}, nil
+	}
+}
+
+func (d *Daemon) daemonInfo(context.Context, struct{}, func(api.Progress)) (api.DaemonInfo, error) {
+	return d.Info(), nil
 }
 
 func (d *Daemon) daemonStop(ctx context.Context, p api.DaemonStopParams, _ func(api.Progress)) (struct{}, error) {

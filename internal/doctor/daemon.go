@@ -34,7 +34,7 @@ func checkDaemonVersion(ctx context.Context, e *Env) api.CheckResult {
 	}
 	info, err := e.DaemonInfo(ctx)
 	if err != nil {
-		return notChecked("bangerd does not answer (see daemon-socket)")
+		return warn("not checked: bangerd does not answer (see daemon-socket)", "banger daemon start")
 	}
 	if info.APIVersion != api.Version {
 		return fail(fmt.Sprintf("bangerd speaks API version %d, this banger speaks %d", info.APIVersion, api.Version), daemonRestartFix)

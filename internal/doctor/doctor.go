@@ -220,6 +220,16 @@ func fail(detail, fix string) api.CheckResult {
 }
 
 // notChecked is the result of a check whose input the caller did not supply.
+// bangerd supplies every input, so reaching it from `banger doctor` is a
+// wiring bug; it still carries a fix, as every warning does.
 func notChecked(why string) api.CheckResult {
-	return api.CheckResult{Status: api.CheckWarn, Detail: "not checked: " + why}
+	return api.CheckResult{Status: api.CheckWarn, Detail: "not checked: " + why, Fix: notCheckedFix}
+}
+
+const notCheckedFix = "run `banger doctor`, which supplies it; if this came from `banger doctor`, report it as a banger bug"
+
+// skipped is the result of a check that does not apply to this call (e.g.
+// vm-stopped when no VM is named): not a warning, and nothing to fix.
+func skipped(why string) api.CheckResult {
+	return api.CheckResult{Status: api.CheckSkip, Detail: why}
 }

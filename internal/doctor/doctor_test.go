@@ -193,7 +193,7 @@ func TestPreflight(t *testing.T) {
 	if err := Preflight(context.Background(), h.env, ScopeDiskResize); err != nil {
 		t.Fatalf("Preflight with everything in place = %v", err)
 	}
-	// Warnings do not block: the vm-stopped check is "not checked" here.
+	// A skipped check does not block: with no VM named, vm-stopped does not apply.
 	h.env.VMStopped = nil
 	if err := Preflight(context.Background(), h.env, ScopeDiskResize); err != nil {
 		t.Fatalf("Preflight with only warnings = %v", err)

@@ -32,10 +32,14 @@ func checkNATRights(ctx context.Context, e *Env) api.CheckResult {
 	return helperRights(ctx, e, []string{"nat-ensure", e.subnet().String(), e.bridge()}, "NAT rules are changed")
 }
 
+// procFix is for a /proc file banger reads that cannot be read: /proc is not
+// mounted, or a sandbox hides it.
+const procFix = "sudo mount -t proc proc /proc (or run banger where /proc is visible)"
+
 func checkIPForward(ctx context.Context, e *Env) api.CheckResult {
 	data, err := os.ReadFile(e.sys("/proc/sys/net/ipv4/ip_forward"))
 	if err != nil {
-		return warn("cannot read /proc/sys/net/ipv4/ip_forward: "+err.Error(), "")
+		return warn("cannot read /proc/sys/net/ipv4/ip_forward: "+err.Error(), procFix)
 	}
 	switch v := strings.TrimSpace(string(data)); v {
 	case "1":
@@ -80,7 +84,7 @@ func (e *Env) defaultRoute() (iface string, gw netip.Addr, found bool, err error
 func checkUplink(ctx context.Context, e *Env) api.CheckResult {
 	iface, gw, found, err := e.defaultRoute()
 	if err != nil {
-		return warn("cannot read /proc/net/route: "+err.Error(), "")
+		return warn("cannot read /proc/net/route: "+err.Error(), procFix)
 	}
 	if !found {
 		return warn("no IPv4 default route: VMs can reach the host but not the internet",
@@ -182,7 +186,8 @@ func checkBuildDisk(ctx context.Context, e *Env) api.CheckResult {
 		checked++
 		free, err := e.freeBytes(d.path)
 		if err != nil {
-			return warn(fmt.Sprintf("cannot measure free space for the %s dir %s: %v", d.name, d.path, err), "")
+			return warn(fmt.Sprintf("cannot measure free space for the %s dir %s: %v", d.name, d.path, err),
+				fmt.Sprintf("mkdir -p %s (then check it with df -h %s)", d.path, d.path))
 		}
 		if free < MinBuildFreeBytes {
 			return fail(fmt.Sprintf("only %s free on the filesystem holding the %s dir %s; an image build needs about %s",
@@ -219,7 +224,7 @@ func toolPresent(e *Env, name, role, fix string) api.CheckResult {
 
 func checkVMStopped(ctx context.Context, e *Env) api.CheckResult {
 	if e.VMStopped == nil {
-		return notChecked("no VM named (the disk-resize preflight supplies it)")
+		return skipped("applies to a disk resize only: no VM named")
 	}
 	if !*e.VMStopped {
 		return fail(fmt.Sprintf("VM %s is running: its work disk can only be resized while it is stopped", e.vmName()),

@@ -107,7 +107,7 @@ func TestBuildDisk(t *testing.T) {
 	}
 	want(t, h.run("build-disk"), api.CheckFail, "only 1.0 GiB free on the filesystem holding the data dir /d/banger", "BANGER_DATA_DIR")
 	h.env.FreeBytes = func(string) (uint64, error) { return 0, errors.New("statfs: input/output error") }
-	want(t, h.run("build-disk"), api.CheckWarn, "cannot measure free space", "")
+	want(t, h.run("build-disk"), api.CheckWarn, "cannot measure free space", "mkdir -p /c/banger")
 }
 
 // The real statfs probe walks up to the nearest existing directory.
@@ -128,7 +128,8 @@ func TestDiskResize(t *testing.T) {
 	want(t, h.run("e2fsck"), api.CheckOK, "e2fsck at", "")
 	want(t, h.run("resize2fs"), api.CheckOK, "resize2fs at", "")
 
-	want(t, h.run("vm-stopped"), api.CheckWarn, "not checked", "")
+	// With no VM named the check does not apply: skipped, not a warning.
+	want(t, h.run("vm-stopped"), api.CheckSkip, "no VM named", "")
 	running, stopped := false, true
 	h.env.VMName = "dev"
 	h.env.VMStopped = &running

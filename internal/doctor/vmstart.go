@@ -203,7 +203,7 @@ func checkVhostVsock(ctx context.Context, e *Env) api.CheckResult {
 	case errors.Is(err, fs.ErrNotExist):
 		return ok("/dev/vhost-vsock absent (information only, nothing to fix). " + why)
 	default:
-		return warn("cannot inspect /dev/vhost-vsock: "+err.Error()+" (information only). "+why, "")
+		return ok("cannot inspect /dev/vhost-vsock: " + err.Error() + " (information only, nothing to fix). " + why)
 	}
 }
 
@@ -277,7 +277,7 @@ func checkTapRights(ctx context.Context, e *Env) api.CheckResult {
 func checkMemory(ctx context.Context, e *Env) api.CheckResult {
 	m, err := hostinfo.ReadMemoryFrom(e.sys("/proc/meminfo"))
 	if err != nil {
-		return warn("cannot read /proc/meminfo: "+err.Error(), "")
+		return warn("cannot read /proc/meminfo: "+err.Error(), procFix)
 	}
 	totalMiB, availMiB := m.TotalBytes>>20, m.AvailableBytes>>20
 	req := int64(e.RequestedMemoryMiB)

@@ -160,7 +160,7 @@ func TestTapRights(t *testing.T) {
 
 func TestMemory(t *testing.T) {
 	h := newFakeHost(t)
-	want(t, h.run("memory"), api.CheckWarn, "cannot read /proc/meminfo", "")
+	want(t, h.run("memory"), api.CheckWarn, "cannot read /proc/meminfo", "mount -t proc")
 	h.file("proc/meminfo", "MemTotal:        4194304 kB\nMemFree:          100000 kB\nMemAvailable:    1048576 kB\n")
 	want(t, h.run("memory"), api.CheckOK, "1024 MiB available of 4096 MiB", "")
 	h.env.VMName = "dev"

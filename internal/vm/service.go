@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -261,11 +262,75 @@ func (s *Service) List(ctx context.Context) ([]api.VM, error) {
 	if err != nil {
 		return nil, s.mapErr(err)
 	}
+	withFiles := s.vmDirs()
 	for i := range vms {
-		vms[i].DiskAllocatedBytes = s.allocated(vms[i].ID)
+		vms[i].DiskAllocatedBytes = s.allocatedIn(withFiles, vms[i].ID)
 		vms[i] = s.refresh(ctx, vms[i])
 	}
 	return vms, nil
+}
+
+// Summaries lists every VM as the list table shows it. Only running VMs
+// need their full record (to notice a VMM that died), so they alone are
+// read in full, in one more query.
+func (s *Service) Summaries(ctx context.Context) ([]api.VMSummary, error) {
+	sums, err := s.Store.ListVMSummaries(ctx)
+	if err != nil {
+		return nil, s.mapErr(err)
+	}
+	var running map[string]api.VM
+	for _, v := range sums {
+		if v.State == api.VMRunning {
+			vms, err := s.Store.ListVMsInState(ctx, api.VMRunning)
+			if err != nil {
+				return nil, s.mapErr(err)
+			}
+			running = make(map[string]api.VM, len(vms))
+			for _, vm := range vms {
+				running[vm.ID] = s.refresh(ctx, vm)
+			}
+			break
+		}
+	}
+	withFiles := s.vmDirs()
+	for i := range sums {
+		if vm, ok := running[sums[i].ID]; ok {
+			sums[i].State, sums[i].IP = vm.State, vm.IP
+		}
+		sums[i].DiskAllocatedBytes = s.allocatedIn(withFiles, sums[i].ID)
+	}
+	return sums, nil
+}
+
+// vmDirs names the VMs that have a directory under the state dir, in one
+// directory read: a stat per VM was a fifth of vm.list's time with 1,000
+// VMs, most of them records only. nil = unknown (stat each).
+func (s *Service) vmDirs() map[string]bool {
+	f, err := os.Open(s.Layout.VMsDir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]bool{}
+	}
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil
+	}
+	dirs := make(map[string]bool, len(names))
+	for _, n := range names {
+		dirs[n] = true
+	}
+	return dirs
+}
+
+// allocatedIn is allocated for a VM known (dirs non-nil) to have files or not.
+func (s *Service) allocatedIn(dirs map[string]bool, id string) int64 {
+	if dirs != nil && !dirs[id] {
+		return 0
+	}
+	return s.allocated(id)
 }
 
 func (s *Service) allocated(id string) int64 {

@@ -3,6 +3,7 @@ package vm
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -96,5 +97,52 @@ func TestDeleteRemovesRecordFirst(t *testing.T) {
 	}
 	if err := s.Delete(ctx, "dev", false); err != nil || !destroyed {
 		t.Fatal(err, destroyed)
+	}
+}
+
+// Summaries agree with List on every field the table shows, including the
+// disk really allocated and a running VM whose VMM died (settled: stopped).
+func TestSummariesMatchList(t *testing.T) {
+	rt := &recordingRuntime{}
+	s := newService(t, rt)
+	for _, p := range []api.VMCreateParams{{Name: "up"}, {Name: "gone"}, {Name: "rec", NoStart: true}} {
+		if _, err := s.Create(ctx, p, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Store.CreateVM(ctx, store.NewVM{Name: "bare", Image: "debian", VCPUs: 1, MemoryMiB: 256, DiskBytes: 1 << 30,
+		Subnet: netip.MustParsePrefix("172.30.0.0/24")}); err != nil {
+		t.Fatal(err)
+	}
+	sums, err := s.Summaries(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vms, err := s.List(ctx)
+	if err != nil || len(vms) != len(sums) || len(vms) != 4 {
+		t.Fatalf("%d summaries, %d VMs (%v)", len(sums), len(vms), err)
+	}
+	for i, vm := range vms {
+		want := api.VMSummary{ID: vm.ID, Name: vm.Name, State: vm.State, IP: vm.IP, VCPUs: vm.VCPUs, MemoryMiB: vm.MemoryMiB,
+			DiskBytes: vm.DiskBytes, DiskAllocatedBytes: vm.DiskAllocatedBytes, Image: vm.Image, CreatedAt: vm.CreatedAt}
+		if sums[i] != want {
+			t.Errorf("summary %+v\n  want %+v", sums[i], want)
+		}
+	}
+	if sums[3].Name != "up" || sums[3].State != api.VMRunning || sums[3].DiskAllocatedBytes <= 0 || sums[0].DiskAllocatedBytes != 0 {
+		t.Errorf("summaries %+v", sums)
+	}
+
+	rt.dead.Store(true)
+	if sums, err = s.Summaries(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range sums {
+		if v.State == api.VMRunning {
+			t.Errorf("%s still running after its VMM died", v.Name)
+		}
+	}
+	if vm, _ := s.Store.GetVM(ctx, "up"); vm.State != api.VMStopped || !strings.Contains(vm.LastError, "exited") {
+		t.Errorf("dead VMM not settled in the store: %+v", vm)
 	}
 }
