@@ -28,6 +28,7 @@ var layers = map[string]int{
 	"internal/config": 1, "internal/sshcmd": 1, "internal/agentclient": 1, "internal/agent": 1,
 	"internal/vmm": 1, "internal/vmm/fccontract": 1, "internal/server": 1,
 	"internal/client": 1, "internal/tui": 1, "internal/tui/tuitest": 1, "internal/hostnet/nettest": 1,
+	"internal/mapdns/mapdnstest": 1,
 
 	// 2: what the services are built from.
 	"internal/bundle": 2, "internal/doctor": 2, "internal/privhelper": 2, "internal/store": 2, "internal/vmm/firecracker": 2,

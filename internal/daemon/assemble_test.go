@@ -53,6 +53,7 @@ func newTestDaemon(t *testing.T, edit func(*config.Config)) *Daemon {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.stopDNS)
+	t.Cleanup(d.stopMapDNS)
 	return d
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/banger-dev/banger/internal/dnsserver"
 	"github.com/banger-dev/banger/internal/hostnet"
+	"github.com/banger-dev/banger/internal/mapdns"
 )
 
 // dnsState is the embedded DNS server for <name>.<domain>: started when
@@ -21,7 +22,8 @@ type dnsState struct {
 
 // startDNS serves <name>.<domain> on the bridge address once the bridge
 // exists: port dns_port, else dns_fallback_port when that is taken (another
-// resolver often holds 53).
+// resolver often holds 53). With mapdns configured, port 53 is mapdns's
+// (it binds it on every address): bangerd does not compete for it.
 func (d *Daemon) startDNS(gw netip.Addr) {
 	d.dns.mu.Lock()
 	defer d.dns.mu.Unlock()
@@ -33,6 +35,10 @@ func (d *Daemon) startDNS(gw netip.Addr) {
 	var lastErr error
 	for _, port := range []int{cfg.DNSPort, cfg.DNSFallbackPort} {
 		if port <= 0 {
+			continue
+		}
+		if port == mapdns.Port && d.mapdnsConfigured() {
+			d.Log.Printf("dns: port %d is left to mapdns (mapdns_data_file is set)", port)
 			continue
 		}
 		addr := netip.AddrPortFrom(gw, uint16(port))
