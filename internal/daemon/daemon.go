@@ -56,7 +56,7 @@ type Daemon struct {
 	choose  func() (string, string, error)
 	dns     dnsState
 	mapdns  *mapdns.Supervisor // the mapdns banger runs; nil when none
-	buildMu sync.Mutex // one bundle or image build at a time
+	buildMu sync.Mutex         // one bundle or image build at a time
 
 	reconciled []string
 	stopOnce   sync.Once

@@ -2,12 +2,10 @@ package mapdns
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,29 +43,6 @@ func standIn(t *testing.T, ns nettest.NS) string {
 	return bin
 }
 
-var digStatus = regexp.MustCompile(`status: ([A-Z]+)`)
-
-// dig asks server (inside ns) for name's A record with dig, returning the
-// status ("" when nothing answered) and the addresses.
-func dig(ns nettest.NS, server, name string) (status string, addrs []string) {
-	res, err := ns.Runner().Run(context.Background(), sysexec.Cmd{Argv: []string{
-		"dig", "+time=1", "+tries=1", "+nocmd", "+noquestion", "+nostats", "@" + server, name, "A"}})
-	if err != nil {
-		return "", nil
-	}
-	out := string(res.Stdout)
-	if m := digStatus.FindStringSubmatch(out); m != nil {
-		status = m[1]
-	}
-	for _, line := range strings.Split(out, "\n") {
-		f := strings.Fields(line)
-		if len(f) == 5 && !strings.HasPrefix(f[0], ";") && f[3] == "A" {
-			addrs = append(addrs, f[4])
-		}
-	}
-	return status, addrs
-}
-
 // eventually waits until cond holds, failing with its last word after
 // patience.
 func eventually(t *testing.T, what string, cond func() (bool, string)) {
@@ -90,7 +65,7 @@ func eventually(t *testing.T, what string, cond func() (bool, string)) {
 func answers(t *testing.T, ns nettest.NS, name string, want ...string) {
 	t.Helper()
 	eventually(t, fmt.Sprintf("mapdns answers %s with %v", name, want), func() (bool, string) {
-		status, addrs := dig(ns, "127.0.0.1", name)
+		status, addrs := mapdnstest.Dig(ns, "127.0.0.1:53", name)
 		return status == "NOERROR" && slices.Equal(addrs, want), fmt.Sprintf("%s %v", status, addrs)
 	})
 }

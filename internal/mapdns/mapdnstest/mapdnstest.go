@@ -13,7 +13,7 @@
 //     SIGINT shuts it down.
 //
 // EnvNetns names a network namespace (ip netns) to serve in, so a test never
-// binds the host's port 53.
+// binds the host's port 53. Dig asks a server with dig, inside a namespace.
 package mapdnstest
 
 import (
@@ -23,11 +23,15 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime"
 	"strings"
 
 	"github.com/miekg/dns"
 	"github.com/vishvananda/netns"
+
+	"github.com/banger-dev/banger/internal/hostnet/nettest"
+	"github.com/banger-dev/banger/internal/sysexec"
 )
 
 // Environment of the stand-in.
@@ -105,4 +109,32 @@ func lookup(cfg map[string]entry, name string) (entry, bool) {
 		}
 	}
 	return entry{}, false
+}
+
+var digStatus = regexp.MustCompile(`status: ([A-Z]+)`)
+
+// Dig asks server ("ip:port") inside ns for name's A records with dig (one
+// try, one second), returning the status (NOERROR, NXDOMAIN...; "" when
+// nothing answered) and the addresses.
+func Dig(ns nettest.NS, server, name string) (status string, addrs []string) {
+	host, port, err := net.SplitHostPort(server)
+	if err != nil {
+		return "", nil
+	}
+	res, err := ns.Runner().Run(context.Background(), sysexec.Cmd{Argv: []string{
+		"dig", "+time=1", "+tries=1", "+nocmd", "+noquestion", "+nostats", "-p", port, "@" + host, name, "A"}})
+	if err != nil {
+		return "", nil
+	}
+	out := string(res.Stdout)
+	if m := digStatus.FindStringSubmatch(out); m != nil {
+		status = m[1]
+	}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 5 && !strings.HasPrefix(f[0], ";") && f[3] == "A" {
+			addrs = append(addrs, f[4])
+		}
+	}
+	return status, addrs
 }
