@@ -13,6 +13,7 @@ import (
 
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/config"
+	"github.com/banger-dev/banger/internal/hostnet"
 	"github.com/banger-dev/banger/internal/hostnet/nettest"
 	"github.com/banger-dev/banger/internal/mapdns/mapdnstest"
 	"github.com/banger-dev/banger/internal/sysexec"
@@ -64,7 +65,9 @@ func waitDig(t *testing.T, ns nettest.NS, server, name, wantStatus string, want 
 // With mapdns configured, bangerd leaves port 53 to it and runs it: dig
 // gets a VM's address from mapdns once it is created and started, nothing
 // after it is deleted, and the user's own entries stay byte for byte.
-// bangerd's own server (the guests') answers on the fallback port.
+// bangerd's own server answers on the fallback port, and a guest asking the
+// bridge address's port 53 (as its resolv.conf says) gets bangerd's answer
+// through the DNS redirect: the address, then NXDOMAIN.
 //
 // The order is that of a daemon restarting with the bridge left from its
 // last run: DNS on the bridge first (reconciliation), then mapdns.
@@ -76,6 +79,11 @@ func TestMapdnsServesVMs(t *testing.T) {
 	ns.Exec(t, "ip", "link", "add", "banger0", "type", "bridge")
 	ns.Exec(t, "ip", "addr", "add", "172.30.0.1/24", "dev", "banger0")
 	ns.Exec(t, "ip", "link", "set", "banger0", "up")
+	guest := nettest.New(t)
+	ns.Exec(t, "ip", "link", "add", "gb0", "type", "veth", "peer", "name", "eth0", "netns", guest.Name)
+	ns.Exec(t, "ip", "link", "set", "gb0", "master", "banger0", "up")
+	guest.Exec(t, "ip", "addr", "add", "172.30.0.2/24", "dev", "eth0")
+	guest.Exec(t, "ip", "link", "set", "eth0", "up")
 
 	self, err := os.Executable()
 	if err != nil {
@@ -99,6 +107,7 @@ func TestMapdnsServesVMs(t *testing.T) {
 		c.Subnet = netip.MustParsePrefix("172.30.0.0/24")
 	})
 	d.VMs.Runtime, d.VMs.Preflight = nopRuntime{}, nil
+	d.Helper = &testHelper{fw: &hostnet.Firewall{Run: ns.Runner()}, subnet: d.Config.Subnet}
 	seedImage(t, d)
 	gw := netip.MustParseAddr("172.30.0.1")
 	ns.Do(t, func() error { d.startDNS(gw); return nil })
@@ -108,7 +117,7 @@ func TestMapdnsServesVMs(t *testing.T) {
 	if port := d.dnsPort(); port != 10053 {
 		t.Fatalf("bangerd serves DNS on port %d, want the fallback 10053 (53 is mapdns's)", port)
 	}
-	const mapdnsAddr, bangerdAddr = "127.0.0.1:53", "172.30.0.1:10053"
+	const mapdnsAddr, bangerdAddr, guestResolver = "127.0.0.1:53", "172.30.0.1:10053", "172.30.0.1:53"
 	waitDig(t, ns, mapdnsAddr, "nas.home.", "NOERROR", "192.168.1.9")
 
 	vm, err := d.VMs.Create(ctx, api.VMCreateParams{Name: "dev"}, nil)
@@ -118,6 +127,7 @@ func TestMapdnsServesVMs(t *testing.T) {
 	waitDig(t, ns, mapdnsAddr, "dev.vm.", "NOERROR", vm.IP)
 	waitDig(t, ns, "172.30.0.1:53", "dev.vm.", "NOERROR", vm.IP) // mapdns holds 53 on every address
 	waitDig(t, ns, bangerdAddr, "dev.vm.", "NOERROR", vm.IP)
+	waitDig(t, guest, guestResolver, "dev.vm.", "NOERROR", vm.IP)
 	if st := d.mapdns.Status(); st.PID == 0 || len(st.Foreign) != 0 {
 		t.Errorf("mapdns status %+v", st)
 	}
@@ -128,6 +138,7 @@ func TestMapdnsServesVMs(t *testing.T) {
 	// mapdns has no NXDOMAIN: an unknown name gets an empty answer.
 	waitDig(t, ns, mapdnsAddr, "dev.vm.", "NOERROR")
 	waitDig(t, ns, bangerdAddr, "dev.vm.", "NXDOMAIN")
+	waitDig(t, guest, guestResolver, "dev.vm.", "NXDOMAIN")
 	waitDig(t, ns, mapdnsAddr, "x.lab.home.", "NOERROR", "192.168.1.10")
 	if data, _ := os.ReadFile(dataFile); string(data) != mine {
 		t.Errorf("the data file is\n%q\nwant the user's, byte for byte\n%q", data, mine)
