@@ -4,8 +4,10 @@ import (
 	"context"
 	"net/netip"
 	"path/filepath"
+	"sort"
 	"strings"
 
+	"github.com/banger-dev/banger/internal/doctor"
 	"github.com/banger-dev/banger/internal/mapdns"
 	"github.com/banger-dev/banger/internal/sysexec"
 )
@@ -82,4 +84,25 @@ func (d *Daemon) syncMapDNS(ctx context.Context) {
 	if changed && d.mapdns != nil {
 		d.mapdns.Restart()
 	}
+}
+
+// mapdnsState is what doctor shows of the mapdns bangerd runs.
+func (d *Daemon) mapdnsState() doctor.MapdnsState {
+	st := d.mapdns.Status()
+	return doctor.MapdnsState{Supervised: true, PID: st.PID, Foreign: st.Foreign, LastExit: st.LastExit, LogFile: d.mapdns.LogFile}
+}
+
+// sampleVM is a VM (the first by name) for doctor to ask name servers for.
+func (d *Daemon) sampleVM(ctx context.Context) (string, netip.Addr, bool) {
+	vms, err := d.Store.ListVMs(ctx)
+	if err != nil {
+		return "", netip.Addr{}, false
+	}
+	sort.Slice(vms, func(i, j int) bool { return vms[i].Name < vms[j].Name })
+	for _, v := range vms {
+		if ip, err := netip.ParseAddr(v.IP); err == nil {
+			return v.Name, ip, true
+		}
+	}
+	return "", netip.Addr{}, false
 }

@@ -2,6 +2,9 @@ package daemon
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/config"
+	"github.com/banger-dev/banger/internal/doctor"
 	"github.com/banger-dev/banger/internal/hostnet"
 	"github.com/banger-dev/banger/internal/hostnet/nettest"
 	"github.com/banger-dev/banger/internal/mapdns/mapdnstest"
@@ -131,6 +135,10 @@ func TestMapdnsServesVMs(t *testing.T) {
 	if st := d.mapdns.Status(); st.PID == 0 || len(st.Foreign) != 0 {
 		t.Errorf("mapdns status %+v", st)
 	}
+	pid := d.mapdns.Status().PID
+	checks := dnsChecks(t, d, ns)
+	wantCheck(t, checks["vm-names"], api.CheckOK, fmt.Sprintf("answered by mapdns (pid %d, run by bangerd) on port 53: dev.vm. is %s, as recorded", pid, vm.IP))
+	wantCheck(t, checks["mapdns"], api.CheckOK, fmt.Sprintf("bangerd runs mapdns %s (pid %d)", bin, pid))
 
 	if err := d.VMs.Delete(ctx, "dev", true); err != nil {
 		t.Fatal(err)
@@ -144,13 +152,46 @@ func TestMapdnsServesVMs(t *testing.T) {
 		t.Errorf("the data file is\n%q\nwant the user's, byte for byte\n%q", data, mine)
 	}
 
-	pid := d.mapdns.Status().PID
+	wantCheck(t, dnsChecks(t, d, ns)["vm-names"], api.CheckOK, "it answers (no VM to ask for yet)")
+	pid = d.mapdns.Status().PID
 	d.stopMapDNS()
 	if processAlive(pid) {
 		t.Errorf("mapdns (pid %d) still runs after the daemon stopped it", pid)
 	}
 	if status, _ := mapdnstest.Dig(ns, mapdnsAddr, "nas.home."); status != "" {
 		t.Errorf("something still answers on port 53 after stop: %s", status)
+	}
+	checks = dnsChecks(t, d, ns)
+	wantCheck(t, checks["vm-names"], api.CheckFail, "nothing answers")
+	wantCheck(t, checks["mapdns"], api.CheckFail, "bangerd's mapdns is not running")
+}
+
+// dnsChecks runs doctor's dns scope from this daemon, asking name servers
+// inside ns with dig.
+func dnsChecks(t *testing.T, d *Daemon, ns nettest.NS) map[string]api.CheckResult {
+	t.Helper()
+	env := d.doctorEnv()
+	env.ResolveAt = func(_ context.Context, server, name string) ([]string, error) {
+		status, addrs := mapdnstest.Dig(ns, server, name)
+		switch {
+		case status == "":
+			return nil, errors.New("no answer")
+		case len(addrs) == 0:
+			return nil, &net.DNSError{Err: "no such host", Name: name, Server: server, IsNotFound: true}
+		}
+		return addrs, nil
+	}
+	out := map[string]api.CheckResult{}
+	for _, r := range doctor.Run(context.Background(), env, []string{doctor.ScopeDNS}) {
+		out[r.Name] = r
+	}
+	return out
+}
+
+func wantCheck(t *testing.T, r api.CheckResult, status api.CheckStatus, detail string) {
+	t.Helper()
+	if r.Status != status || !strings.Contains(r.Detail, detail) {
+		t.Errorf("check %s: %s %q (fix %q), want %s with %q", r.Name, r.Status, r.Detail, r.Fix, status, detail)
 	}
 }
 
