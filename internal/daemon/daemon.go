@@ -53,10 +53,12 @@ type Daemon struct {
 	// VMM and VMMReason describe the driver new VMs would use.
 	VMM, VMMReason string
 
-	choose  func() (string, string, error)
-	dns     dnsState
-	mapdns  *mapdns.Supervisor // the mapdns banger runs; nil when none
-	buildMu sync.Mutex         // one bundle or image build at a time
+	choose func() (string, string, error)
+	dns    dnsState
+	mapdns *mapdns.Supervisor // the mapdns banger runs; nil when none
+	// mapdnsMu serialises rewrites of the mapdns data file.
+	mapdnsMu sync.Mutex
+	buildMu  sync.Mutex // one bundle or image build at a time
 
 	reconciled []string
 	stopOnce   sync.Once

@@ -65,6 +65,10 @@ func (d *Daemon) syncMapDNS(ctx context.Context) {
 	if cfg.MapDNSDataFile == "" {
 		return
 	}
+	// One rewrite at a time: VM operations end concurrently, and each
+	// rewrite reads the file and banger's list of names before writing.
+	d.mapdnsMu.Lock()
+	defer d.mapdnsMu.Unlock()
 	vms, err := d.Store.ListVMs(ctx)
 	if err != nil {
 		d.Log.Printf("mapdns: %v", err)

@@ -44,8 +44,13 @@ func checkDNSServer(ctx context.Context, e *Env) api.CheckResult {
 	var dnsErr *net.DNSError
 	if err == nil || (errors.As(err, &dnsErr) && dnsErr.IsNotFound) {
 		detail := fmt.Sprintf("DNS server on %s port %d answers for .%s: bangerd, the guests' resolver", gw, e.dnsPort(), e.domain())
-		if e.dnsPort() != 53 {
-			detail += fmt.Sprintf(" (guests ask port 53, which banger redirects to %d on %s)", e.dnsPort(), e.bridge())
+		if port := e.dnsPort(); port != 53 {
+			// Guests ask port 53: they reach bangerd through the helper's redirect.
+			r := helperRights(ctx, e, []string{"dns-redirect", e.bridge(), strconv.Itoa(port)}, "the guests' DNS is redirected")
+			if r.Status != api.CheckOK {
+				return fail(detail+fmt.Sprintf(", but guests ask port 53 and the redirect to %d cannot be set up: %s", port, r.Detail), r.Fix)
+			}
+			detail += fmt.Sprintf(" (guests ask port 53, which banger redirects to %d on %s)", port, e.bridge())
 		}
 		return ok(detail)
 	}

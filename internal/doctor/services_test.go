@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -100,7 +101,15 @@ func TestDNSServer(t *testing.T) {
 	want(t, h.run("dns-server"), api.CheckWarn, "bridge banger0 does not exist yet", "banger vm start NAME")
 
 	h.file("sys/class/net/banger0/ifindex", "7\n")
+	// Not port 53: the guests are redirected, which the helper must be allowed to do.
+	h.env.HelperPath = "/usr/local/libexec/banger/banger-helper"
+	want(t, h.run("dns-server"), api.CheckFail, "guests ask port 53 and the redirect to "+strconv.Itoa(srv.Port)+" cannot be set up", "make install-helper")
+	var asked []string
+	h.env.SudoAllowed = func(_ context.Context, argv []string) error { asked = argv; return nil }
 	want(t, h.run("dns-server"), api.CheckOK, "DNS server on 127.0.0.1 port "+strconv.Itoa(srv.Port)+" answers for .vm", "")
+	if want := []string{h.env.HelperPath, "dns-redirect", "banger0", strconv.Itoa(srv.Port)}; !slices.Equal(asked, want) {
+		t.Errorf("sudo asked for %q, want %q", asked, want)
+	}
 
 	// Nothing listening: the query is refused, which is a failure.
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
