@@ -164,6 +164,19 @@ func TestMapdnsServesVMs(t *testing.T) {
 	checks = dnsChecks(t, d, ns)
 	wantCheck(t, checks["vm-names"], api.CheckFail, "nothing answers")
 	wantCheck(t, checks["mapdns"], api.CheckFail, "bangerd's mapdns is not running")
+
+	// Without mapdns, a restarted bangerd has port 53 again: the redirect
+	// of the earlier run goes, and guests reach bangerd on 53 itself.
+	d.stopDNS()
+	d.Config.MapDNSBin, d.Config.MapDNSDataFile = "", ""
+	ns.Do(t, func() error { d.startDNS(gw); return nil })
+	if port := d.dnsPort(); port != 53 {
+		t.Fatalf("without mapdns bangerd serves on port %d, want 53", port)
+	}
+	if rules := ns.Exec(t, "nft", "list", "ruleset"); strings.Contains(rules, "banger-dns") {
+		t.Errorf("the DNS redirect outlived its need:\n%s", rules)
+	}
+	waitDig(t, guest, guestResolver, "dev.vm.", "NXDOMAIN")
 }
 
 // dnsChecks runs doctor's dns scope from this daemon, asking name servers
