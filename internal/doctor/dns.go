@@ -44,6 +44,14 @@ func checkDNSServer(ctx context.Context, e *Env) api.CheckResult {
 	var dnsErr *net.DNSError
 	if err == nil || (errors.As(err, &dnsErr) && dnsErr.IsNotFound) {
 		detail := fmt.Sprintf("DNS server on %s port %d answers for .%s: bangerd, the guests' resolver", gw, e.dnsPort(), e.domain())
+		if vm, ip, have := e.sampleVM(ctx); have {
+			fqdn := vm + "." + e.domain() + "."
+			addrs, err := e.ResolveName(ctx, fqdn)
+			if !slices.Contains(addrs, ip.String()) {
+				return fail(fmt.Sprintf("%s, but asked for %s it answers %v (%v), not %s as recorded", detail, fqdn, addrs, err, ip), daemonRestartFix)
+			}
+			detail += fmt.Sprintf("; %s is %s", fqdn, ip)
+		}
 		if port := e.dnsPort(); port != 53 {
 			// Guests ask port 53: they reach bangerd through the helper's redirect.
 			r := helperRights(ctx, e, []string{"dns-redirect", e.bridge(), strconv.Itoa(port)}, "the guests' DNS is redirected")
@@ -55,6 +63,13 @@ func checkDNSServer(ctx context.Context, e *Env) api.CheckResult {
 		return ok(detail)
 	}
 	return fail(fmt.Sprintf("no answer from the DNS server on %s port %d for %s: %v", gw, e.dnsPort(), name, err), daemonRestartFix)
+}
+
+func (e *Env) sampleVM(ctx context.Context) (string, netip.Addr, bool) {
+	if e.SampleVM == nil {
+		return "", netip.Addr{}, false
+	}
+	return e.SampleVM(ctx)
 }
 
 func (e *Env) dnsPort() int {
@@ -163,10 +178,7 @@ func checkMapdnsAnswers(ctx context.Context, e *Env) api.CheckResult {
 	d := e.domain()
 	who, st := e.mapdnsWho()
 	guests := "; guests ask bangerd (see dns-server)"
-	name, ip, have := "", netip.Addr{}, false
-	if e.SampleVM != nil {
-		name, ip, have = e.SampleVM(ctx)
-	}
+	name, ip, have := e.sampleVM(ctx)
 	if !have {
 		_, err := e.resolveAt(ctx, mapdnsServer, dnsProbeLabel+"."+d+".")
 		var dnsErr *net.DNSError

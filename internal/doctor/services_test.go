@@ -110,6 +110,18 @@ func TestDNSServer(t *testing.T) {
 	if want := []string{h.env.HelperPath, "dns-redirect", "banger0", strconv.Itoa(srv.Port)}; !slices.Equal(asked, want) {
 		t.Errorf("sudo asked for %q, want %q", asked, want)
 	}
+	// With a VM, the server is asked for its name: this one knows none.
+	h.env.SampleVM = func(context.Context) (string, netip.Addr, bool) { return "dev", netip.MustParseAddr("172.30.0.2"), true }
+	want(t, h.run("dns-server"), api.CheckFail, "but asked for dev.vm. it answers [] (lookup dev.vm.", "banger daemon stop && banger daemon start")
+	atGateway := h.env.ResolveName
+	h.env.ResolveName = func(ctx context.Context, name string) ([]string, error) {
+		if name == "dev.vm." {
+			return []string{"172.30.0.2"}, nil
+		}
+		return atGateway(ctx, name)
+	}
+	want(t, h.run("dns-server"), api.CheckOK, "bangerd, the guests' resolver; dev.vm. is 172.30.0.2 (guests ask port 53, which banger redirects to", "")
+	h.env.SampleVM, h.env.ResolveName = nil, atGateway
 
 	// Nothing listening: the query is refused, which is a failure.
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
