@@ -111,7 +111,9 @@ func TestDNSServer(t *testing.T) {
 		t.Errorf("sudo asked for %q, want %q", asked, want)
 	}
 	// With a VM, the server is asked for its name: this one knows none.
-	h.env.SampleVM = func(context.Context) (string, netip.Addr, bool) { return "dev", netip.MustParseAddr("172.30.0.2"), true }
+	h.env.SampleVM = func(context.Context) (string, netip.Addr, bool) {
+		return "dev", netip.MustParseAddr("172.30.0.2"), true
+	}
 	want(t, h.run("dns-server"), api.CheckFail, "but asked for dev.vm. it answers [] (lookup dev.vm.", "banger daemon stop && banger daemon start")
 	atGateway := h.env.ResolveName
 	h.env.ResolveName = func(ctx context.Context, name string) ([]string, error) {
