@@ -122,10 +122,10 @@ func (s *Supervisor) backoffs() (lo, hi time.Duration) {
 	if lo <= 0 {
 		lo = time.Second
 	}
-	if hi < lo {
-		hi = max(lo, 30*time.Second)
+	if hi <= 0 {
+		hi = 30 * time.Second
 	}
-	return lo, hi
+	return lo, max(lo, hi)
 }
 
 func (s *Supervisor) loop(restart, quit, done chan struct{}) {

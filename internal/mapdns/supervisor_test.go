@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -257,4 +258,49 @@ func TestSupervisedMapdnsDiesWithTheDaemon(t *testing.T) {
 	eventually(t, "mapdns ended with its daemon", func() (bool, string) {
 		return !alive(pid), fmt.Sprintf("pid %d alive", pid)
 	})
+}
+
+// A mapdns that keeps dying (here: a broken data file, which it reports
+// and exits 0 on) is started again after a backoff that doubles up to the
+// cap; what is asserted is the sequence of waits, not how long they took.
+func TestSupervisorBacksOff(t *testing.T) {
+	ns := nettest.New(t)
+	bin := standIn(t, ns)
+	dir := t.TempDir()
+	data := filepath.Join(dir, FileName)
+	if err := os.WriteFile(data, []byte("{broken"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var waits []string
+	s := &Supervisor{Bin: bin, DataFile: data, LogFile: filepath.Join(dir, "mapdns.log"),
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 320 * time.Millisecond,
+		Logf: func(format string, args ...any) {
+			line := fmt.Sprintf(format, args...)
+			if _, after, ok := strings.Cut(line, "starting it again in "); ok {
+				mu.Lock()
+				waits = append(waits, strings.Fields(after)[0])
+				mu.Unlock()
+			}
+		}}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "seven restarts", func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(waits) >= 7, fmt.Sprint(waits)
+	})
+	s.Stop()
+	mu.Lock()
+	defer mu.Unlock()
+	// (An instance that ran longer than the cap, 320ms, would reset it.)
+	want := []string{"10ms", "20ms", "40ms", "80ms", "160ms", "320ms", "320ms"}
+	if !slices.Equal(waits[:7], want) {
+		t.Errorf("backoffs %v, want %v", waits, want)
+	}
+	log, _ := os.ReadFile(s.LogFile)
+	if !strings.Contains(string(log), "Failed to read config") {
+		t.Errorf("mapdns's own output is not in its log:\n%s", log)
+	}
 }
