@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -275,6 +276,17 @@ func (c *Config) validate() []string {
 	}
 	if c.SSHUser == "" {
 		errs = append(errs, "ssh_user is empty: use e.g. \"root\"")
+	}
+	// mapdns (v0.2.0) reads mapdns.json from its working directory and no
+	// other file: any other name would never be served.
+	switch f := c.MapDNSDataFile; {
+	case f == "" && c.MapDNSBin != "":
+		errs = append(errs, "mapdns_bin without mapdns_data_file: set mapdns_data_file to the mapdns.json mapdns serves (e.g. \"/srv/mapdns/mapdns.json\"), or remove mapdns_bin")
+	case f == "":
+	case !filepath.IsAbs(f):
+		errs = append(errs, fmt.Sprintf("mapdns_data_file %q: must be an absolute path", f))
+	case filepath.Base(f) != "mapdns.json":
+		errs = append(errs, fmt.Sprintf("mapdns_data_file %q: must be named mapdns.json, the only file mapdns reads (from its working directory), e.g. %q", f, filepath.Join(filepath.Dir(f), "mapdns.json")))
 	}
 	return errs
 }

@@ -79,20 +79,23 @@ func TestAliases(t *testing.T) {
 
 func TestInvalidValues(t *testing.T) {
 	cases := map[string]string{
-		`vmm = "kvm"`:                   "auto, firecracker, qemu",
-		`subnet = "8.8.8.0/24"`:         "private",
-		`subnet = "10.0.0.0/8"`:         "/16 and /29",
-		`subnet = "10.0.0.0/30"`:        "/16 and /29",
-		`subnet = "10.0.0.5/24"`:        "host bits",
-		`subnet = "nonsense"`:           "IPv4 CIDR",
-		`disk_size = "lots"`:            "accepted forms",
-		`disk_size = "100M"`:            "at least 1G",
-		`agent_timeout = "soon"`:        "duration",
-		`vcpus = 0`:                     "between 1",
-		`memory_mib = 64`:               "at least 128",
-		`dns_port = 70000`:              "65535",
-		`vcpus = "two"`:                 "line 1",
-		`bridge = "a-very-long-bridge"`: "15",
+		`vmm = "kvm"`:                             "auto, firecracker, qemu",
+		`subnet = "8.8.8.0/24"`:                   "private",
+		`subnet = "10.0.0.0/8"`:                   "/16 and /29",
+		`subnet = "10.0.0.0/30"`:                  "/16 and /29",
+		`subnet = "10.0.0.5/24"`:                  "host bits",
+		`subnet = "nonsense"`:                     "IPv4 CIDR",
+		`disk_size = "lots"`:                      "accepted forms",
+		`disk_size = "100M"`:                      "at least 1G",
+		`agent_timeout = "soon"`:                  "duration",
+		`vcpus = 0`:                               "between 1",
+		`memory_mib = 64`:                         "at least 128",
+		`dns_port = 70000`:                        "65535",
+		`vcpus = "two"`:                           "line 1",
+		`bridge = "a-very-long-bridge"`:           "15",
+		`mapdns_data_file = "/srv/dns/data.json"`: "named mapdns.json",
+		`mapdns_data_file = "mapdns.json"`:        "absolute path",
+		`mapdns_bin = "/usr/local/bin/mapdns"`:    "mapdns_bin without mapdns_data_file",
 	}
 	for in, want := range cases {
 		_, err := Parse([]byte(in + "\n"))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -52,7 +53,10 @@ func newTestDaemon(t *testing.T, edit func(*config.Config)) *Daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
+	d.Helper = &testHelper{subnet: cfg.Subnet}
+	d.Runtime.Helper = d.Helper
 	t.Cleanup(d.stopDNS)
+	t.Cleanup(d.stopMapDNS)
 	return d
 }
 
@@ -149,6 +153,10 @@ func TestDNSFallsBackToSecondPort(t *testing.T) {
 	d.startDNS(netip.MustParseAddr("127.0.0.1"))
 	if got := d.dnsPort(); got != fallback {
 		t.Fatalf("serving on port %d, want the fallback %d", got, fallback)
+	}
+	// Guests ask port 53: they are sent to the fallback port.
+	if calls := d.Helper.(*testHelper).Calls(); !slices.Equal(calls, []string{fmt.Sprintf("dns-redirect banger0 %d", fallback)}) {
+		t.Errorf("helper calls %q, want the guests' DNS redirected to %d", calls, fallback)
 	}
 	if env := d.doctorEnv(); env.DNSPort != fallback {
 		t.Errorf("doctor checks DNS port %d, want %d", env.DNSPort, fallback)

@@ -20,6 +20,7 @@ import (
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/config"
 	"github.com/banger-dev/banger/internal/image"
+	"github.com/banger-dev/banger/internal/mapdns"
 	"github.com/banger-dev/banger/internal/paths"
 	"github.com/banger-dev/banger/internal/privhelper"
 	"github.com/banger-dev/banger/internal/server"
@@ -52,9 +53,12 @@ type Daemon struct {
 	// VMM and VMMReason describe the driver new VMs would use.
 	VMM, VMMReason string
 
-	choose  func() (string, string, error)
-	dns     dnsState
-	buildMu sync.Mutex // one bundle or image build at a time
+	choose func() (string, string, error)
+	dns    dnsState
+	mapdns *mapdns.Supervisor // the mapdns banger runs; nil when none
+	// mapdnsMu serialises rewrites of the mapdns data file.
+	mapdnsMu sync.Mutex
+	buildMu  sync.Mutex // one bundle or image build at a time
 
 	reconciled []string
 	stopOnce   sync.Once
@@ -116,6 +120,8 @@ func Run(ctx context.Context, opts Options) (err error) {
 		logger.Print("reconcile: ", n)
 	}
 	d.reconciled = notes
+	d.startMapDNS(ctx)
+	defer d.stopMapDNS()
 	trimCtx, stopTrim := context.WithCancel(ctx)
 	defer stopTrim()
 	go d.VMs.TrimConsoles(trimCtx, 10*time.Second, logger.Printf)
@@ -172,6 +178,7 @@ func New(layout paths.Layout, cfg config.Config, st *store.Store, logger *log.Lo
 		d.VMMReason = "no usable hypervisor: " + err.Error()
 	}
 	d.Runtime = d.newRuntime()
+	d.mapdns = d.newMapDNS()
 	d.VMs = &vm.Service{
 		Store: st, Config: cfg, Layout: layout, Runtime: d.Runtime,
 		Preflight: d.vmPreflight,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/banger-dev/banger/internal/mapdns/mapdnstest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,6 +30,7 @@ var bins struct {
 const buildA, buildB = "test-build-a", "test-build-b"
 
 func TestMain(m *testing.M) {
+	mapdnstest.Main() // the test binary plays mapdns when asked to
 	dir, err := os.MkdirTemp("", "banger-bins-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/banger-dev/banger/internal/dnsserver"
 	"github.com/banger-dev/banger/internal/hostnet"
+	"github.com/banger-dev/banger/internal/mapdns"
 )
 
 // dnsState is the embedded DNS server for <name>.<domain>: started when
@@ -21,7 +22,8 @@ type dnsState struct {
 
 // startDNS serves <name>.<domain> on the bridge address once the bridge
 // exists: port dns_port, else dns_fallback_port when that is taken (another
-// resolver often holds 53).
+// resolver often holds 53). With mapdns configured, port 53 is mapdns's
+// (it binds it on every address): bangerd does not compete for it.
 func (d *Daemon) startDNS(gw netip.Addr) {
 	d.dns.mu.Lock()
 	defer d.dns.mu.Unlock()
@@ -35,25 +37,47 @@ func (d *Daemon) startDNS(gw netip.Addr) {
 		if port <= 0 {
 			continue
 		}
+		if port == mapdns.Port && d.mapdnsConfigured() {
+			d.Log.Printf("dns: port %d is left to mapdns (mapdns_data_file is set)", port)
+			continue
+		}
 		addr := netip.AddrPortFrom(gw, uint16(port))
 		if lastErr = srv.Listen(addr.String()); lastErr != nil {
 			continue
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		d.dns.srv, d.dns.addr, d.dns.stop = srv, addr, cancel
-		go func() { _ = srv.Serve(ctx) }()
+		serveCtx, stop := context.WithCancel(context.Background())
+		d.dns.srv, d.dns.addr, d.dns.stop = srv, addr, stop
+		go func() { _ = srv.Serve(serveCtx) }()
 		d.Log.Printf("dns: serving *.%s on %s", cfg.DNSDomain, addr)
-		if port == 53 {
-			// Only the standard port can be handed to systemd-resolved.
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			if err := hostnet.RegisterResolved(ctx, d.Helper, cfg.Bridge, gw, cfg.DNSDomain); err != nil {
-				d.Log.Printf("dns: systemd-resolved registration: %v", err)
-			}
-			cancel()
-		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		d.guestResolver(ctx, gw, port)
+		cancel()
 		return
 	}
 	d.Log.Printf("dns: cannot serve on %s: %v", gw, lastErr)
+}
+
+// guestResolver makes the guests' resolver, the bridge address's port 53
+// (all a kernel ip= argument and resolv.conf can say), reach bangerd on
+// port: nothing to do when it is 53 (then the host can use it too:
+// systemd-resolved gets the bridge's domain), else a DNS redirect through
+// the helper. Failures are logged; the doctor's dns checks show them.
+func (d *Daemon) guestResolver(ctx context.Context, gw netip.Addr, port int) {
+	cfg := d.Config
+	if port == 53 {
+		if err := d.Helper.DNSRedirectRemove(ctx, cfg.Bridge); err != nil {
+			d.Log.Printf("dns: remove the guests' DNS redirect of an earlier run: %v", err)
+		}
+		if err := hostnet.RegisterResolved(ctx, d.Helper, cfg.Bridge, gw, cfg.DNSDomain); err != nil {
+			d.Log.Printf("dns: systemd-resolved registration: %v", err)
+		}
+		return
+	}
+	if err := d.Helper.DNSRedirect(ctx, cfg.Bridge, port); err != nil {
+		d.Log.Printf("dns: guests ask %s port 53 but bangerd serves on port %d, and the redirect failed: %v", gw, port, err)
+		return
+	}
+	d.Log.Printf("dns: guests' queries to %s port 53 are redirected to port %d", gw, port)
 }
 
 // stopDNS stops the DNS server (host teardown removes its address).

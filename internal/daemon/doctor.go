@@ -25,6 +25,10 @@ func (d *Daemon) doctorEnv() *doctor.Env {
 	env.BundleDir, env.StateDir, env.DataDir, env.CacheDir, env.RuntimeDir = d.bundleDir(), l.StateDir, l.DataDir, l.CacheDir, l.RuntimeDir
 	env.Subnet, env.Bridge, env.DNSDomain, env.DNSPort, env.NAT = cfg.Subnet, cfg.Bridge, cfg.DNSDomain, cfg.DNSPort, cfg.NAT
 	env.MapdnsBin, env.MapdnsDataFile = cfg.MapDNSBin, cfg.MapDNSDataFile
+	env.SampleVM = d.sampleVM
+	if d.mapdns != nil {
+		env.Mapdns = d.mapdnsState
+	}
 	env.Deprecations, env.XbpsStatic = cfg.Deprecations, cfg.XBPSStatic
 	d.fillHelperDoctor(env)
 	env.BundleCheck = func() []error {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/hostnet/nettest"
+	"github.com/banger-dev/banger/internal/privhelper"
 )
 
 // `banger host nat on` on a host where no VM has started yet sets up the
@@ -27,6 +28,10 @@ func TestHostNATAndTeardown(t *testing.T) {
 	foreign := ns.Exec(t, "nft", "list", "table", "inet", "admin")
 
 	d := newTestDaemon(t, nil)
+	// The real helper (root: its verbs in process, its registry kept per
+	// network namespace), not the test stand-in.
+	d.Helper = privhelper.New(privhelper.DefaultPath)
+	d.Runtime.Helper = d.Helper
 	ctx := context.Background()
 	ns.Do(t, func() error {
 		_, err := d.hostNAT(ctx, api.HostNATParams{Enable: true}, nil)

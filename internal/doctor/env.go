@@ -82,12 +82,30 @@ type Env struct {
 	// name. NXDOMAIN must come back as a *net.DNSError with IsNotFound set,
 	// so "the server answered no" differs from "no server".
 	ResolveName func(ctx context.Context, name string) ([]string, error)
+	// ResolveAt asks the DNS server at server ("ip:port") for name, with
+	// the same error contract; nil = Go's resolver sent there.
+	ResolveAt func(ctx context.Context, server, name string) ([]string, error)
+	// SampleVM returns a VM with an address, to ask a name server for
+	// (ok false when there is none).
+	SampleVM func(ctx context.Context) (name string, ip netip.Addr, ok bool)
+	// Mapdns reports the mapdns bangerd runs, or found running; nil when
+	// unknown (no daemon).
+	Mapdns func() MapdnsState
 
 	RequestedMemoryMiB int    // vm-start: the VM's memory (0 = not checked)
 	VMName             string // the VM an operation is about (for fixes)
 	VMStopped          *bool  // disk-resize: nil = unknown
 	SSHKeyPath         string
 	KnownHostsPath     string
+}
+
+// MapdnsState is what bangerd knows of mapdns.
+type MapdnsState struct {
+	Supervised bool   // bangerd runs mapdns (mapdns_bin is set)
+	PID        int    // the mapdns bangerd runs now; 0 when none
+	Foreign    []int  // processes running mapdns_bin that bangerd did not start
+	LastExit   string // how bangerd's last mapdns ended
+	LogFile    string // where bangerd's mapdns writes
 }
 
 // RealEnv returns an Env probing the real host, with defaults for the
@@ -341,4 +359,12 @@ func resolverAt(server string) *net.Resolver {
 			return d.DialContext(ctx, network, server)
 		},
 	}
+}
+
+// resolveAt queries server ("ip:port") for name.
+func (e *Env) resolveAt(ctx context.Context, server, name string) ([]string, error) {
+	if e.ResolveAt != nil {
+		return e.ResolveAt(ctx, server, name)
+	}
+	return resolverAt(server).LookupHost(ctx, name)
 }

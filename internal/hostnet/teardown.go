@@ -14,6 +14,7 @@ type Helper interface {
 	NATRemove(ctx context.Context, bridge string) error
 	DNSRegister(ctx context.Context, bridge string, addr netip.Addr, domain string) error
 	DNSUnregister(ctx context.Context, bridge string) error
+	DNSRedirectRemove(ctx context.Context, bridge string) error
 }
 
 // RegisterResolved asks the helper to route `*.domain` queries to addr via
@@ -27,8 +28,8 @@ func UnregisterResolved(ctx context.Context, h Helper, bridge string) error {
 	return h.DNSUnregister(ctx, bridge)
 }
 
-// Teardown removes the taps, banger's NAT, the DNS registration and the
-// bridge, in that order, continuing past failures. It returns what it removed
+// Teardown removes the taps, banger's NAT, the guests' DNS redirect, the DNS
+// registration and the bridge, in that order, continuing past failures. It returns what it removed
 // (each delete is idempotent, so a name means "no longer there") and every
 // failure joined.
 func Teardown(ctx context.Context, h Helper, bridge string, taps []string) ([]string, error) {
@@ -45,6 +46,11 @@ func Teardown(ctx context.Context, h Helper, bridge string, taps []string) ([]st
 		errs = append(errs, err)
 	} else {
 		removed = append(removed, "nat")
+	}
+	if err := h.DNSRedirectRemove(ctx, bridge); err != nil {
+		errs = append(errs, err)
+	} else {
+		removed = append(removed, "dns redirect")
 	}
 	if err := h.DNSUnregister(ctx, bridge); err != nil {
 		if !errors.Is(err, ErrResolvedAbsent) {

@@ -1,34 +1,58 @@
-// Package mapdns feeds an external mapdns server (config keys mapdns_bin and
-// mapdns_data_file): it writes banger's `<name>.<domain>.` A records into the
-// server's JSON data file and makes the server reload it.
+// Package mapdns feeds an external mapdns server (github.com/bahlo/mapdns,
+// config keys mapdns_bin and mapdns_data_file): Write puts banger's
+// `<name>.<domain>.` A records into the server's JSON data file, and a
+// Supervisor runs the server so that it serves the current file.
+//
+// What mapdns (v0.2.0) is: it takes no arguments, reads mapdns.json from its
+// working directory once, at start, serves UDP on :53 on all addresses, and
+// has no reload signal (SIGHUP ends it). So the data file must be named
+// mapdns.json, the server runs in its directory, and a changed file takes a
+// restart.
 //
 // Ownership rule: the data file may hold other people's entries. Beside it,
 // banger keeps `<data file>.banger-managed`, a JSON list of the names it
 // wrote last time. Write removes exactly those names, then adds the current
-// entries; every other key in the file is kept byte for byte. A name banger
+// entries; every other member of the file is kept byte for byte, where it
+// was (removing what banger added gives back the file it found). A name banger
 // now writes replaces a foreign entry of the same name (the VM wins) and
 // becomes banger's.
 package mapdns
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
-
-	"github.com/banger-dev/banger/internal/sysexec"
 )
 
 // ManagedSuffix names the file listing the names banger manages.
 const ManagedSuffix = ".banger-managed"
+
+// Port is where mapdns serves (UDP, every address of the host).
+const Port = 53
+
+// FileName is the data file's name: mapdns reads ./mapdns.json and no other.
+const FileName = "mapdns.json"
+
+// CheckDataFile says what is wrong with a mapdns_data_file for mapdns: it
+// must be an absolute path named mapdns.json.
+func CheckDataFile(path string) error {
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("mapdns_data_file %q must be an absolute path", path)
+	}
+	if filepath.Base(path) != FileName {
+		return fmt.Errorf("mapdns_data_file %q: mapdns reads %s in its working directory and no other file, so the data file must be named %s (e.g. %s)",
+			path, FileName, FileName, filepath.Join(filepath.Dir(path), FileName))
+	}
+	return nil
+}
 
 type record struct {
 	A string `json:"A"`
@@ -38,61 +62,76 @@ type record struct {
 // without the domain) in domain, keeping every entry banger does not manage.
 // Files are replaced atomically (temp file + rename, mode 0644).
 func Write(path, domain string, entries map[string]netip.Addr) error {
+	_, err := Update(path, domain, entries)
+	return err
+}
+
+// Update is Write that leaves the files alone when they already say the
+// same, and reports whether it changed them (a running mapdns serves the
+// new file only after a restart).
+func Update(path, domain string, entries map[string]netip.Addr) (changed bool, err error) {
 	if !filepath.IsAbs(path) {
-		return fmt.Errorf("mapdns data file %q must be an absolute path (mapdns_data_file in config.toml)", path)
+		return false, fmt.Errorf("mapdns data file %q must be an absolute path (mapdns_data_file in config.toml)", path)
 	}
 	domain = strings.ToLower(strings.Trim(domain, "."))
 	if domain == "" {
-		return errors.New("mapdns: empty domain")
+		return false, errors.New("mapdns: empty domain")
 	}
-	file := map[string]json.RawMessage{}
 	data, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		if len(bytes.TrimSpace(data)) > 0 {
-			if err := json.Unmarshal(data, &file); err != nil {
-				return fmt.Errorf("mapdns data file %s is not a JSON object (%v): fix or remove it", path, err)
-			}
-		}
-	case errors.Is(err, os.ErrNotExist):
-	default:
-		return fmt.Errorf("read mapdns data file: %w", err)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, fmt.Errorf("read mapdns data file: %w", err)
+	}
+	file, err := parseObject(data)
+	if err != nil {
+		return false, fmt.Errorf("mapdns data file %s is not a JSON object (%v): fix or remove it", path, err)
 	}
 	prev, err := readManaged(path)
 	if err != nil {
-		return err
+		return false, err
 	}
 	next := make([]string, 0, len(entries))
 	for name, addr := range entries {
 		if !addr.Is4() {
-			return fmt.Errorf("mapdns: %s has address %s; only IPv4 is written", name, addr)
+			return false, fmt.Errorf("mapdns: %s has address %s; only IPv4 is written", name, addr)
 		}
 		if name == "" || strings.ContainsAny(name, ". \t\n") {
-			return fmt.Errorf("mapdns: VM name %q cannot be a DNS label", name)
+			return false, fmt.Errorf("mapdns: VM name %q cannot be a DNS label", name)
 		}
 		next = append(next, strings.ToLower(name)+"."+domain+".")
 	}
 	sort.Strings(next)
+	// Our names of last time, and names we take over (the VM wins).
+	drop := map[string]bool{}
+	for _, k := range append(slices.Clone(prev), next...) {
+		drop[k] = true
+	}
+	file.drop(drop)
+	names := make([]string, 0, len(entries))
+	for name := range entries {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := file.add(strings.ToLower(name)+"."+domain+".", record{A: entries[name].String()}); err != nil {
+			return false, err
+		}
+	}
+	out := file.render()
+	if !json.Valid(out) {
+		return false, fmt.Errorf("mapdns: edited %s is not valid JSON (a bug): left unchanged", path)
+	}
+	if bytes.Equal(out, data) && slices.Equal(prev, next) {
+		return false, nil
+	}
 	// Record the union first: if we crash between the two writes, the next
-	// Write still knows every name we may have put in the data file.
+	// Update still knows every name we may have put in the data file.
 	if err := writeManaged(path, union(prev, next)); err != nil {
-		return err
+		return false, err
 	}
-	for _, k := range prev {
-		delete(file, k)
+	if err := writeAtomic(path, out); err != nil {
+		return false, err
 	}
-	for name, addr := range entries {
-		raw, _ := json.Marshal(record{A: addr.String()})
-		file[strings.ToLower(name)+"."+domain+"."] = raw
-	}
-	out, err := json.MarshalIndent(file, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := writeAtomic(path, append(out, '\n')); err != nil {
-		return err
-	}
-	return writeManaged(path, next)
+	return true, writeManaged(path, next)
 }
 
 func readManaged(path string) ([]string, error) {
@@ -160,43 +199,6 @@ func writeAtomic(path string, data []byte) error {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return nil
-}
-
-// Reload makes the mapdns server at bin pick up dataFile: it sends SIGHUP to
-// every running process whose command line starts with bin, or, when none
-// runs, starts `bin dataFile` detached (new session, output to
-// dataFile+".log").
-func Reload(ctx context.Context, bin, dataFile string) error {
-	if !filepath.IsAbs(bin) || !filepath.IsAbs(dataFile) {
-		return fmt.Errorf("mapdns_bin (%q) and mapdns_data_file (%q) must be absolute paths", bin, dataFile)
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	pids, err := findProcesses("/proc", bin)
-	if err != nil {
-		return err
-	}
-	signalled := 0
-	for _, pid := range pids {
-		if err := syscall.Kill(pid, syscall.SIGHUP); err == nil {
-			signalled++
-		}
-	}
-	if signalled > 0 {
-		return nil
-	}
-	logf, err := os.OpenFile(dataFile+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("open mapdns log: %w", err)
-	}
-	defer logf.Close()
-	cmd, err := sysexec.Start(sysexec.Cmd{Argv: []string{bin, dataFile}, Stdout: logf, Stderr: logf}, true)
-	if err != nil {
-		return fmt.Errorf("start mapdns (mapdns_bin = %q): %w", bin, err)
-	}
-	go func() { _ = cmd.Wait() }() // reap it if it exits while we run
 	return nil
 }
 

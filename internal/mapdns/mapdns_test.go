@@ -1,34 +1,21 @@
 package mapdns
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
 	"net/netip"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/banger-dev/banger/internal/mapdns/mapdnstest"
 )
 
-// TestMain lets the test binary play an external mapdns server: started as
-// `<binary> DATAFILE` with BANGER_FAKE_MAPDNS set, it appends a line to
-// DATAFILE.loads on start and on each SIGHUP.
 func TestMain(m *testing.M) {
-	if os.Getenv("BANGER_FAKE_MAPDNS") != "" && len(os.Args) == 2 {
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		for n := 0; ; n++ {
-			data, _ := os.ReadFile(os.Args[1])
-			f, _ := os.OpenFile(os.Args[1]+".loads", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-			fmt.Fprintf(f, "load %d: %d bytes\n", n, len(data))
-			f.Close()
-			<-hup
-		}
+	if os.Getenv(envSupervise) != "" {
+		superviseMain()
 	}
+	mapdnstest.Main() // the test binary plays mapdns when asked to
 	os.Exit(m.Run())
 }
 
@@ -53,7 +40,7 @@ func TestWriteFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(path)
-	want := "{\n  \"dev.vm.\": {\n    \"A\": \"172.30.0.2\"\n  },\n  \"web.vm.\": {\n    \"A\": \"172.30.0.3\"\n  }\n}\n"
+	want := "{\n  \"dev.vm.\": {\"A\":\"172.30.0.2\"},\n  \"web.vm.\": {\"A\":\"172.30.0.3\"}\n}\n"
 	if string(data) != want {
 		t.Errorf("file =\n%s\nwant\n%s", data, want)
 	}
@@ -106,6 +93,36 @@ func TestWritePreservesForeignEntries(t *testing.T) {
 	}
 }
 
+// The user's file survives banger byte for byte: their members are not
+// reformatted or reordered, and removing banger's names gives back the very
+// file banger found. An unchanged file is not rewritten.
+func TestWriteKeepsForeignTextByteForByte(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mapdns.json")
+	mine := "{\n\t\"foo.example.org.\": {\n\t\t\"A\": \"1.2.3.4\"\n\t},\n\t\"*.foo.example.org.\" :{\"A\":\"1.2.3.4\",  \"TTL\": 60}\n}\n"
+	if err := os.WriteFile(path, []byte(mine), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := Update(path, "vm", map[string]netip.Addr{"web": addr("172.30.0.3"), "dev": addr("172.30.0.2")})
+	if err != nil || !changed {
+		t.Fatalf("Update = %v, %v", changed, err)
+	}
+	data, _ := os.ReadFile(path)
+	want := "{\n\t\"foo.example.org.\": {\n\t\t\"A\": \"1.2.3.4\"\n\t},\n\t\"*.foo.example.org.\" :{\"A\":\"1.2.3.4\",  \"TTL\": 60}," +
+		"\n\t\"dev.vm.\": {\"A\":\"172.30.0.2\"},\n\t\"web.vm.\": {\"A\":\"172.30.0.3\"}\n}\n"
+	if string(data) != want {
+		t.Fatalf("file =\n%s\nwant\n%s", data, want)
+	}
+	if changed, err := Update(path, "vm", map[string]netip.Addr{"dev": addr("172.30.0.2"), "web": addr("172.30.0.3")}); err != nil || changed {
+		t.Errorf("the same entries again: changed %v, %v", changed, err)
+	}
+	if err := Write(path, "vm", nil); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(path); string(data) != mine {
+		t.Fatalf("after removing banger's names the file is\n%q\nwant the original\n%q", data, mine)
+	}
+}
+
 func TestWriteRefusesBadInput(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.json")
@@ -129,63 +146,46 @@ func TestWriteRefusesBadInput(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, path string, lines int) string {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		data, _ := os.ReadFile(path)
-		if strings.Count(string(data), "\n") >= lines {
-			return string(data)
+func TestCheckDataFile(t *testing.T) {
+	if err := CheckDataFile("/srv/dns/mapdns.json"); err != nil {
+		t.Error(err)
+	}
+	for _, p := range []string{"mapdns.json", "/srv/dns/data.json"} {
+		if err := CheckDataFile(p); err == nil {
+			t.Errorf("CheckDataFile(%q) accepted", p)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s has %q, want %d lines", path, data, lines)
-		}
-		time.Sleep(20 * time.Millisecond)
+	}
+	if err := CheckDataFile("/srv/dns/data.json"); !strings.Contains(err.Error(), "/srv/dns/mapdns.json") {
+		t.Errorf("no suggested name: %v", err)
 	}
 }
 
-func TestReloadStartsThenSignals(t *testing.T) {
-	dir := t.TempDir()
-	self, _ := os.Executable()
-	bin := filepath.Join(dir, "mapdns")
-	data, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	dataFile := filepath.Join(dir, "mapdns.json")
-	if err := Write(dataFile, "vm", map[string]netip.Addr{"dev": addr("172.30.0.2")}); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("BANGER_FAKE_MAPDNS", "1")
-	ctx := context.Background()
-	if err := Reload(ctx, bin, dataFile); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		pids, _ := findProcesses("/proc", bin)
-		for _, p := range pids {
-			syscall.Kill(p, syscall.SIGTERM)
+// Parsing and rendering an object gives back its exact text; adding to an
+// empty one indents the new member.
+func TestObjectRoundTrip(t *testing.T) {
+	for _, text := range []string{
+		"{}", "{}\n", " {\n}\n\n", `{"a":1}`, "{\n  \"a\": {\"A\": \"1.2.3.4\"} ,\n\t\"b\\u0041\" : [1, {\"x\": \"}\"}]\n}\n",
+	} {
+		o, err := parseObject([]byte(text))
+		if err != nil {
+			t.Errorf("parse %q: %v", text, err)
+			continue
 		}
-	})
-	waitFor(t, dataFile+".loads", 1)
-	pids, err := findProcesses("/proc", bin)
-	if err != nil || len(pids) != 1 {
-		t.Fatalf("mapdns processes after start: %v, %v", pids, err)
+		// A leading space before '{' is not kept.
+		if got, want := string(o.render()), strings.TrimLeft(text, " "); got != want && !(text == `{"a":1}` && got == text+"\n") && !(text == "{}" && got == "{}\n") {
+			t.Errorf("round trip of %q gave %q", text, got)
+		}
 	}
-	if err := Reload(ctx, bin, dataFile); err != nil {
+	o, _ := parseObject([]byte("{}\n"))
+	if err := o.add("dev.vm.", record{A: "172.30.0.2"}); err != nil {
 		t.Fatal(err)
 	}
-	loads := waitFor(t, dataFile+".loads", 2)
-	if again, _ := findProcesses("/proc", bin); len(again) != 1 || again[0] != pids[0] {
-		t.Errorf("second Reload started another process (%v -> %v) instead of signalling", pids, again)
+	if got := string(o.render()); got != "{\n  \"dev.vm.\": {\"A\":\"172.30.0.2\"}\n}\n" {
+		t.Errorf("added to {}: %q", got)
 	}
-	if !strings.Contains(loads, "load 1:") {
-		t.Errorf("loads = %q", loads)
-	}
-	if err := Reload(ctx, "mapdns", dataFile); err == nil {
-		t.Error("relative mapdns_bin accepted")
+	for _, bad := range []string{"[1]", `{"a":1} x`, `{"a":1}}`, `{"a"}`, "{"} {
+		if _, err := parseObject([]byte(bad)); err == nil {
+			t.Errorf("parse %q accepted", bad)
+		}
 	}
 }

@@ -26,6 +26,11 @@ type Helper interface {
 	SocketReclaim(ctx context.Context, path string, uid int) error
 	DNSRegister(ctx context.Context, bridge string, addr netip.Addr, domain string) error
 	DNSUnregister(ctx context.Context, bridge string) error
+	// DNSRedirect sends the guests' DNS (to the bridge address, port 53)
+	// to port on the bridge address; DNSRedirectRemove undoes it (nothing
+	// to undo is not an error).
+	DNSRedirect(ctx context.Context, bridge string, port int) error
+	DNSRedirectRemove(ctx context.Context, bridge string) error
 }
 
 // Error is a failed helper call: what was attempted and why it failed.
@@ -121,6 +126,12 @@ func (c *caller) SocketReclaim(ctx context.Context, path string, uid int) error 
 }
 func (c *caller) DNSRegister(ctx context.Context, bridge string, addr netip.Addr, domain string) error {
 	return c.call(ctx, "dns-register", bridge, addr.String(), domain)
+}
+func (c *caller) DNSRedirect(ctx context.Context, bridge string, port int) error {
+	return c.call(ctx, "dns-redirect", bridge, strconv.Itoa(port))
+}
+func (c *caller) DNSRedirectRemove(ctx context.Context, bridge string) error {
+	return c.call(ctx, "dns-redirect-remove", bridge)
 }
 func (c *caller) DNSUnregister(ctx context.Context, bridge string) error {
 	return c.call(ctx, "dns-unregister", bridge)

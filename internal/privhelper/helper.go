@@ -1,5 +1,6 @@
 // Package privhelper is banger's one door for privileged host work: a closed
-// set of verbs (bridge, tap, NAT, socket ownership, resolved registration),
+// set of verbs (bridge, tap, NAT, socket ownership, resolved registration,
+// the guests' DNS redirect),
 // each validating every argument strictly and acting only on objects the
 // calling user owns. It runs as its own root-owned binary, banger-helper,
 // which bangerd calls through `sudo -n` when it is not root (one sudoers
@@ -78,23 +79,27 @@ const (
 	shapeAddr   = `[0-9]{1,3}([.][0-9]{1,3}){3}`
 	shapeDomain = `[a-z0-9.-]{1,253}`
 	shapePath   = `/[A-Za-z0-9._/-]{1,107}` // a Unix socket path fits sun_path (108 bytes)
+	shapePort   = `[0-9]{4,5}`
 )
 
 var verbs = map[string]verb{
-	"bridge-ensure":  {args: []string{"NAME", "CIDR"}, shapes: []string{shapeBridge, shapeCIDR}, run: bridgeEnsure},
-	"bridge-delete":  {args: []string{"NAME"}, shapes: []string{shapeBridge}, run: bridgeDelete},
-	"tap-add":        {args: []string{"NAME", "BRIDGE", "UID"}, shapes: []string{shapeTap, shapeBridge, shapeUID}, run: tapAdd},
-	"tap-del":        {args: []string{"NAME"}, shapes: []string{shapeTap}, run: tapDel},
-	"nat-ensure":     {args: []string{"CIDR", "BRIDGE"}, shapes: []string{shapeCIDR, shapeBridge}, run: natEnsure},
-	"nat-remove":     {args: []string{"BRIDGE"}, shapes: []string{shapeBridge}, run: natRemove},
-	"socket-reclaim": {args: []string{"PATH", "UID"}, shapes: []string{shapePath, shapeUID}, run: socketReclaim},
-	"dns-register":   {args: []string{"BRIDGE", "ADDR", "DOMAIN"}, shapes: []string{shapeBridge, shapeAddr, shapeDomain}, run: dnsRegister},
-	"dns-unregister": {args: []string{"BRIDGE"}, shapes: []string{shapeBridge}, run: dnsUnregister},
+	"bridge-ensure":       {args: []string{"NAME", "CIDR"}, shapes: []string{shapeBridge, shapeCIDR}, run: bridgeEnsure},
+	"bridge-delete":       {args: []string{"NAME"}, shapes: []string{shapeBridge}, run: bridgeDelete},
+	"tap-add":             {args: []string{"NAME", "BRIDGE", "UID"}, shapes: []string{shapeTap, shapeBridge, shapeUID}, run: tapAdd},
+	"tap-del":             {args: []string{"NAME"}, shapes: []string{shapeTap}, run: tapDel},
+	"nat-ensure":          {args: []string{"CIDR", "BRIDGE"}, shapes: []string{shapeCIDR, shapeBridge}, run: natEnsure},
+	"nat-remove":          {args: []string{"BRIDGE"}, shapes: []string{shapeBridge}, run: natRemove},
+	"socket-reclaim":      {args: []string{"PATH", "UID"}, shapes: []string{shapePath, shapeUID}, run: socketReclaim},
+	"dns-register":        {args: []string{"BRIDGE", "ADDR", "DOMAIN"}, shapes: []string{shapeBridge, shapeAddr, shapeDomain}, run: dnsRegister},
+	"dns-unregister":      {args: []string{"BRIDGE"}, shapes: []string{shapeBridge}, run: dnsUnregister},
+	"dns-redirect":        {args: []string{"BRIDGE", "PORT"}, shapes: []string{shapeBridge, shapePort}, run: dnsRedirect},
+	"dns-redirect-remove": {args: []string{"BRIDGE"}, shapes: []string{shapeBridge}, run: dnsRedirectRemove},
 }
 
 // Verbs lists the helper's verbs in a stable order (for sudoers and usage).
 func Verbs() []string {
-	return []string{"bridge-ensure", "bridge-delete", "tap-add", "tap-del", "nat-ensure", "nat-remove", "socket-reclaim", "dns-register", "dns-unregister"}
+	return []string{"bridge-ensure", "bridge-delete", "tap-add", "tap-del", "nat-ensure", "nat-remove", "socket-reclaim", "dns-register", "dns-unregister",
+		"dns-redirect", "dns-redirect-remove"}
 }
 
 // UsageError is a refused verb or argument count.
@@ -148,6 +153,7 @@ func (l *locked) prune() error {
 			delete(l.reg.Bridges, n)
 			delete(l.reg.NAT, n)
 			delete(l.reg.DNS, n)
+			delete(l.reg.Redirect, n)
 		}
 	}
 	for n := range l.reg.Taps {
@@ -430,6 +436,36 @@ func dnsUnregister(ctx context.Context, e *env, st *locked, a []string) error {
 	return nil
 }
 
+// dnsRedirect sends the guests' DNS on the caller's bridge (to its address,
+// port 53) to PORT on that address, where their bangerd serves.
+func dnsRedirect(ctx context.Context, e *env, st *locked, a []string) error {
+	port, err := parsePort(a[1])
+	if err != nil {
+		return err
+	}
+	b, err := e.ownedBridge(st, a[0])
+	if err != nil {
+		return err
+	}
+	r := hostnet.DNSRedirect{Bridge: a[0], Gateway: hostnet.Gateway(b.Subnet), Port: port}
+	if err := e.firewall().EnsureDNSRedirect(ctx, r); err != nil {
+		return err
+	}
+	st.reg.Redirect[a[0]] = e.caller
+	return nil
+}
+
+func dnsRedirectRemove(ctx context.Context, e *env, st *locked, a []string) error {
+	if err := e.claimBridgeService(st, st.reg.Redirect, "DNS redirect", a[0]); err != nil {
+		return err
+	}
+	if err := e.firewall().RemoveDNSRedirect(ctx, a[0]); err != nil {
+		return err
+	}
+	delete(st.reg.Redirect, a[0])
+	return nil
+}
+
 // Main runs the banger-helper command: args are what follows the program
 // name. It returns the exit code: 0 done, 1 failed, 2 refused (usage), 3
 // skipped (systemd-resolved absent; the message says so).
@@ -515,6 +551,15 @@ func parseUID(s string) (int, error) {
 		return 0, fmt.Errorf("uid %q refused: out of range", s)
 	}
 	return int(n), nil
+}
+
+// parsePort accepts a decimal port a DNS redirect may target.
+func parsePort(s string) (int, error) {
+	p, err := strconv.Atoi(s)
+	if err != nil || strconv.Itoa(p) != s || p < hostnet.MinRedirectPort || p > 65535 {
+		return 0, fmt.Errorf("port %q refused: use a decimal port from %d to 65535", s, hostnet.MinRedirectPort)
+	}
+	return p, nil
 }
 
 func parseAddr(s string) (netip.Addr, error) {

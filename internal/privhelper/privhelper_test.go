@@ -97,6 +97,13 @@ func TestVerbsRefuseHostileArguments(t *testing.T) {
 		{"dns-register", []string{"banger0", "172.30.0.1", "~vm"}, "domain"},
 		{"dns-register", []string{"banger0", "172.30.0.1", "com"}, `allows only ["vm"]`},
 		{"dns-unregister", []string{"wlan0"}, "refused"},
+		{"dns-redirect", []string{"eth0", "10053"}, "refused"},
+		{"dns-redirect", []string{"banger0"}, "usage"},
+		{"dns-redirect", []string{"banger0", "22"}, "port \"22\" refused"},
+		{"dns-redirect", []string{"banger0", "010053"}, "refused"},
+		{"dns-redirect", []string{"banger0", "70000"}, "refused"},
+		{"dns-redirect", []string{"banger0", "10053"}, "bridge banger0 is not set up"},
+		{"dns-redirect-remove", []string{"wlan0"}, "refused"},
 	}
 	inSandbox(t, func(e *env) error {
 		for _, c := range cases {
@@ -163,6 +170,7 @@ func TestOwnership(t *testing.T) {
 		ok(alice, "bridge-ensure", "banger0", "172.30.0.0/24")
 		ok(alice, "tap-add", "bg-0000a11c", "banger0", "1000")
 		ok(alice, "nat-ensure", "172.30.0.0/24", "banger0")
+		ok(alice, "dns-redirect", "banger0", "10053")
 
 		refused(mallory, "overlaps 172.31.9.0/24", "bridge-ensure", "banger1", "172.31.9.0/24") // route hijack
 		refused(mallory, "overlaps 172.30.0.0/24 of bridge banger0", "bridge-ensure", "banger1", "172.30.0.0/16")
@@ -174,6 +182,8 @@ func TestOwnership(t *testing.T) {
 		refused(mallory, "belongs to uid 1000", "nat-remove", "banger0")
 		refused(mallory, "belongs to uid 1000", "dns-register", "banger0", "172.30.0.1", "vm")
 		refused(mallory, "belongs to uid 1000", "dns-unregister", "banger0")
+		refused(mallory, "belongs to uid 1000", "dns-redirect", "banger0", "10054")
+		refused(mallory, "belongs to uid 1000", "dns-redirect-remove", "banger0")
 
 		ok(mallory, "bridge-ensure", "banger1", "172.30.1.0/24")
 		// A tap name alice holds, on mallory's own bridge.
@@ -202,6 +212,9 @@ func TestOwnership(t *testing.T) {
 	if !strings.Contains(rules, "table ip banger-banger0") {
 		t.Errorf("alice's NAT is gone:\n%s", rules)
 	}
+	if !strings.Contains(rules, "dnat to 172.30.0.1:10053") {
+		t.Errorf("alice's DNS redirect is gone or changed:\n%s", rules)
+	}
 	// A tap created outside banger (no registry entry) is claimed only by
 	// its owner.
 	ns.Exec(t, "ip", "tuntap", "add", "bg-0000c0de", "mode", "tap", "user", "1000")
@@ -209,6 +222,7 @@ func TestOwnership(t *testing.T) {
 		refused(mallory, "belongs to uid 1000", "tap-del", "bg-0000c0de")
 		ok(alice, "tap-del", "bg-0000c0de")
 		ok(alice, "nat-remove", "banger0")
+		ok(alice, "dns-redirect-remove", "banger0")
 		ok(alice, "tap-del", "bg-0000a11c")
 		ok(alice, "bridge-delete", "banger0")
 		ok(mallory, "bridge-delete", "banger1")
@@ -342,7 +356,9 @@ func TestSudoersLine(t *testing.T) {
 		h + " ^nat-remove banger[a-z0-9]{0,9}$, " +
 		h + " ^socket-reclaim /[A-Za-z0-9._/-]{1,107} [0-9]{1,10}$, " +
 		h + " ^dns-register banger[a-z0-9]{0,9} [0-9]{1,3}([.][0-9]{1,3}){3} [a-z0-9.-]{1,253}$, " +
-		h + " ^dns-unregister banger[a-z0-9]{0,9}$"
+		h + " ^dns-unregister banger[a-z0-9]{0,9}$, " +
+		h + " ^dns-redirect banger[a-z0-9]{0,9} [0-9]{4,5}$, " +
+		h + " ^dns-redirect-remove banger[a-z0-9]{0,9}$"
 	if got != want {
 		t.Errorf("SudoersLine =\n%s\nwant\n%s", got, want)
 	}
@@ -436,6 +452,9 @@ func TestTeardownRemovesEverything(t *testing.T) {
 		if err := h.NATEnsure(ctx, subnet, "banger0"); err != nil {
 			return err
 		}
+		if err := h.DNSRedirect(ctx, "banger0", 10053); err != nil {
+			return err
+		}
 		stray, err := hostnet.StrayTaps("banger0", map[string]bool{"bg-00000001": true})
 		if err != nil || !slices.Equal(stray, []string{"bg-00000002"}) {
 			t.Errorf("StrayTaps = %v, %v", stray, err)
@@ -444,9 +463,9 @@ func TestTeardownRemovesEverything(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		want := []string{"tap bg-00000001", "tap bg-00000002", "nat", "bridge banger0"}
+		want := []string{"tap bg-00000001", "tap bg-00000002", "nat", "dns redirect", "bridge banger0"}
 		if hostnet.ResolvedRunning() {
-			want = []string{"tap bg-00000001", "tap bg-00000002", "nat", "dns banger0", "bridge banger0"}
+			want = []string{"tap bg-00000001", "tap bg-00000002", "nat", "dns redirect", "dns banger0", "bridge banger0"}
 		}
 		if !slices.Equal(removed, want) {
 			t.Errorf("Teardown removed %v, want %v", removed, want)

@@ -24,6 +24,8 @@ type registry struct {
 	Taps    map[string]tapEntry    `json:"taps"`
 	NAT     map[string]int         `json:"nat"` // bridge -> uid
 	DNS     map[string]int         `json:"dns"` // bridge -> uid
+	// Redirect: the bridges whose guests' DNS is redirected (bridge -> uid).
+	Redirect map[string]int `json:"dns_redirect"`
 }
 
 type bridgeEntry struct {
@@ -55,6 +57,9 @@ func (r *registry) fill() {
 	}
 	if r.DNS == nil {
 		r.DNS = map[string]int{}
+	}
+	if r.Redirect == nil {
+		r.Redirect = map[string]int{}
 	}
 }
 

@@ -138,6 +138,25 @@ func Start(c Cmd, newSession bool) (*exec.Cmd, error) {
 	return cmd, nil
 }
 
+// StartChild starts a program, in its own session, that the kernel sends
+// sig when the thread that started it ends (PR_SET_PDEATHSIG), so it cannot
+// outlive a crashed parent. Call it from a goroutine locked to its OS thread
+// (runtime.LockOSThread) that stays alive while the child runs: Go may
+// otherwise end that thread, and the signal with it, at any time.
+func StartChild(c Cmd, sig syscall.Signal) (*exec.Cmd, error) {
+	if len(c.Argv) == 0 {
+		return nil, errors.New("sysexec: empty argv")
+	}
+	cmd := build(context.Background(), c)
+	cmd.Stdout = c.Stdout
+	cmd.Stderr = c.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: sig}
+	if err := cmd.Start(); err != nil {
+		return nil, &Error{Argv: c.Argv, ExitCode: -1, Err: err}
+	}
+	return cmd, nil
+}
+
 // LookPath reports the absolute path of a program, or an error naming it.
 func LookPath(name string) (string, error) {
 	p, err := exec.LookPath(name)

@@ -78,6 +78,8 @@ func (benchHelper) NATRemove(context.Context, string) error                     
 func (benchHelper) SocketReclaim(context.Context, string, int) error              { return nil }
 func (benchHelper) DNSRegister(context.Context, string, netip.Addr, string) error { return nil }
 func (benchHelper) DNSUnregister(context.Context, string) error                   { return nil }
+func (benchHelper) DNSRedirect(context.Context, string, int) error                { return nil }
+func (benchHelper) DNSRedirectRemove(context.Context, string) error               { return nil }
 
 // newBenchService wires the real service, store and runtime over the fake
 // Firecracker, with an image of benchImageBytes registered as "debian".

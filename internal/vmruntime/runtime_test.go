@@ -74,6 +74,14 @@ func (h *recordingHelper) DNSRegister(context.Context, string, netip.Addr, strin
 	return nil
 }
 func (h *recordingHelper) DNSUnregister(context.Context, string) error { return nil }
+func (h *recordingHelper) DNSRedirect(context.Context, string, int) error {
+	h.rec("dns-redirect")
+	return nil
+}
+func (h *recordingHelper) DNSRedirectRemove(context.Context, string) error {
+	h.rec("dns-redirect-remove")
+	return nil
+}
 
 func (h *recordingHelper) liveTaps() int {
 	h.mu.Lock()
