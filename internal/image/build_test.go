@@ -38,18 +38,23 @@ func TestBuildRejectsMissingInputsBeforeWork(t *testing.T) {
 	}
 }
 
-func TestDebootstrapError(t *testing.T) {
+func TestBootstrapError(t *testing.T) {
 	req := BuildRequest{Suite: "bookworm", Mirror: DefaultMirror}
-	err := debootstrapError(req, []string{"I: Retrieving Packages", "E: Couldn't find these debs: foo bar"}, errors.New("exit status 1"))
+	err := bootstrapError(req, ToolDebootstrap, []string{"I: Retrieving Packages", "E: Couldn't find these debs: foo bar"}, errors.New("exit status 1"))
 	var ae *api.Error
 	if !errors.As(err, &ae) || ae.Code != api.CodeInvalidArgument || !strings.Contains(ae.Message, "foo bar") {
-		t.Errorf("unknown packages: %v", err)
+		t.Errorf("unknown packages (debootstrap): %v", err)
 	}
-	err = debootstrapError(req, []string{"E: Failed getting release file http://x/dists/bookworm/Release"}, errors.New("exit status 1"))
-	if errors.As(err, &ae) || !strings.Contains(err.Error(), "Failed getting release file") || !strings.Contains(err.Error(), "mirror is reachable") {
+	err = bootstrapError(req, ToolMmdebstrap, []string{"E: Unable to locate package foo", "E: mmdebstrap failed"}, errors.New("exit status 1"))
+	if !errors.As(err, &ae) || ae.Code != api.CodeInvalidArgument || !strings.Contains(ae.Message, "no package named: foo") {
+		t.Errorf("unknown packages (mmdebstrap): %v", err)
+	}
+	err = bootstrapError(req, ToolMmdebstrap, []string{"E: Failed getting release file http://x/dists/bookworm/Release"}, errors.New("exit status 1"))
+	if errors.As(err, &ae) || !strings.Contains(err.Error(), "Failed getting release file") || !strings.Contains(err.Error(), "mirror is reachable") ||
+		!strings.HasPrefix(err.Error(), "mmdebstrap bookworm") {
 		t.Errorf("network failure: %v", err)
 	}
-	err = debootstrapError(req, nil, context.Canceled)
+	err = bootstrapError(req, ToolMmdebstrap, nil, context.Canceled)
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("cancel: %v", err)
 	}

@@ -98,9 +98,10 @@ func TestBuildFailureLeavesNothing(t *testing.T) {
 	}
 }
 
-// TestBuildCancelLeavesNothing cancels a build in the middle of debootstrap
-// (while it has /proc mounted in the target and dpkg running): the sandbox
-// takes every process and mount with it, and the partial tree is removed.
+// TestBuildCancelLeavesNothing cancels a build in the middle of the bootstrap
+// (while mmdebstrap has /proc mounted in the target and dpkg running): the
+// sandbox takes every process and mount with it, and the partial tree is
+// removed.
 func TestBuildCancelLeavesNothing(t *testing.T) {
 	shared := imagetest.Get(t)
 	root := t.TempDir()
@@ -114,14 +115,14 @@ func TestBuildCancelLeavesNothing(t *testing.T) {
 		PublicKeyPath: shared.PublicKeyPath, AgentPath: shared.AgentPath,
 		OutputPath: filepath.Join(root, "out", "cancel.ext4"), WorkDir: filepath.Join(root, "work"),
 	}, func(p api.Progress) {
-		if !cancelled && p.Step == image.StepDebootstrap && strings.Contains(p.Message, "Installing core packages") {
+		if !cancelled && p.Step == image.StepBootstrap && strings.Contains(p.Message, "installing essential packages") {
 			t.Logf("cancelling at: %s", p.Message)
 			cancelled = true
 			cancel()
 		}
 	})
 	if !cancelled {
-		t.Fatalf("debootstrap never reached the core packages: %v", err)
+		t.Fatalf("the bootstrap never reached the essential packages: %v", err)
 	}
 	if err == nil {
 		t.Fatal("a cancelled build succeeded")
@@ -133,7 +134,7 @@ func TestBuildCancelLeavesNothing(t *testing.T) {
 	if after := cacheEntries(t, layout.BuildCacheDir()); after != before {
 		t.Errorf("cache entries changed:\nbefore %s\nafter  %s", before, after)
 	}
-	cacheDir := filepath.Join(layout.BuildCacheDir(), "debootstrap")
+	cacheDir := filepath.Join(layout.BuildCacheDir(), "rootfs")
 	if m, _ := image.MountsUnder(cacheDir); len(m) > 0 {
 		t.Errorf("mounts left: %v", m)
 	}
@@ -144,7 +145,7 @@ func TestBuildCancelLeavesNothing(t *testing.T) {
 
 func cacheEntries(t *testing.T, dir string) string {
 	t.Helper()
-	ents, _ := os.ReadDir(filepath.Join(dir, "debootstrap"))
+	ents, _ := os.ReadDir(filepath.Join(dir, "rootfs"))
 	var names []string
 	for _, e := range ents {
 		if !strings.HasSuffix(e.Name(), ".lock") {
