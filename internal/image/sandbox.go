@@ -157,11 +157,11 @@ func (b *Builder) sandbox(ctx context.Context) (Sandbox, error) {
 // RootlessError is the failed_precondition a normal user's build fails with
 // when no user namespace can be made: every problem, and every fix.
 func RootlessError(problems []userns.Problem) error {
-	var what, fixes []string
+	var what []string
 	for _, p := range problems {
 		what = append(what, p.What)
-		fixes = append(fixes, p.Fix)
 	}
+	fixes := userns.Fixes(problems)
 	return api.NewError(api.CodeFailedPrecondition,
 		"building an image as a normal user needs a user namespace with subordinate ids, and here: "+strings.Join(what, "; "),
 		strings.Join(fixes, "; then ")+" (banger doctor --scope image-build checks it all); or build as root")

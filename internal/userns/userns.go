@@ -153,6 +153,14 @@ func (h Host) subidProblem(file, name string, uid int) (Problem, bool) {
 // addSubidsFix is the usermod command that gives owner MinIDs subordinate
 // uids and gids above every range already handed out.
 func (h Host) addSubidsFix(owner string) string {
+	next := h.FreeStart()
+	r := fmt.Sprintf("%d-%d", next, next+MinIDs-1)
+	return fmt.Sprintf("sudo usermod --add-subuids %s --add-subgids %s %s", r, r, owner)
+}
+
+// FreeStart is the first id above every range in /etc/subuid and
+// /etc/subgid (at least 100000, where useradd starts handing them out).
+func (h Host) FreeStart() int64 {
 	next := int64(100000)
 	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
 		ranges, _ := ReadRanges(h.path(f))
@@ -162,9 +170,20 @@ func (h Host) addSubidsFix(owner string) string {
 			}
 		}
 	}
-	next = (next + MinIDs - 1) / MinIDs * MinIDs
-	r := fmt.Sprintf("%d-%d", next, next+MinIDs-1)
-	return fmt.Sprintf("sudo usermod --add-subuids %s --add-subgids %s %s", r, r, owner)
+	return next
+}
+
+// Fixes lists the fixes of problems in order, each once.
+func Fixes(problems []Problem) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, p := range problems {
+		if !seen[p.Fix] {
+			seen[p.Fix] = true
+			out = append(out, p.Fix)
+		}
+	}
+	return out
 }
 
 // ReadRanges parses /etc/subuid or /etc/subgid (owner:start:count lines).
