@@ -43,6 +43,9 @@ func checkBuildRights(ctx context.Context, e *Env) api.CheckResult {
 	}
 	uid := e.euid()
 	name := e.getenv("USER")
+	if name == "" && e.Root == "" {
+		name, _ = image.CurrentUser()
+	}
 	if name == "" {
 		name = strconv.Itoa(uid)
 	}
