@@ -87,8 +87,11 @@ func deviceRequests(devs []device) []string {
 		if d.Char {
 			kind, ftype = "c", 0o020000
 		}
+		// debugfs's mknod links its name into the current directory as is.
 		out = append(out,
-			fmt.Sprintf("mknod %s %s %d %d", d.Path, kind, d.Major, d.Minor),
+			"cd "+path.Dir(d.Path),
+			fmt.Sprintf("mknod %s %s %d %d", path.Base(d.Path), kind, d.Major, d.Minor),
+			"cd /",
 			fmt.Sprintf("sif %s mode 0%o", d.Path, int64(ftype)|d.Mode),
 			fmt.Sprintf("sif %s uid %d", d.Path, d.UID),
 			fmt.Sprintf("sif %s gid %d", d.Path, d.GID),
@@ -103,6 +106,17 @@ func deviceRequests(devs []device) []string {
 func writeDevices(ctx context.Context, run sysexec.Runner, img string, devs []device) error {
 	if len(devs) == 0 {
 		return nil
+	}
+	// debugfs's mknod would add a second entry of the same name.
+	fsys := extFS{run: run, img: img}
+	for _, d := range devs {
+		in, err := fsys.stat(ctx, d.Path)
+		if err != nil {
+			return fmt.Errorf("write the device nodes into the image: %w", err)
+		}
+		if in.Exists {
+			return fmt.Errorf("write the device nodes into the image: %s already exists in %s", d.Path, img)
+		}
 	}
 	reqs := deviceRequests(devs)
 	res, err := run.Run(ctx, sysexec.Cmd{

@@ -192,6 +192,12 @@ func TestBuildAsNormalUser(t *testing.T) {
 			t.Errorf("%s: %+v, want type %s mode %s owner %d:%d device %q", c.path, got, c.typ, c.mode, c.uid, c.gid, c.dev)
 		}
 	}
+	// And it is a whole banger image, as a root build's is.
+	for _, c := range (&image.Builder{}).VerifyOffline(ctx, out, in.PublicKeyPath) {
+		if c.Status != api.CheckOK {
+			t.Errorf("check %s: %s: %s (fix: %s)", c.Name, c.Status, c.Detail, c.Fix)
+		}
+	}
 	for _, pat := range []string{"build/build-*", "build/rootfs/.tmp-*"} {
 		if left, _ := filepath.Glob(filepath.Join(cache, pat)); len(left) > 0 {
 			t.Errorf("the build left work files behind: %v", left)
@@ -245,7 +251,7 @@ type statResult struct {
 var (
 	dfsType  = regexp.MustCompile(`Type:\s+(\S+(?: special)?)\s+Mode:\s+([0-7]+)`)
 	dfsOwner = regexp.MustCompile(`User:\s+(\d+)\s+Group:\s+(\d+)`)
-	dfsDev   = regexp.MustCompile(`Device major/minor number:\s+0*(\d+), 0*(\d+)`)
+	dfsDev   = regexp.MustCompile(`Device major/minor number:\s+(\d+):(\d+)`)
 )
 
 func debugfsStat(t *testing.T, ctx context.Context, img, p string) statResult {
@@ -264,7 +270,9 @@ func debugfsStat(t *testing.T, ctx context.Context, img, p string) statResult {
 		r.gid, _ = strconv.Atoi(m[2])
 	}
 	if m := dfsDev.FindStringSubmatch(s); m != nil {
-		r.dev = m[1] + ", " + m[2]
+		major, _ := strconv.Atoi(m[1])
+		minor, _ := strconv.Atoi(m[2])
+		r.dev = fmt.Sprintf("%d, %d", major, minor)
 	}
 	if r.typ == "" {
 		t.Errorf("debugfs stat %s: %s %s", p, s, res.Stderr)
