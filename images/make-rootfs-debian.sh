@@ -48,7 +48,10 @@ fi
 
 case $tool in
 mmdebstrap)
-	argv=(mmdebstrap "--mode=$mode" --variant=minbase --components=main)
+	# The package lists stay in the tree: a build with extra packages
+	# installs them with apt over the cached tree (pack-image.sh), and the
+	# customization removes the lists from the image.
+	argv=(mmdebstrap "--mode=$mode" --variant=minbase --components=main --skip=cleanup/apt/lists)
 	if [[ -n $packages ]]; then
 		argv+=("--include=$packages")
 	fi
@@ -93,8 +96,9 @@ if [[ $tool == mmdebstrap ]]; then
 else
 	trap 'rm -rf --one-file-system -- "$tree"' EXIT
 	"${argv[@]}"
-	# The downloaded .debs and package lists are not part of the image.
-	rm -rf "$tree"/var/cache/apt/archives/*.deb "$tree"/var/cache/apt/*.bin "$tree"/var/lib/apt/lists/*
+	# The downloaded .debs are not part of the tree (the lists stay, as
+	# with mmdebstrap).
+	rm -rf "$tree"/var/cache/apt/archives/*.deb "$tree"/var/cache/apt/*.bin
 	echo "make-rootfs-debian: writing $output"
 	tar --create --file "$output" --directory "$tree" --numeric-owner --xattrs '--xattrs-include=*' --sort=name .
 fi

@@ -15,6 +15,10 @@
 #   BANGER_EXCLUDE     optional file of archive members not to unpack, one a
 #                      line (device nodes, which a user namespace cannot make:
 #                      the caller writes them into the image afterwards)
+#   BANGER_EXTRA_PACKAGES  optional, Debian: comma-separated packages to
+#                      install with apt over the base tree (so the cached
+#                      tree serves builds with any extra packages)
+#   BANGER_APT_CACHE   optional: the shared .deb cache apt downloads into
 #   and the parameters of customize.sh (BANGER_DISTRO, BANGER_PUBKEY, ...).
 set -euo pipefail
 
@@ -25,6 +29,8 @@ img=${BANGER_IMAGE:?BANGER_IMAGE must name the image file}
 kb=${BANGER_IMAGE_KB:?BANGER_IMAGE_KB must give the image size}
 label=${BANGER_LABEL:?BANGER_LABEL must give the filesystem label}
 exclude=${BANGER_EXCLUDE:-}
+extra=${BANGER_EXTRA_PACKAGES:-}
+cache=${BANGER_APT_CACHE:-}
 
 die() {
 	echo "pack: $*" >&2
@@ -36,8 +42,31 @@ die() {
 [[ -f $base ]] || die "base archive $base is missing"
 [[ -f $img ]] || die "image file $img is missing"
 [[ ! -e $R ]] || die "$R exists: remove it first"
+if [[ -n $extra && ! $extra =~ ^[a-z0-9][a-z0-9+.-]*(,[a-z0-9][a-z0-9+.-]*)*$ ]]; then
+	die "invalid package list '$extra'"
+fi
+[[ -z $cache || $cache == /* ]] || die "apt cache '$cache' is not an absolute path"
 
-trap 'rm -rf --one-file-system -- "$R"' EXIT
+# Mounts made below $R for apt, newest last; undone before anything is
+# removed or packed (rm would otherwise walk into a bind-mounted cache).
+mounts=()
+placeholders=()
+unmount_all() {
+	local i
+	for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do
+		umount "${mounts[i]}"
+	done
+	mounts=()
+	if ((${#placeholders[@]} > 0)); then
+		rm -f -- "${placeholders[@]}"
+	fi
+	placeholders=()
+}
+cleanup() {
+	unmount_all || true
+	rm -rf --one-file-system -- "$R"
+}
+trap cleanup EXIT
 mkdir -m 0755 "$R"
 untar=(tar --extract --file "$base" --directory "$R" --same-owner --same-permissions --numeric-owner --xattrs '--xattrs-include=*')
 if [[ -n $exclude ]]; then
@@ -45,6 +74,51 @@ if [[ -n $exclude ]]; then
 fi
 echo "pack: unpacking the base tree"
 "${untar[@]}"
+
+# install_extra installs the extra packages over the unpacked tree with the
+# tree's own apt, in a chroot with /proc, the basic device nodes (bound from
+# the host where the tree has none: a user namespace cannot make them), the
+# host's resolver and the shared .deb cache.
+install_extra() {
+	local pkgs d
+	IFS=, read -r -a pkgs <<<"$extra"
+	echo "pack: installing ${pkgs[*]} with apt over the base tree"
+	for d in null zero full random urandom tty; do
+		if [[ ! -e $R/dev/$d ]]; then
+			: >"$R/dev/$d"
+			placeholders+=("$R/dev/$d")
+		fi
+		if [[ ! -c $R/dev/$d ]]; then
+			mount --bind "/dev/$d" "$R/dev/$d"
+			mounts+=("$R/dev/$d")
+		fi
+	done
+	mount -t proc proc "$R/proc"
+	mounts+=("$R/proc")
+	if [[ -n $cache ]]; then
+		mkdir -p "$cache"
+		mount --bind "$cache" "$R/var/cache/apt/archives"
+		mounts+=("$R/var/cache/apt/archives")
+	fi
+	# The tree's resolv.conf may be a link pointing anywhere: replace it
+	# (customize.sh writes the image's own).
+	rm -f "$R/etc/resolv.conf"
+	cp /etc/resolv.conf "$R/etc/resolv.conf"
+	printf '#!/bin/sh\nexit 101\n' >"$R/usr/sbin/policy-rc.d"
+	chmod 0755 "$R/usr/sbin/policy-rc.d"
+	local apt=(chroot "$R" /usr/bin/env DEBIAN_FRONTEND=noninteractive apt-get -q -y
+		-o APT::Sandbox::User=root -o Dpkg::Use-Pty=0 install --no-install-recommends "${pkgs[@]}")
+	if ! "${apt[@]}"; then
+		echo "pack: apt failed; refreshing the package lists and trying once more"
+		chroot "$R" /usr/bin/env apt-get -q -o APT::Sandbox::User=root update
+		"${apt[@]}"
+	fi
+	rm -f "$R/usr/sbin/policy-rc.d"
+	unmount_all
+}
+if [[ -n $extra ]]; then
+	install_extra
+fi
 
 bash "$here/customize.sh"
 

@@ -55,6 +55,7 @@ const (
 	StepPrepare   = "prepare"
 	StepBootstrap = "bootstrap"
 	StepUnpack    = "unpack"
+	StepPackages  = "packages" // extra packages installed over the base tree
 	StepCustomize = "customize"
 	StepPack      = "mkfs"
 	StepDevices   = "devices"
@@ -217,6 +218,7 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest, progress func(api
 		"BANGER_MODULES_DIR=" + req.ModulesDir,
 		"BANGER_KERNEL_VERSION=" + req.KernelVersion,
 	}
+	env = append(env, recipe.packEnv...)
 	// A user namespace cannot make device nodes: they are left out of the
 	// unpacked tree and written into the image afterwards.
 	if sb.Rootless() && len(info.Devices) > 0 {
@@ -228,7 +230,7 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest, progress func(api
 	}
 	progress(api.Progress{Step: StepUnpack, Message: "unpacking the base tree"})
 	if tail, err := b.runScript(ctx, sb, Script{Dir: scripts, Name: ScriptPack, Env: env}, packStep, progress); err != nil {
-		return api.Image{}, fmt.Errorf("make the image from the base tree: %s: %w", strings.Join(tail, " / "), err)
+		return api.Image{}, packError(req, tail, err)
 	}
 	if sb.Rootless() && len(info.Devices) > 0 {
 		progress(api.Progress{Step: StepDevices, Message: fmt.Sprintf("writing %d device nodes into the image (debugfs)", len(info.Devices))})
@@ -261,15 +263,29 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest, progress func(api
 	}, nil
 }
 
+// packError explains a failed pack-image.sh: an extra package apt does not
+// know is the user's to fix.
+func packError(req BuildRequest, tail []string, err error) error {
+	for _, line := range tail {
+		if _, pkg, ok := strings.Cut(line, "Unable to locate package "); ok {
+			return invalid(fmt.Sprintf("Debian %s has no package named: %s", req.Suite, strings.TrimSpace(pkg)),
+				"check the package names (apt-cache show NAME on a Debian "+req.Suite+" host) and drop or fix them")
+		}
+	}
+	return fmt.Errorf("make the image from the base tree: %s: %w", strings.Join(tail, " / "), err)
+}
+
 // packStep names the progress step of a line of pack-image.sh's output.
 func packStep(line string) string {
 	switch {
 	case strings.HasPrefix(line, "customize:"):
 		return StepCustomize
-	case strings.HasPrefix(line, "pack: mkfs"):
+	case strings.HasPrefix(line, "pack: mkfs"), line == "pack: done":
 		return StepPack
+	case strings.HasPrefix(line, "pack: unpacking"):
+		return StepUnpack
 	}
-	return StepUnpack
+	return StepPackages // apt's output while extra packages are installed
 }
 
 // cachedBase returns the base tree archive of recipe, making it when

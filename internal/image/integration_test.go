@@ -47,8 +47,9 @@ func TestBuildDebianImage(t *testing.T) {
 	}
 }
 
-// TestBuildFailureLeavesNothing: a package that does not exist fails the
-// build, and no image, work dir, cache entry, mount or process is left.
+// TestBuildFailureLeavesNothing: an extra package that does not exist fails
+// the build (apt, over the cached base tree), and no image, work dir, cache
+// entry, mount or process is left.
 func TestBuildFailureLeavesNothing(t *testing.T) {
 	shared := imagetest.Get(t) // root, not -short, and inputs ready
 	root := t.TempDir()
@@ -110,8 +111,12 @@ func TestBuildCancelLeavesNothing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cancelled := false
+	mirror := image.HostDebianMirror()
+	if mirror == "" {
+		mirror = image.DefaultMirror
+	}
 	_, err := (&image.Builder{Layout: layout}).Build(ctx, image.BuildRequest{
-		Name: "cancel", ExtraPackages: []string{"hello"}, // a recipe not in the cache
+		Name: "cancel", Mirror: mirror + "/", // the same mirror spelt otherwise: a base tree not in the cache
 		PublicKeyPath: shared.PublicKeyPath, AgentPath: shared.AgentPath,
 		OutputPath: filepath.Join(root, "out", "cancel.ext4"), WorkDir: filepath.Join(root, "work"),
 	}, func(p api.Progress) {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 
 	"github.com/banger-dev/banger/images"
@@ -25,6 +26,9 @@ type rootfsRecipe struct {
 	step     string // progress step while the script runs
 	key      string // cache entry name
 	env      []string
+	// packEnv is added to pack-image.sh's parameters: the extra packages
+	// installed over the cached tree (Debian), and the .deb cache.
+	packEnv  []string
 	describe string
 	explain  func(tail []string, err error) error // turns a script failure into an error that says what to do
 }
@@ -32,10 +36,14 @@ type rootfsRecipe struct {
 func newRecipe(req BuildRequest, tool string, rootless bool, layout paths.Layout) (rootfsRecipe, error) {
 	switch req.Distro {
 	case "debian":
-		packages, err := DebianPackages(req.ExtraPackages)
+		// The cached tree holds the default packages; extra packages are
+		// installed over it at each build, so one more package costs its
+		// apt install, not a new bootstrap.
+		packages, err := DebianPackages(nil)
 		if err != nil {
 			return rootfsRecipe{}, err
 		}
+		extra := extraPackages(packages, req.ExtraPackages)
 		script, err := fs.ReadFile(images.FS, ScriptDebian)
 		if err != nil {
 			return rootfsRecipe{}, err
@@ -55,14 +63,21 @@ func newRecipe(req BuildRequest, tool string, rootless bool, layout paths.Layout
 		// The .debs are kept between builds, so a rebuild with one more
 		// package downloads that one package (mmdebstrap's hooks take the
 		// directory as a space-separated argument).
+		var packEnv []string
 		if cache := AptCacheDir(layout); tool == ToolMmdebstrap && !strings.ContainsAny(cache, " \t\n") {
 			env = append(env, "BANGER_APT_CACHE="+cache)
+			packEnv = append(packEnv, "BANGER_APT_CACHE="+cache)
 			describe += ", package cache " + cache
+		}
+		if len(extra) > 0 {
+			packEnv = append(packEnv, "BANGER_EXTRA_PACKAGES="+strings.Join(extra, ","))
+			describe += ", then " + strings.Join(extra, " ")
 		}
 		return rootfsRecipe{
 			script: ScriptDebian, cacheDir: "rootfs", step: StepBootstrap,
 			key:      CacheKey(tool, req.Suite, req.Mirror, packages, script),
 			env:      env,
+			packEnv:  packEnv,
 			describe: describe,
 			explain:  func(tail []string, err error) error { return bootstrapError(req, tool, tail, err) },
 		}, nil
@@ -70,6 +85,24 @@ func newRecipe(req BuildRequest, tool string, rootless bool, layout paths.Layout
 		return voidRecipe(req)
 	}
 	return rootfsRecipe{}, invalid(fmt.Sprintf("distro %q cannot be built", req.Distro), "use --distro debian or --distro void")
+}
+
+// extraPackages is the sorted, de-duplicated list of requested packages the
+// default set lacks.
+func extraPackages(base, requested []string) []string {
+	have := map[string]bool{}
+	for _, p := range base {
+		have[p] = true
+	}
+	var out []string
+	for _, p := range requested {
+		if !have[p] {
+			have[p] = true
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // AptCacheDir holds the Debian packages downloaded by earlier builds.

@@ -46,7 +46,7 @@ func TestRootlessBuildHelper(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	img, err := (&image.Builder{Layout: layout}).Build(ctx, image.BuildRequest{
-		Name: "rootless", PublicKeyPath: r.PublicKey, AgentPath: r.Agent,
+		Name: "rootless", ExtraPackages: []string{"hello"}, PublicKeyPath: r.PublicKey, AgentPath: r.Agent,
 		ModulesDir: r.Modules, KernelVersion: r.KernelVersion, OutputPath: r.Output,
 	}, func(p api.Progress) { fmt.Printf("build %s: %s\n", p.Step, p.Message) })
 	if err != nil {
@@ -56,8 +56,8 @@ func TestRootlessBuildHelper(t *testing.T) {
 }
 
 // TestBuildAsNormalUser creates a throwaway user with subordinate ids,
-// builds the default Debian image as that user (no root, no sudo: a user
-// namespace), and proves with debugfs that ownership and modes are exact:
+// builds the default Debian image plus one extra package as that user (no
+// root, no sudo: a user namespace), and proves with debugfs that ownership and modes are exact:
 // root-owned setuid /usr/bin/sudo, the /dev entries Debian's bootstrap
 // makes, /root 0700, a group-owned file. The user, its ids and everything
 // it made are removed afterwards. Its cache (the base tree archive and the
@@ -172,6 +172,7 @@ func TestBuildAsNormalUser(t *testing.T) {
 		dev       string // "major, minor" for devices
 	}{
 		{"/usr/bin/sudo", "regular", "04755", 0, 0, ""},
+		{"/usr/bin/hello", "regular", "0755", 0, 0, ""}, // the extra package, installed with apt in the namespace
 		{"/root", "directory", "0700", 0, 0, ""},
 		{"/etc/shadow", "regular", "0640", 0, 42, ""}, // group shadow: an id above 0 maps too
 		{"/dev/null", "character special", "0666", 0, 0, "1, 3"},

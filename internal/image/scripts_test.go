@@ -58,9 +58,9 @@ func TestBootstrapArgvGolden(t *testing.T) {
 		{[]string{"BANGER_TOOL=debootstrap"},
 			"debootstrap\n--variant=minbase\n--components=main\n--merged-usr\n--include=bash,git,iputils-ping\nbookworm\n/cache/tree.tar.tree\nhttp://deb.debian.org/debian\n"},
 		{[]string{"BANGER_TOOL=mmdebstrap", "BANGER_MODE=unshare"},
-			"mmdebstrap\n--mode=unshare\n--variant=minbase\n--components=main\n--include=bash,git,iputils-ping\nbookworm\n/cache/tree.tar\nhttp://deb.debian.org/debian\n"},
+			"mmdebstrap\n--mode=unshare\n--variant=minbase\n--components=main\n--skip=cleanup/apt/lists\n--include=bash,git,iputils-ping\nbookworm\n/cache/tree.tar\nhttp://deb.debian.org/debian\n"},
 		{[]string{"BANGER_MODE=root", "BANGER_APT_CACHE=/cache/apt"},
-			"mmdebstrap\n--mode=root\n--variant=minbase\n--components=main\n--include=bash,git,iputils-ping\n" +
+			"mmdebstrap\n--mode=root\n--variant=minbase\n--components=main\n--skip=cleanup/apt/lists\n--include=bash,git,iputils-ping\n" +
 				"--skip=download/empty\n--skip=essential/unlink\n--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/\n" +
 				"--setup-hook=sync-in /cache/apt /var/cache/apt/archives/\n--customize-hook=sync-out /var/cache/apt/archives /cache/apt\n" +
 				"bookworm\n/cache/tree.tar\nhttp://deb.debian.org/debian\n"},
