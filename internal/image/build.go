@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -344,22 +345,35 @@ func (b *Builder) cachedBase(ctx context.Context, sb Sandbox, recipe rootfsRecip
 }
 
 // runScript runs one of our scripts in the sandbox, streaming every output
-// line as a progress event of the step stepOf names. It returns the last
-// lines of output, which say why a failed script failed.
+// line as a progress event of the step stepOf names. It returns what says
+// why a failed script failed: the first few apt/mmdebstrap error lines ("E:
+// ...", which mmdebstrap prints long before it gives up) and the last lines.
 func (b *Builder) runScript(ctx context.Context, sb Sandbox, s Script, stepOf func(string) string, progress func(api.Progress)) ([]string, error) {
 	const keep = 4
-	var tail []string
+	var tail, errs []string
 	lw := &lineWriter{emit: func(line string) {
 		tail = append(tail, line)
 		if len(tail) > keep {
 			tail = tail[1:]
+		}
+		if strings.HasPrefix(line, "E: ") && len(errs) < keep {
+			errs = append(errs, line)
 		}
 		progress(api.Progress{Step: stepOf(line), Message: line})
 	}}
 	s.Stdout, s.Stderr = lw.stream(), lw.stream()
 	err := sb.Run(ctx, s)
 	lw.flush()
-	return tail, err
+	if err == nil {
+		return tail, nil
+	}
+	out := errs
+	for _, l := range tail {
+		if !slices.Contains(out, l) {
+			out = append(out, l)
+		}
+	}
+	return out, err
 }
 
 // bootstrapError explains a failed Debian bootstrap: unknown packages are
