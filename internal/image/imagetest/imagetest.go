@@ -73,7 +73,7 @@ func Get(t testing.TB) Image {
 		t.Skip("skipping: building the real Debian test image is slow; run without -short")
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("skipping: building the Debian test image needs root (debootstrap); run the tests as root")
+		t.Skip("skipping: the shared Debian test image is built and cached as root; run the tests as root")
 	}
 	img, err := get(t)
 	if err != nil {
