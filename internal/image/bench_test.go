@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/image"
 	"github.com/banger-dev/banger/internal/image/imagetest"
 	"github.com/banger-dev/banger/internal/paths"
@@ -72,21 +73,46 @@ func BenchmarkImageFullBuild(b *testing.B) {
 	}
 }
 
+// stepTimer stamps a build's progress steps: seconds spent in each.
+type stepTimer struct {
+	step  string
+	since time.Time
+	secs  map[string]float64
+}
+
+func newStepTimer() *stepTimer {
+	return &stepTimer{step: "start", since: time.Now(), secs: map[string]float64{}}
+}
+
+func (s *stepTimer) progress(p api.Progress) {
+	if p.Step == s.step {
+		return
+	}
+	now := time.Now()
+	s.secs[s.step] += now.Sub(s.since).Seconds()
+	s.step, s.since = p.Step, now
+}
+
 // BenchmarkImageCachedRebuild: an unchanged recipe reuses the base tree
-// archive; only unpack, customize, mkfs and checksum run.
+// archive; only unpack, customize, mkfs and checksum run (each reported).
 func BenchmarkImageCachedRebuild(b *testing.B) {
 	in := benchInputs(b)
 	builder := &image.Builder{Layout: imagetest.Layout()}
 	for b.Loop() {
 		out := filepath.Join(b.TempDir(), "rebuild.ext4")
+		steps := newStepTimer()
 		start := time.Now()
 		img, err := builder.Build(context.Background(), image.BuildRequest{
 			Name: "bench", PublicKeyPath: in.PublicKeyPath, AgentPath: in.AgentPath, OutputPath: out,
-		}, nil)
+		}, steps.progress)
 		if err != nil {
 			b.Fatal(err)
 		}
+		steps.progress(api.Progress{Step: "end"})
 		b.ReportMetric(time.Since(start).Seconds(), "rebuild-s")
+		for _, st := range []string{image.StepUnpack, image.StepCustomize, image.StepPack, image.StepChecksum, image.StepCleanup} {
+			b.ReportMetric(steps.secs[st], st+"-s")
+		}
 		b.ReportMetric(allocated(b, img.RootfsPath)/(1<<20), "image-alloc-MiB")
 		b.ReportMetric(float64(img.SizeBytes)/(1<<20), "image-size-MiB")
 	}
