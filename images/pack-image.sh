@@ -8,6 +8,9 @@
 # Parameters come only from the environment (set by banger, never spliced
 # into a shell string):
 #   BANGER_BASE        the base tree's tar archive (read only)
+#   BANGER_LOWER       optional: the same tree unpacked (unpack-tree.sh), used
+#                      read-only as the lower layer of an overlay mounted at
+#                      BANGER_ROOTFS instead of unpacking the archive
 #   BANGER_ROOTFS      directory to unpack into (must not exist; removed on exit)
 #   BANGER_IMAGE       the ext4 file to pack into (exists: created by the caller)
 #   BANGER_IMAGE_KB    its size in KiB
@@ -29,6 +32,7 @@ img=${BANGER_IMAGE:?BANGER_IMAGE must name the image file}
 kb=${BANGER_IMAGE_KB:?BANGER_IMAGE_KB must give the image size}
 label=${BANGER_LABEL:?BANGER_LABEL must give the filesystem label}
 exclude=${BANGER_EXCLUDE:-}
+lower=${BANGER_LOWER:-}
 extra=${BANGER_EXTRA_PACKAGES:-}
 cache=${BANGER_APT_CACHE:-}
 
@@ -64,16 +68,34 @@ unmount_all() {
 }
 cleanup() {
 	unmount_all || true
-	rm -rf --one-file-system -- "$R"
+	if [[ -n $overlay ]]; then
+		umount "$R" || true
+	fi
+	rm -rf --one-file-system -- "$R" "$R.upper" "$R.work"
 }
+overlay=
 trap cleanup EXIT
 mkdir -m 0755 "$R"
-untar=(tar --extract --file "$base" --directory "$R" --same-owner --same-permissions --numeric-owner --xattrs '--xattrs-include=*')
-if [[ -n $exclude ]]; then
-	untar+=(--anchored --no-wildcards "--exclude-from=$exclude")
+# The cached tree under an overlay: nothing is copied, changes land in
+# $R.upper. Where overlayfs cannot be mounted (old kernel, no user
+# namespace support), the archive is unpacked instead.
+if [[ -n $lower && -d $lower && $lower != *[,:]* && $R != *[,:]* ]]; then
+	mkdir -m 0755 "$R.upper" "$R.work"
+	echo "pack: mounting the cached tree under an overlay"
+	if mount -t overlay overlay -o "lowerdir=$lower,upperdir=$R.upper,workdir=$R.work" "$R"; then
+		overlay=1
+	else
+		echo "pack: overlayfs could not be mounted here: unpacking the archive instead"
+	fi
 fi
-echo "pack: unpacking the base tree"
-"${untar[@]}"
+if [[ -z $overlay ]]; then
+	untar=(tar --extract --file "$base" --directory "$R" --same-owner --same-permissions --numeric-owner --xattrs '--xattrs-include=*')
+	if [[ -n $exclude ]]; then
+		untar+=(--anchored --no-wildcards "--exclude-from=$exclude")
+	fi
+	echo "pack: unpacking the base tree"
+	"${untar[@]}"
+fi
 
 # install_extra installs the extra packages over the unpacked tree with the
 # tree's own apt, in a chroot with /proc, the basic device nodes (bound from
@@ -124,4 +146,8 @@ bash "$here/customize.sh"
 
 echo "pack: mkfs.ext4 -d ($((kb / 1024)) MiB, sparse)"
 mkfs.ext4 -F -q -L "$label" -m 1 -d "$R" "$img" "${kb}k"
+if [[ -n $overlay ]]; then
+	umount "$R"
+	overlay=
+fi
 echo "pack: done"

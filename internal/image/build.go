@@ -230,14 +230,19 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest, progress func(api
 	env = append(env, recipe.packEnv...)
 	// A user namespace cannot make device nodes: they are left out of the
 	// unpacked tree and written into the image afterwards.
+	exclude := ""
 	if sb.Rootless() && len(info.Devices) > 0 {
-		exclude := filepath.Join(work, "devices.exclude")
+		exclude = filepath.Join(work, "devices.exclude")
 		if err := os.WriteFile(exclude, []byte(excludeList(info.Devices)), 0o644); err != nil {
 			return api.Image{}, err
 		}
 		env = append(env, "BANGER_EXCLUDE="+exclude)
 	}
-	progress(api.Progress{Step: StepUnpack, Message: "unpacking the base tree"})
+	tree, err := b.cachedTree(ctx, sb, base, exclude, scripts, progress)
+	if err != nil {
+		return api.Image{}, err
+	}
+	env = append(env, "BANGER_LOWER="+tree)
 	if tail, err := b.runScript(ctx, sb, Script{Dir: scripts, Name: ScriptPack, Env: env}, packStep, progress); err != nil {
 		return api.Image{}, packError(req, tail, err)
 	}
@@ -296,7 +301,7 @@ func packStep(line string) string {
 		return StepCustomize
 	case strings.HasPrefix(line, "pack: mkfs"), line == "pack: done":
 		return StepPack
-	case strings.HasPrefix(line, "pack: unpacking"):
+	case strings.HasPrefix(line, "pack: unpacking"), strings.HasPrefix(line, "pack: mounting"), strings.HasPrefix(line, "pack: overlayfs"):
 		return StepUnpack
 	}
 	return StepPackages // apt's output while extra packages are installed
@@ -355,6 +360,48 @@ func (b *Builder) cachedBase(ctx context.Context, sb Sandbox, recipe rootfsRecip
 		return "", fmt.Errorf("publish cached tree: %w", err)
 	}
 	return archive, nil
+}
+
+// cachedTree returns the base tree archive unpacked (next to it, as
+// <key>.tree), making it when missing: builds mount it read-only under an
+// overlay instead of unpacking the archive each time. Published by rename,
+// under the archive's lock.
+func (b *Builder) cachedTree(ctx context.Context, sb Sandbox, archive, exclude, scripts string, progress func(api.Progress)) (string, error) {
+	key := strings.TrimSuffix(archive, ".tar")
+	tree := key + ".tree"
+	lock, err := os.OpenFile(key+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("open cache lock: %w", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", fmt.Errorf("lock cache entry %s: %w", tree, err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	if dirExists(tree) {
+		return tree, nil
+	}
+	tmp := filepath.Join(filepath.Dir(key), ".tmp-"+filepath.Base(key)[:12]+"-"+randHex(4)+".tree")
+	env := []string{"BANGER_BASE=" + archive, "BANGER_ROOTFS=" + tmp}
+	if exclude != "" {
+		env = append(env, "BANGER_EXCLUDE="+exclude)
+	}
+	if tail, err := b.runScript(ctx, sb, Script{Dir: scripts, Name: ScriptUnpack, Env: env}, func(string) string { return StepUnpack }, progress); err != nil {
+		err = fmt.Errorf("unpack the cached tree: %s: %w", strings.Join(tail, " / "), err)
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if rerr := sb.RemoveAll(cctx, tmp); rerr != nil {
+			err = fmt.Errorf("%w; also: %v", err, rerr)
+		}
+		return "", err
+	}
+	if err := os.Rename(tmp, tree); err != nil {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		_ = sb.RemoveAll(cctx, tmp)
+		return "", fmt.Errorf("publish the cached tree: %w", err)
+	}
+	return tree, nil
 }
 
 // runScript runs one of our scripts in the sandbox, streaming every output

@@ -43,13 +43,14 @@ type Sandbox interface {
 const (
 	ScriptDebian = "make-rootfs-debian.sh" // bootstrap a Debian tree into a tar archive
 	ScriptVoid   = "make-rootfs-void.sh"   // make a Void tree
-	ScriptPack   = "pack-image.sh"         // unpack, customize, mkfs.ext4 -d
+	ScriptPack   = "pack-image.sh"         // overlay or unpack, extra packages, customize, mkfs.ext4 -d
+	ScriptUnpack = "unpack-tree.sh"        // unpack a base tree archive once, for the cache
 )
 
 // Script is one run of a build script.
 type Script struct {
 	Dir    string   // where the embedded images/ tree was written (writeScripts)
-	Name   string   // ScriptDebian | ScriptVoid | ScriptPack
+	Name   string   // ScriptDebian | ScriptVoid | ScriptPack | ScriptUnpack
 	Env    []string // its BANGER_* parameters
 	Stdout io.Writer
 	Stderr io.Writer
@@ -57,7 +58,7 @@ type Script struct {
 
 func (s Script) path() (string, error) {
 	switch s.Name {
-	case ScriptDebian, ScriptVoid, ScriptPack:
+	case ScriptDebian, ScriptVoid, ScriptPack, ScriptUnpack:
 		return filepath.Join(s.Dir, s.Name), nil
 	}
 	return "", fmt.Errorf("no build script named %q", s.Name)

@@ -29,7 +29,7 @@ func run(t *testing.T, c sysexec.Cmd) (string, error) {
 
 func TestScriptsSyntaxAndShellcheck(t *testing.T) {
 	dir := scriptsDir(t)
-	scripts := []string{"make-rootfs-debian.sh", "make-rootfs-void.sh", "pack-image.sh", "customize.sh", "distro/debian.sh", "distro/void.sh", "guest/banger-net", "guest/banger-home", "guest/banger-hostkeys"}
+	scripts := []string{"make-rootfs-debian.sh", "make-rootfs-void.sh", "pack-image.sh", "unpack-tree.sh", "customize.sh", "distro/debian.sh", "distro/void.sh", "guest/banger-net", "guest/banger-home", "guest/banger-hostkeys"}
 	for _, s := range scripts {
 		if out, err := run(t, sysexec.Cmd{Argv: []string{"bash", "-n", s}, Dir: dir}); err != nil {
 			t.Errorf("bash -n %s: %v\n%s", s, err, out)
