@@ -78,8 +78,10 @@ trap cleanup EXIT
 mkdir -m 0755 "$R"
 # The cached tree under an overlay: nothing is copied, changes land in
 # $R.upper. Where overlayfs cannot be mounted (old kernel, no user
-# namespace support), the archive is unpacked instead.
-if [[ -n $lower && -d $lower && $lower != *[,:]* && $R != *[,:]* ]]; then
+# namespace support), the archive is unpacked instead; and so it is when
+# extra packages are installed: dpkg renames directories, which an overlay
+# without redirect_dir (none in a user namespace) refuses (EXDEV).
+if [[ -n $lower && -z $extra && -d $lower && $lower != *[,:]* && $R != *[,:]* ]]; then
 	mkdir -m 0755 "$R.upper" "$R.work"
 	echo "pack: mounting the cached tree under an overlay"
 	if mount -t overlay overlay -o "lowerdir=$lower,upperdir=$R.upper,workdir=$R.work" "$R"; then

@@ -23,6 +23,7 @@ import (
 	"github.com/banger-dev/banger/internal/disk"
 	"github.com/banger-dev/banger/internal/paths"
 	"github.com/banger-dev/banger/internal/sysexec"
+	"github.com/banger-dev/banger/internal/userns"
 )
 
 // Builder builds, registers and checks images. Build steps run as external
@@ -369,6 +370,15 @@ func (b *Builder) cachedBase(ctx context.Context, sb Sandbox, recipe rootfsRecip
 func (b *Builder) cachedTree(ctx context.Context, sb Sandbox, archive, exclude, scripts string, progress func(api.Progress)) (string, error) {
 	key := strings.TrimSuffix(archive, ".tar")
 	tree := key + ".tree"
+	if sb.Rootless() {
+		// The tree's owners on disk are this user's subordinate ids: a tree
+		// is only good for the same mapping.
+		uid, subuid, subgid, err := idMapping()
+		if err != nil {
+			return "", err
+		}
+		tree = fmt.Sprintf("%s.tree-%d-%d-%d", key, uid, subuid, subgid)
+	}
 	lock, err := os.OpenFile(key+".lock", os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return "", fmt.Errorf("open cache lock: %w", err)
@@ -402,6 +412,32 @@ func (b *Builder) cachedTree(ctx context.Context, sb Sandbox, archive, exclude, 
 		return "", fmt.Errorf("publish the cached tree: %w", err)
 	}
 	return tree, nil
+}
+
+// idMapping is the mapping a user namespace sandbox uses: the user's uid
+// and the starts of its first subordinate uid and gid ranges (what unshare
+// --map-auto maps).
+func idMapping() (uid int, subuid, subgid int64, err error) {
+	name, uid := CurrentUser()
+	first := func(file string) (int64, error) {
+		ranges, err := userns.ReadRanges(file)
+		if err != nil {
+			return 0, err
+		}
+		for _, r := range ranges {
+			if r.Owner == name || r.Owner == strconv.Itoa(uid) {
+				return r.Start, nil
+			}
+		}
+		return 0, fmt.Errorf("%s has no subordinate ids for %s", file, name)
+	}
+	if subuid, err = first("/etc/subuid"); err != nil {
+		return 0, 0, 0, err
+	}
+	if subgid, err = first("/etc/subgid"); err != nil {
+		return 0, 0, 0, err
+	}
+	return uid, subuid, subgid, nil
 }
 
 // runScript runs one of our scripts in the sandbox, streaming every output

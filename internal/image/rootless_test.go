@@ -28,6 +28,7 @@ const helperEnv = "BANGER_TEST_ROOTLESS_BUILD"
 // rootlessRequest is what the parent hands the helper process.
 type rootlessRequest struct {
 	Root, Cache, PublicKey, Agent, Modules, KernelVersion, Output string
+	Extra                                                         []string
 }
 
 // TestRootlessBuildHelper is not a test: it is the build that
@@ -46,7 +47,7 @@ func TestRootlessBuildHelper(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	img, err := (&image.Builder{Layout: layout}).Build(ctx, image.BuildRequest{
-		Name: "rootless", ExtraPackages: []string{"hello"}, PublicKeyPath: r.PublicKey, AgentPath: r.Agent,
+		Name: "rootless", ExtraPackages: r.Extra, PublicKeyPath: r.PublicKey, AgentPath: r.Agent,
 		ModulesDir: r.Modules, KernelVersion: r.KernelVersion, OutputPath: r.Output,
 	}, func(p api.Progress) { fmt.Printf("build %s: %s\n", p.Step, p.Message) })
 	if err != nil {
@@ -122,6 +123,15 @@ func TestBuildAsNormalUser(t *testing.T) {
 	if err := os.MkdirAll(cache, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// Unpacked trees are owned by an earlier user's subordinate ids (and
+	// chown would clear their setuid bits): only the archives, whose owners
+	// are numbers inside them, and the .debs are handed on.
+	trees, _ := filepath.Glob(filepath.Join(cache, "build", "rootfs", "*.tree*"))
+	for _, tr := range trees {
+		if err := os.RemoveAll(tr); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if _, err := sysexec.Run(ctx, "chown", "-R", fmt.Sprintf("%d:%d", uid, gid), cache); err != nil {
 		t.Fatal(err)
 	}
@@ -140,64 +150,27 @@ func TestBuildAsNormalUser(t *testing.T) {
 	if err := os.WriteFile(bin, self, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(home, "images", "rootless.ext4")
-	spec, _ := json.Marshal(rootlessRequest{
-		Root: filepath.Join(home, "banger"), Cache: cache, PublicKey: in.PublicKeyPath, Agent: in.AgentPath,
-		Modules: modules, KernelVersion: imagetest.KernelVersion, Output: out,
-	})
-	lw := &testLines{t: t}
-	start := time.Now()
-	_, err = sysexec.Exec{}.Run(ctx, sysexec.Cmd{
-		Argv:   []string{"runuser", "-u", name, "--", bin, "-test.run", "^TestRootlessBuildHelper$", "-test.v", "-test.timeout", "35m"},
-		Dir:    home,
-		Env:    []string{helperEnv + "=" + string(spec), "HOME=" + home, "USER=" + name, "GOCOVERDIR="},
-		Stdout: lw, Stderr: lw,
-	})
-	if err != nil {
-		t.Fatalf("the build as %s failed: %v", name, err)
-	}
-	t.Logf("built as %s (uid %d) in %s", name, uid, time.Since(start).Round(time.Second))
-
-	st, err := os.Stat(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := st.Sys().(*syscall.Stat_t).Uid; int(got) != uid {
-		t.Errorf("the image file is owned by uid %d, want the user's %d", got, uid)
-	}
-	for _, c := range []struct {
-		path, typ string
-		mode      string // debugfs's octal mode
-		uid, gid  int
-		dev       string // "major, minor" for devices
-	}{
-		{"/usr/bin/sudo", "regular", "04755", 0, 0, ""},
-		{"/usr/bin/hello", "regular", "0755", 0, 0, ""}, // the extra package, installed with apt in the namespace
-		{"/root", "directory", "0700", 0, 0, ""},
-		{"/etc/shadow", "regular", "0640", 0, 42, ""}, // group shadow: an id above 0 maps too
-		{"/dev/null", "character special", "0666", 0, 0, "1, 3"},
-		{"/dev/zero", "character special", "0666", 0, 0, "1, 5"},
-		{"/dev/full", "character special", "0666", 0, 0, "1, 7"},
-		{"/dev/random", "character special", "0666", 0, 0, "1, 8"},
-		{"/dev/urandom", "character special", "0666", 0, 0, "1, 9"},
-		{"/dev/tty", "character special", "0666", 0, 0, "5, 0"},
-		{"/dev/console", "character special", "0666", 0, 0, "5, 1"},
-		{"/dev/ptmx", "character special", "0666", 0, 0, "5, 2"},
-		{"/dev/pts", "directory", "0755", 0, 0, ""},
-		{"/dev/shm", "directory", "0755", 0, 0, ""},
-		{"/dev/fd", "symlink", "0777", 0, 0, ""},
-		{"/dev/stdin", "symlink", "0777", 0, 0, ""},
-	} {
-		got := debugfsStat(t, ctx, out, c.path)
-		if got.typ != c.typ || got.mode != c.mode || got.uid != c.uid || got.gid != c.gid || got.dev != c.dev {
-			t.Errorf("%s: %+v, want type %s mode %s owner %d:%d device %q", c.path, got, c.typ, c.mode, c.uid, c.gid, c.dev)
+	// Two builds: the default packages (the cached tree under an overlay),
+	// then one more package (installed with apt over an unpacked tree).
+	for _, extra := range [][]string{nil, {"hello"}} {
+		out := filepath.Join(home, "images", "rootless"+strconv.Itoa(len(extra))+".ext4")
+		spec, _ := json.Marshal(rootlessRequest{
+			Root: filepath.Join(home, "banger"), Cache: cache, PublicKey: in.PublicKeyPath, Agent: in.AgentPath,
+			Modules: modules, KernelVersion: imagetest.KernelVersion, Output: out, Extra: extra,
+		})
+		lw := &testLines{t: t}
+		start := time.Now()
+		_, err = sysexec.Exec{}.Run(ctx, sysexec.Cmd{
+			Argv:   []string{"runuser", "-u", name, "--", bin, "-test.run", "^TestRootlessBuildHelper$", "-test.v", "-test.timeout", "35m"},
+			Dir:    home,
+			Env:    []string{helperEnv + "=" + string(spec), "HOME=" + home, "USER=" + name, "GOCOVERDIR="},
+			Stdout: lw, Stderr: lw,
+		})
+		if err != nil {
+			t.Fatalf("the build as %s with extra packages %v failed: %v", name, extra, err)
 		}
-	}
-	// And it is a whole banger image, as a root build's is.
-	for _, c := range (&image.Builder{}).VerifyOffline(ctx, out, in.PublicKeyPath) {
-		if c.Status != api.CheckOK {
-			t.Errorf("check %s: %s: %s (fix: %s)", c.Name, c.Status, c.Detail, c.Fix)
-		}
+		t.Logf("built as %s (uid %d) with extra packages %v in %s", name, uid, extra, time.Since(start).Round(time.Second))
+		checkRootlessImage(t, ctx, out, uid, in.PublicKeyPath, extra)
 	}
 	for _, pat := range []string{"build/build-*", "build/rootfs/.tmp-*"} {
 		if left, _ := filepath.Glob(filepath.Join(cache, pat)); len(left) > 0 {
@@ -223,6 +196,57 @@ func processesOf(uid int) []int {
 		}
 	}
 	return out
+}
+
+// checkRootlessImage proves with debugfs that an image built by a normal
+// user has root's files, modes and device nodes exactly.
+func checkRootlessImage(t *testing.T, ctx context.Context, out string, uid int, pubKey string, extra []string) {
+	t.Helper()
+	st, err := os.Stat(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Sys().(*syscall.Stat_t).Uid; int(got) != uid {
+		t.Errorf("the image file is owned by uid %d, want the user's %d", got, uid)
+	}
+	for _, c := range []struct {
+		path, typ string
+		mode      string // debugfs's octal mode
+		uid, gid  int
+		dev       string // "major, minor" for devices
+	}{
+		{"/usr/bin/sudo", "regular", "04755", 0, 0, ""},
+		{"/root", "directory", "0700", 0, 0, ""},
+		{"/etc/shadow", "regular", "0640", 0, 42, ""}, // group shadow: an id above 0 maps too
+		{"/dev/null", "character special", "0666", 0, 0, "1, 3"},
+		{"/dev/zero", "character special", "0666", 0, 0, "1, 5"},
+		{"/dev/full", "character special", "0666", 0, 0, "1, 7"},
+		{"/dev/random", "character special", "0666", 0, 0, "1, 8"},
+		{"/dev/urandom", "character special", "0666", 0, 0, "1, 9"},
+		{"/dev/tty", "character special", "0666", 0, 0, "5, 0"},
+		{"/dev/console", "character special", "0666", 0, 0, "5, 1"},
+		{"/dev/ptmx", "character special", "0666", 0, 0, "5, 2"},
+		{"/dev/pts", "directory", "0755", 0, 0, ""},
+		{"/dev/shm", "directory", "0755", 0, 0, ""},
+		{"/dev/fd", "symlink", "0777", 0, 0, ""},
+		{"/dev/stdin", "symlink", "0777", 0, 0, ""},
+	} {
+		got := debugfsStat(t, ctx, out, c.path)
+		if got.typ != c.typ || got.mode != c.mode || got.uid != c.uid || got.gid != c.gid || got.dev != c.dev {
+			t.Errorf("%s: %+v, want type %s mode %s owner %d:%d device %q", c.path, got, c.typ, c.mode, c.uid, c.gid, c.dev)
+		}
+	}
+	if len(extra) > 0 {
+		if got := debugfsStat(t, ctx, out, "/usr/bin/hello"); got.typ != "regular" || got.mode != "0755" || got.uid != 0 {
+			t.Errorf("/usr/bin/hello (the extra package, installed with apt in the namespace): %+v", got)
+		}
+	}
+	// And it is a whole banger image, as a root build's is.
+	for _, c := range (&image.Builder{}).VerifyOffline(ctx, out, pubKey) {
+		if c.Status != api.CheckOK {
+			t.Errorf("check %s: %s: %s (fix: %s)", c.Name, c.Status, c.Detail, c.Fix)
+		}
+	}
 }
 
 // testLines logs each line written to it.
