@@ -78,13 +78,22 @@ trap cleanup EXIT
 mkdir -m 0755 "$R"
 # The cached tree under an overlay: nothing is copied, changes land in
 # $R.upper. Where overlayfs cannot be mounted (old kernel, no user
-# namespace support), the archive is unpacked instead; and so it is when
-# extra packages are installed: dpkg renames directories, which an overlay
-# without redirect_dir (none in a user namespace) refuses (EXDEV).
-if [[ -n $lower && -z $extra && -d $lower && $lower != *[,:]* && $R != *[,:]* ]]; then
+# namespace support), the archive is unpacked instead. Installing extra
+# packages needs redirect_dir (dpkg renames directories, which an overlay
+# otherwise refuses with EXDEV), and redirect_dir needs real root (trusted
+# xattrs): in a user namespace the archive is unpacked for them.
+opts=
+if [[ -n $extra ]]; then
+	if [[ $(tr -s ' \t' ' ' </proc/self/uid_map) == " 0 0 4294967295" ]]; then
+		opts=,redirect_dir=on
+	else
+		lower=
+	fi
+fi
+if [[ -n $lower && -d $lower && $lower != *[,:]* && $R != *[,:]* ]]; then
 	mkdir -m 0755 "$R.upper" "$R.work"
 	echo "pack: mounting the cached tree under an overlay"
-	if mount -t overlay overlay -o "lowerdir=$lower,upperdir=$R.upper,workdir=$R.work" "$R"; then
+	if mount -t overlay overlay -o "lowerdir=$lower,upperdir=$R.upper,workdir=$R.work$opts" "$R"; then
 		overlay=1
 	else
 		echo "pack: overlayfs could not be mounted here: unpacking the archive instead"
