@@ -168,14 +168,6 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest, progress func(api
 	}
 	progress(api.Progress{Step: StepPrepare, Message: recipe.describe + ", " + sb.Describe() + ", cache key " + recipe.key[:12]})
 
-	// Builds before base trees became archives cached whole debootstrap
-	// trees here; they are never used again.
-	if old := filepath.Join(b.Layout.BuildCacheDir(), "debootstrap"); dirExists(old) {
-		progress(api.Progress{Step: StepPrepare, Message: "removing the old tree cache " + old})
-		if err := sb.RemoveAll(ctx, old); err != nil {
-			progress(api.Progress{Step: StepPrepare, Message: "warning: " + err.Error() + " (root made it: sudo rm -rf " + old + ")"})
-		}
-	}
 	base, err := b.cachedBase(ctx, sb, recipe, scripts, progress)
 	if err != nil {
 		return api.Image{}, err
