@@ -23,7 +23,11 @@ import (
 // privileged helper plugs in here through Builder.Sandbox, with the same
 // narrow contract: run one of these scripts with these BANGER_* parameters,
 // every path under the user's banger cache (or read-only bundle inputs),
-// and remove a directory it made there.
+// and remove a directory it made there. A helper running as root must run
+// its own embedded copy of the scripts, never the copy in Script.Dir (the
+// user can write there), check every BANGER_* path, and keep or hand back
+// what it writes (archives, unpacked trees, the .deb cache) so the user's
+// later builds and RemoveAll calls can use it.
 type Sandbox interface {
 	// Describe says how scripts run, for progress and errors.
 	Describe() string
