@@ -172,4 +172,12 @@ else
 fi
 
 rm -rf "$rootfs"/var/cache/xbps/*
+
+# The build cache keeps the tree as a tar archive (numeric owners, modes,
+# device nodes, xattrs).
+if [[ -n ${BANGER_OUTPUT:-} ]]; then
+	log "writing $BANGER_OUTPUT"
+	tar --create --file "$BANGER_OUTPUT" --directory "$rootfs" --numeric-owner --xattrs '--xattrs-include=*' --sort=name .
+	rm -rf --one-file-system -- "$rootfs"
+fi
 log "done"

@@ -24,25 +24,29 @@ var layers = map[string]int{
 	"internal/agentclient/hvsocktest": 0, "internal/rootsafe": 0, "internal/consolelog": 0, "internal/termsafe": 0,
 
 	// 1: tools, each with one job, and the transport.
-	"internal/disk": 1, "internal/kernel": 1, "internal/hostnet": 1, "internal/mapdns": 1,
+	"internal/disk": 1, "internal/userns": 1, "internal/kernel": 1, "internal/hostnet": 1, "internal/mapdns": 1,
 	"internal/config": 1, "internal/sshcmd": 1, "internal/agentclient": 1, "internal/agent": 1,
 	"internal/vmm": 1, "internal/vmm/fccontract": 1, "internal/server": 1,
 	"internal/client": 1, "internal/tui": 1, "internal/tui/tuitest": 1, "internal/hostnet/nettest": 1,
 
 	// 2: what the services are built from.
-	"internal/bundle": 2, "internal/doctor": 2, "internal/privhelper": 2, "internal/store": 2, "internal/vmm/firecracker": 2,
+	"internal/bundle": 2, "internal/privhelper": 2, "internal/store": 2, "internal/vmm/firecracker": 2,
 	"internal/vmm/qemu": 2, "internal/vmm/fcfake": 2, "internal/cli": 2, "internal/kernel/kerneltest": 2,
 	"internal/benchreport": 2, "internal/testsummary": 2, "internal/mapdns/mapdnstest": 2,
 
 	// 3: the services.
 	"internal/image": 3, "internal/vm": 3, "internal/vmruntime": 3, "internal/e2etest": 3,
 
-	// 4: the composition root, and test helpers that build on a service.
-	"internal/daemon": 4, "internal/image/imagetest": 4,
+	// 4: what reads the services' facts (doctor checks what an image build
+	// needs), and test helpers that build on a service.
+	"internal/doctor": 4, "internal/image/imagetest": 4,
 
-	// 5: programs and test suites.
-	"cmd/banger": 5, "cmd/bangerd": 5, "cmd/banger-agent": 5, "cmd/banger-helper": 5, "cmd/fake-firecracker": 5,
-	"test/e2e": 5, "test/bench": 5, "test/hostile": 5,
+	// 5: the composition root.
+	"internal/daemon": 5,
+
+	// 6: programs and test suites.
+	"cmd/banger": 6, "cmd/bangerd": 6, "cmd/banger-agent": 6, "cmd/banger-helper": 6, "cmd/fake-firecracker": 6,
+	"test/e2e": 6, "test/bench": 6, "test/hostile": 6,
 }
 
 // services are the packages the transport must never link.

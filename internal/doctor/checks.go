@@ -27,10 +27,10 @@ func All() []Check {
 		one("ip-forward", ScopeNAT, checkIPForward),
 		one("uplink", ScopeNAT, checkUplink),
 
-		one("debootstrap", ScopeImageBuild, checkDebootstrap),
+		one("bootstrap-tool", ScopeImageBuild, checkBootstrapTool),
 		one("xbps", ScopeImageBuild, checkXBPS),
 		one("mkfs-ext4", ScopeImageBuild, checkMkfsExt4),
-		one("chroot-rights", ScopeImageBuild, checkChrootRights),
+		one("build-rights", ScopeImageBuild, checkBuildRights),
 		one("build-disk", ScopeImageBuild, checkBuildDisk),
 
 		one("e2fsck", ScopeDiskResize, checkE2fsck),

@@ -98,20 +98,6 @@ func checkUplink(ctx context.Context, e *Env) api.CheckResult {
 
 // --- image-build ---
 
-func checkDebootstrap(ctx context.Context, e *Env) api.CheckResult {
-	if e.Distro == "void" {
-		return ok("not needed: building a Void image")
-	}
-	p, err := e.lookPath("debootstrap")
-	if err != nil {
-		return fail("debootstrap not found in PATH: Debian images cannot be built", "sudo apt-get install debootstrap")
-	}
-	if out, err := e.runVersion(ctx, p, "--version"); err == nil && firstLine(out) != "" {
-		return ok(firstLine(out) + " at " + p)
-	}
-	return ok("debootstrap at " + p)
-}
-
 // The static tarball carries the repository keys (var/db/xbps/keys) next to
 // the binaries: extract all of it, so xbps can check the repository.
 const xbpsFix = "download https://repo-default.voidlinux.org/static/xbps-static-latest.x86_64-musl.tar.xz, " +
@@ -164,15 +150,8 @@ func checkMkfsExt4(ctx context.Context, e *Env) api.CheckResult {
 	return ok(fmt.Sprintf("%s at %s (supports -d)", line, p))
 }
 
-func checkChrootRights(ctx context.Context, e *Env) api.CheckResult {
-	if e.euid() == 0 {
-		return ok("running as root: debootstrap and the chroot can create device nodes and root-owned files")
-	}
-	return fail("image build runs debootstrap and a chroot, which need root", "sudo banger image build --name NAME")
-}
-
-// MinBuildFreeBytes is the free space an image build needs (debootstrap
-// tree with a kernel about 640 MB, plus the packed ext4 image and slack).
+// MinBuildFreeBytes is the free space an image build needs (base tree
+// archive with a kernel about 700 MB, plus the packed ext4 image and slack).
 const MinBuildFreeBytes = 3 << 30
 
 func checkBuildDisk(ctx context.Context, e *Env) api.CheckResult {

@@ -3,7 +3,9 @@ package doctor
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/banger-dev/banger/internal/api"
@@ -54,15 +56,17 @@ func TestUplink(t *testing.T) {
 	want(t, h.run("uplink"), api.CheckOK, "default route via 192.0.2.1 on eth0", "")
 }
 
-func TestDebootstrapAndXBPS(t *testing.T) {
+func TestBootstrapToolAndXBPS(t *testing.T) {
 	h := newFakeHost(t)
-	want(t, h.run("debootstrap"), api.CheckFail, "debootstrap not found", "sudo apt-get install debootstrap")
+	want(t, h.run("bootstrap-tool"), api.CheckFail, "neither mmdebstrap nor debootstrap", "sudo apt-get install mmdebstrap uidmap")
 	want(t, h.run("xbps"), api.CheckWarn, "only needed for Void images", "xbps_static = ")
 	p := h.program("debootstrap", "debootstrap 1.0.128+nmu2+deb12u1", false)
-	want(t, h.run("debootstrap"), api.CheckOK, "debootstrap 1.0.128+nmu2+deb12u1 at "+p, "")
+	want(t, h.run("bootstrap-tool"), api.CheckWarn, "fall back to debootstrap at "+p+", which is slower and needs root", "sudo apt-get install mmdebstrap uidmap")
+	p = h.program("mmdebstrap", "mmdebstrap 1.3.5", false)
+	want(t, h.run("bootstrap-tool"), api.CheckOK, "mmdebstrap 1.3.5 at "+p, "")
 
 	h.env.Distro = "void"
-	want(t, h.run("debootstrap"), api.CheckOK, "not needed", "")
+	want(t, h.run("bootstrap-tool"), api.CheckOK, "not needed", "")
 	want(t, h.run("xbps"), api.CheckFail, "Void images cannot be built", "mkdir -p /opt/xbps && tar -xJf FILE -C /opt/xbps")
 	h.env.VoidTarball = true
 	want(t, h.run("xbps"), api.CheckWarn, "only needed when the tarball lacks packages", "xbps-static-latest.x86_64-musl.tar.xz")
@@ -88,11 +92,59 @@ func TestMkfsExt4(t *testing.T) {
 	want(t, h.run("mkfs-ext4"), api.CheckWarn, "unrecognized version output", "")
 }
 
-func TestChrootRights(t *testing.T) {
+func TestBuildRights(t *testing.T) {
 	h := newFakeHost(t)
-	want(t, h.run("chroot-rights"), api.CheckFail, "need root", "sudo banger image build --name NAME")
+	h.env.Getenv = func(k string) string { return map[string]string{"USER": "alice"}[k] }
+	// Nothing there: every piece is named with its fix.
+	r := h.run("build-rights")
+	want(t, r, api.CheckFail, "newuidmap is not installed", "sudo apt-get install uidmap")
+	for _, s := range []string{"/etc/subuid has no subordinate ids for alice", "/etc/subgid has no subordinate ids for alice"} {
+		if !strings.Contains(r.Detail, s) {
+			t.Errorf("detail lacks %q: %s", s, r.Detail)
+		}
+	}
+	if r.Fix != "sudo apt-get install uidmap; then sudo apt-get install util-linux; then "+
+		"sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 alice; or build as root" {
+		t.Errorf("fix lacks the usermod command: %s", r.Fix)
+	}
+
+	h.program("newuidmap", "", false)
+	h.program("newgidmap", "", false)
+	unshare := h.program("unshare", "", false)
+	h.file("etc/subuid", "bob:100000:65536\nalice:165536:1000\n")
+	h.file("etc/subgid", "bob:100000:65536\n1000:165536:65536\n")
+	h.env.Geteuid = func() int { return 1000 }
+	// Too small a range names the next free block; a uid entry counts.
+	want(t, h.run("build-rights"), api.CheckFail, "/etc/subuid gives alice only 1000 subordinate ids (65536 needed)",
+		"sudo usermod --add-subuids 231072-296607 --add-subgids 231072-296607 alice")
+	h.file("etc/subuid", "bob:100000:65536\nalice:165536:65536\n")
+
+	// The kernel switches, where they exist, with the sysctl that fixes them.
+	h.file("proc/sys/kernel/unprivileged_userns_clone", "0\n")
+	h.file("proc/sys/kernel/apparmor_restrict_unprivileged_userns", "1\n")
+	r = h.run("build-rights")
+	want(t, r, api.CheckFail, "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0)",
+		"sudo sysctl -w kernel.unprivileged_userns_clone=1 && echo kernel.unprivileged_userns_clone=1 | sudo tee /etc/sysctl.d/60-banger-userns.conf")
+	if !strings.Contains(r.Detail, "AppArmor restricts") || !strings.Contains(r.Fix, "sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0") {
+		t.Errorf("AppArmor restriction not reported with its fix: %+v", r)
+	}
+	h.file("proc/sys/kernel/unprivileged_userns_clone", "1\n")
+	h.file("proc/sys/kernel/apparmor_restrict_unprivileged_userns", "0\n")
+
+	// The live probe: a failing unshare is reported with its output.
+	if err := os.WriteFile(unshare, []byte("#!/bin/sh\necho 'unshare: write failed /proc/self/uid_map: Operation not permitted' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want(t, h.run("build-rights"), api.CheckFail, "Operation not permitted", "a container may forbid them")
+	h.program("unshare", "", false)
+	want(t, h.run("build-rights"), api.CheckFail, "mmdebstrap is not installed", "sudo apt-get install mmdebstrap uidmap")
+	h.program("mmdebstrap", "mmdebstrap 1.3.5", false)
+	want(t, h.run("build-rights"), api.CheckOK, "no sudo needed", "")
+
+	h.env.Distro = "void"
+	want(t, h.run("build-rights"), api.CheckFail, "Void images still need root", "sudo banger image build --distro void")
 	h.env.Geteuid = func() int { return 0 }
-	want(t, h.run("chroot-rights"), api.CheckOK, "running as root", "")
+	want(t, h.run("build-rights"), api.CheckOK, "running as root", "")
 }
 
 func TestBuildDisk(t *testing.T) {

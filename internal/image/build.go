@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,58 +23,90 @@ import (
 	"github.com/banger-dev/banger/internal/disk"
 	"github.com/banger-dev/banger/internal/paths"
 	"github.com/banger-dev/banger/internal/sysexec"
+	"github.com/banger-dev/banger/internal/userns"
 )
 
 // Builder builds, registers and checks images. Build steps run as external
-// programs through Runner; the debootstrap tree cache lives under
-// Layout.BuildCacheDir().
+// programs through Runner; the privileged part of a build (bootstrapping,
+// customizing and packing a tree whose files root owns) runs through
+// Sandbox; base trees are cached under Layout.BuildCacheDir().
 type Builder struct {
 	Layout paths.Layout
 	Runner sysexec.Runner // nil = sysexec.Exec{}
+	// Sandbox runs the build scripts; nil = RootSandbox when banger runs as
+	// root, else UserNSSandbox when this user can make a user namespace
+	// with subordinate ids (else Build fails saying what to fix).
+	Sandbox Sandbox
 	// HostMirror names the host's Debian mirror; nil = HostDebianMirror.
 	HostMirror func() string
+	// LookPath finds the bootstrap tools; nil = sysexec.LookPath.
+	LookPath func(string) (string, error)
 }
 
-func (b *Builder) runner() sysexec.Runner {
-	if b.Runner == nil {
-		return sysexec.Exec{}
+func (b *Builder) runner() sysexec.Runner { return runner(b.Runner) }
+
+func (b *Builder) lookPath(name string) (string, error) {
+	if b.LookPath != nil {
+		return b.LookPath(name)
 	}
-	return b.Runner
+	return sysexec.LookPath(name)
 }
 
 // Progress steps reported by Build.
 const (
-	StepPrepare     = "prepare"
-	StepDebootstrap = "debootstrap"
-	StepCopy        = "copy"
-	StepCustomize   = "customize"
-	StepPack        = "mkfs"
-	StepChecksum    = "checksum"
-	StepCleanup     = "cleanup"
+	StepPrepare   = "prepare"
+	StepBootstrap = "bootstrap"
+	StepUnpack    = "unpack"
+	StepPackages  = "packages" // extra packages installed over the base tree
+	StepCustomize = "customize"
+	StepPack      = "mkfs"
+	StepDevices   = "devices"
+	StepChecksum  = "checksum"
+	StepCleanup   = "cleanup"
 )
 
-// CacheKey names a cached debootstrap tree: it changes whenever anything
-// that shapes the tree changes (suite, mirror, packages, the script).
-func CacheKey(suite, mirror string, packages []string, script []byte) string {
+// The Debian bootstrap tools, in order of preference.
+const (
+	ToolMmdebstrap  = "mmdebstrap"
+	ToolDebootstrap = "debootstrap"
+)
+
+// CacheKey names a cached base tree: it changes whenever anything that
+// shapes the tree changes (tool, suite, mirror, packages, the script).
+func CacheKey(tool, suite, mirror string, packages []string, script []byte) string {
 	h := sha256.New()
 	scriptSum := sha256.Sum256(script)
-	fmt.Fprintf(h, "banger-debootstrap-v1\nsuite=%s\nmirror=%s\npackages=%s\nscript=%x\n",
-		suite, mirror, strings.Join(packages, ","), scriptSum)
+	fmt.Fprintf(h, "banger-rootfs-v2\ntool=%s\nsuite=%s\nmirror=%s\npackages=%s\nscript=%x\n",
+		tool, suite, mirror, strings.Join(packages, ","), scriptSum)
 	return hex.EncodeToString(h.Sum(nil))
 }
 
 // MkfsArgv is the command that packs dir into a new ext4 image of size bytes
-// without mounting anything.
+// without mounting anything (pack-image.sh runs the same).
 func MkfsArgv(dir, img string, size int64) []string {
 	return []string{"mkfs.ext4", "-F", "-q", "-L", RootfsLabel, "-m", "1", "-d", dir, img, strconv.FormatInt(size/1024, 10) + "k"}
 }
 
 // sandboxArgv runs a script in private mount and PID namespaces: mounts made
-// by the script (debootstrap mounts /proc and /sys in the target) vanish
-// with it, and every process it started dies with it, even if banger is
-// killed mid-build.
+// by the script vanish with it, and every process it started dies with it,
+// even if banger is killed mid-build.
 func sandboxArgv(script string) []string {
 	return []string{"unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--", "bash", script}
+}
+
+// DebianTool is the bootstrap tool a Debian build uses here: mmdebstrap
+// when installed, else debootstrap (root only), else "" with the fix.
+func DebianTool(lookPath func(string) (string, error)) (string, error) {
+	if lookPath == nil {
+		lookPath = sysexec.LookPath
+	}
+	for _, t := range []string{ToolMmdebstrap, ToolDebootstrap} {
+		if _, err := lookPath(t); err == nil {
+			return t, nil
+		}
+	}
+	return "", api.NewError(api.CodeFailedPrecondition, "a Debian image build needs mmdebstrap (or debootstrap), and neither is installed",
+		"sudo apt-get install mmdebstrap uidmap")
 }
 
 // Build makes an image from req and returns it (not yet persisted: the
@@ -91,7 +124,12 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest, progress func(api
 	if err := req.Validate(); err != nil {
 		return api.Image{}, err
 	}
-	if err := checkBuildHost(req); err != nil {
+	sb, err := b.sandbox(ctx)
+	if err != nil {
+		return api.Image{}, err
+	}
+	tool, err := b.checkBuildHost(req, sb)
+	if err != nil {
 		return api.Image{}, err
 	}
 	if err := checkInputs(req); err != nil {
@@ -100,7 +138,7 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest, progress func(api
 	if err := checkRootBuildDirs(req.WorkDir, b.Layout.BuildCacheDir(), filepath.Dir(req.OutputPath)); err != nil {
 		return api.Image{}, err
 	}
-	recipe, err := newRecipe(req)
+	recipe, err := newRecipe(req, tool, sb.Rootless(), b.Layout)
 	if err != nil {
 		return api.Image{}, err
 	}
@@ -114,7 +152,10 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest, progress func(api
 	}
 	defer func() {
 		progress(api.Progress{Step: StepCleanup, Message: "removing " + work})
-		if rerr := removeTree(work); rerr != nil {
+		// The build's own context may be cancelled: cleaning up must not be.
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if rerr := sb.RemoveAll(cctx, work); rerr != nil {
 			if err == nil {
 				// The image is good; the leftover is only reported.
 				progress(api.Progress{Step: StepCleanup, Message: "warning: " + rerr.Error()})
@@ -128,34 +169,25 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest, progress func(api
 	if err := writeScripts(scripts); err != nil {
 		return api.Image{}, err
 	}
-	progress(api.Progress{Step: StepPrepare, Message: recipe.describe + ", cache key " + recipe.key[:12]})
+	progress(api.Progress{Step: StepPrepare, Message: recipe.describe + ", " + sb.Describe() + ", cache key " + recipe.key[:12]})
 
-	tree, err := b.cachedTree(ctx, recipe, scripts, progress)
+	base, err := b.cachedBase(ctx, sb, recipe, scripts, progress)
 	if err != nil {
 		return api.Image{}, err
 	}
-
-	rootfs := filepath.Join(work, "rootfs")
-	progress(api.Progress{Step: StepCopy, Message: "copying the cached tree"})
-	if _, err := b.runner().Run(ctx, sysexec.Cmd{Argv: []string{"cp", "-a", "--reflink=auto", tree, rootfs}}); err != nil {
-		return api.Image{}, fmt.Errorf("copy cached tree: %w", err)
-	}
-
-	env := []string{
-		"BANGER_ROOTFS=" + rootfs,
-		"BANGER_DISTRO=" + req.Distro,
-		"BANGER_PUBKEY=" + req.PublicKeyPath,
-		"BANGER_AGENT=" + req.AgentPath,
-		"BANGER_MODULES_DIR=" + req.ModulesDir,
-		"BANGER_KERNEL_VERSION=" + req.KernelVersion,
-	}
-	if tail, err := b.runScript(ctx, StepCustomize, filepath.Join(scripts, "customize.sh"), env, progress); err != nil {
-		return api.Image{}, fmt.Errorf("customize the image: %s: %w", strings.Join(tail, " / "), err)
-	}
-
-	need, err := treeBytes(rootfs)
+	info, err := readArchive(base)
 	if err != nil {
 		return api.Image{}, err
+	}
+	need := info.Bytes
+	for _, extra := range []string{req.AgentPath, req.ModulesDir} {
+		if extra != "" {
+			n, err := treeBytes(extra)
+			if err != nil {
+				return api.Image{}, err
+			}
+			need += n - 128<<20 // treeBytes adds the fixed headroom once more
+		}
 	}
 	if need > req.SizeBytes {
 		return api.Image{}, invalid(fmt.Sprintf("the image needs about %d MiB but its size is %d MiB", need>>20, req.SizeBytes>>20),
@@ -165,15 +197,56 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest, progress func(api
 	if err := os.MkdirAll(filepath.Dir(req.OutputPath), 0o700); err != nil {
 		return api.Image{}, fmt.Errorf("create image dir: %w", err)
 	}
+	// The image file is made here, as the user, so the user owns it; the
+	// sandbox only writes into it.
 	tmpImg := filepath.Join(filepath.Dir(req.OutputPath), "."+filepath.Base(req.OutputPath)+".tmp-"+randHex(4))
+	f, err := os.OpenFile(tmpImg, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return api.Image{}, fmt.Errorf("create the image file: %w", err)
+	}
+	f.Close()
 	defer func() {
 		if err != nil {
 			os.Remove(tmpImg)
 		}
 	}()
-	progress(api.Progress{Step: StepPack, Message: fmt.Sprintf("mkfs.ext4 %d MiB (sparse)", req.SizeBytes>>20)})
-	if _, err := b.runner().Run(ctx, sysexec.Cmd{Argv: MkfsArgv(rootfs, tmpImg, req.SizeBytes)}); err != nil {
-		return api.Image{}, fmt.Errorf("pack the image: %w", err)
+
+	env := []string{
+		"BANGER_BASE=" + base,
+		"BANGER_ROOTFS=" + filepath.Join(work, "rootfs"),
+		"BANGER_IMAGE=" + tmpImg,
+		"BANGER_IMAGE_KB=" + strconv.FormatInt(req.SizeBytes/1024, 10),
+		"BANGER_LABEL=" + RootfsLabel,
+		"BANGER_DISTRO=" + req.Distro,
+		"BANGER_PUBKEY=" + req.PublicKeyPath,
+		"BANGER_AGENT=" + req.AgentPath,
+		"BANGER_MODULES_DIR=" + req.ModulesDir,
+		"BANGER_KERNEL_VERSION=" + req.KernelVersion,
+	}
+	env = append(env, recipe.packEnv...)
+	// A user namespace cannot make device nodes: they are left out of the
+	// unpacked tree and written into the image afterwards.
+	exclude := ""
+	if sb.Rootless() && len(info.Devices) > 0 {
+		exclude = filepath.Join(work, "devices.exclude")
+		if err := os.WriteFile(exclude, []byte(excludeList(info.Devices)), 0o644); err != nil {
+			return api.Image{}, err
+		}
+		env = append(env, "BANGER_EXCLUDE="+exclude)
+	}
+	tree, err := b.cachedTree(ctx, sb, base, exclude, scripts, progress)
+	if err != nil {
+		return api.Image{}, err
+	}
+	env = append(env, "BANGER_LOWER="+tree)
+	if tail, err := b.runScript(ctx, sb, Script{Dir: scripts, Name: ScriptPack, Env: env}, packStep, progress); err != nil {
+		return api.Image{}, packError(req, tail, err)
+	}
+	if sb.Rootless() && len(info.Devices) > 0 {
+		progress(api.Progress{Step: StepDevices, Message: fmt.Sprintf("writing %d device nodes into the image (debugfs)", len(info.Devices))})
+		if err := writeDevices(ctx, b.runner(), tmpImg, info.Devices); err != nil {
+			return api.Image{}, err
+		}
 	}
 
 	progress(api.Progress{Step: StepChecksum, Message: "sha256"})
@@ -200,18 +273,108 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest, progress func(api
 	}, nil
 }
 
-// cachedTree returns the bootstrapped tree of recipe, making it when
-// missing. A tree is published by renaming a finished directory, so a cache
+func dirExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}
+
+// packError explains a failed pack-image.sh: an extra package apt does not
+// know is the user's to fix.
+func packError(req BuildRequest, tail []string, err error) error {
+	for _, line := range tail {
+		if _, pkg, ok := strings.Cut(line, "Unable to locate package "); ok {
+			return invalid(fmt.Sprintf("Debian %s has no package named: %s", req.Suite, strings.TrimSpace(pkg)),
+				"check the package names (apt-cache show NAME on a Debian "+req.Suite+" host) and drop or fix them")
+		}
+	}
+	return fmt.Errorf("make the image from the base tree: %s: %w", strings.Join(tail, " / "), err)
+}
+
+// packStep names the progress step of a line of pack-image.sh's output.
+func packStep(line string) string {
+	switch {
+	case strings.HasPrefix(line, "customize:"):
+		return StepCustomize
+	case strings.HasPrefix(line, "pack: mkfs"), line == "pack: done":
+		return StepPack
+	case strings.HasPrefix(line, "pack: unpacking"), strings.HasPrefix(line, "pack: mounting"), strings.HasPrefix(line, "pack: overlayfs"):
+		return StepUnpack
+	}
+	return StepPackages // apt's output while extra packages are installed
+}
+
+// cachedBase returns the base tree archive of recipe, making it when
+// missing. An archive is published by renaming a finished file, so a cache
 // entry is always complete; a lock file keeps two builds from bootstrapping
 // the same tree at once.
-func (b *Builder) cachedTree(ctx context.Context, recipe rootfsRecipe, scripts string, progress func(api.Progress)) (string, error) {
+func (b *Builder) cachedBase(ctx context.Context, sb Sandbox, recipe rootfsRecipe, scripts string, progress func(api.Progress)) (string, error) {
 	dir := filepath.Join(b.Layout.BuildCacheDir(), recipe.cacheDir)
 	key := recipe.key
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("create cache dir: %w", err)
 	}
-	tree := filepath.Join(dir, key)
-	lock, err := os.OpenFile(tree+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	archive := filepath.Join(dir, key+".tar")
+	lock, err := os.OpenFile(filepath.Join(dir, key+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("open cache lock: %w", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", fmt.Errorf("lock cache entry %s: %w", archive, err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+
+	if st, err := os.Stat(archive); err == nil && st.Mode().IsRegular() {
+		progress(api.Progress{Step: recipe.step, Message: "reusing cached tree " + key[:12]})
+		return archive, nil
+	}
+	tmp := filepath.Join(dir, ".tmp-"+key[:12]+"-"+randHex(4))
+	// The scripts write the archive at tmp.tar, may work in tmp (a tree),
+	// and keep their temporary files in tmp.scratch (mmdebstrap's, which
+	// a killed build would otherwise leave in /tmp).
+	scratch := tmp + ".scratch"
+	if err := os.Mkdir(scratch, 0o700); err != nil {
+		return "", fmt.Errorf("create scratch dir: %w", err)
+	}
+	env := append([]string{"BANGER_OUTPUT=" + tmp + ".tar", "BANGER_ROOTFS=" + tmp, "TMPDIR=" + scratch}, recipe.env...)
+	if tail, err := b.runScript(ctx, sb, Script{Dir: scripts, Name: recipe.script, Env: env}, func(string) string { return recipe.step }, progress); err != nil {
+		err = recipe.explain(tail, err)
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		for _, p := range []string{tmp, tmp + ".tar", tmp + ".tar.tree", scratch} {
+			if rerr := sb.RemoveAll(cctx, p); rerr != nil {
+				err = fmt.Errorf("%w; also: %v", err, rerr)
+			}
+		}
+		return "", err
+	}
+	if err := sb.RemoveAll(ctx, scratch); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp+".tar", archive); err != nil {
+		_ = os.Remove(tmp + ".tar")
+		return "", fmt.Errorf("publish cached tree: %w", err)
+	}
+	return archive, nil
+}
+
+// cachedTree returns the base tree archive unpacked (next to it, as
+// <key>.tree), making it when missing: builds mount it read-only under an
+// overlay instead of unpacking the archive each time. Published by rename,
+// under the archive's lock.
+func (b *Builder) cachedTree(ctx context.Context, sb Sandbox, archive, exclude, scripts string, progress func(api.Progress)) (string, error) {
+	key := strings.TrimSuffix(archive, ".tar")
+	tree := key + ".tree"
+	if sb.Rootless() {
+		// The tree's owners on disk are this user's subordinate ids: a tree
+		// is only good for the same mapping.
+		uid, subuid, subgid, err := idMapping()
+		if err != nil {
+			return "", err
+		}
+		tree = fmt.Sprintf("%s.tree-%d-%d-%d", key, uid, subuid, subgid)
+	}
+	lock, err := os.OpenFile(key+".lock", os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return "", fmt.Errorf("open cache lock: %w", err)
 	}
@@ -220,79 +383,124 @@ func (b *Builder) cachedTree(ctx context.Context, recipe rootfsRecipe, scripts s
 		return "", fmt.Errorf("lock cache entry %s: %w", tree, err)
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-
-	if _, err := os.Stat(filepath.Join(tree, "etc")); err == nil {
-		progress(api.Progress{Step: recipe.step, Message: "reusing cached tree " + key[:12]})
+	if dirExists(tree) {
 		return tree, nil
 	}
-	tmp := filepath.Join(dir, ".tmp-"+key[:12]+"-"+randHex(4))
-	env := append([]string{"BANGER_ROOTFS=" + tmp}, recipe.env...)
-	if tail, err := b.runScript(ctx, recipe.step, filepath.Join(scripts, recipe.script), env, progress); err != nil {
-		err = recipe.explain(tail, err)
-		if rerr := removeTree(tmp); rerr != nil {
-			return "", fmt.Errorf("%w; also: %v", err, rerr)
+	tmp := filepath.Join(filepath.Dir(key), ".tmp-"+filepath.Base(key)[:12]+"-"+randHex(4)+".tree")
+	env := []string{"BANGER_BASE=" + archive, "BANGER_ROOTFS=" + tmp}
+	if exclude != "" {
+		env = append(env, "BANGER_EXCLUDE="+exclude)
+	}
+	if tail, err := b.runScript(ctx, sb, Script{Dir: scripts, Name: ScriptUnpack, Env: env}, func(string) string { return StepUnpack }, progress); err != nil {
+		err = fmt.Errorf("unpack the cached tree: %s: %w", strings.Join(tail, " / "), err)
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if rerr := sb.RemoveAll(cctx, tmp); rerr != nil {
+			err = fmt.Errorf("%w; also: %v", err, rerr)
 		}
 		return "", err
 	}
 	if err := os.Rename(tmp, tree); err != nil {
-		_ = removeTree(tmp)
-		return "", fmt.Errorf("publish cached tree: %w", err)
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		_ = sb.RemoveAll(cctx, tmp)
+		return "", fmt.Errorf("publish the cached tree: %w", err)
 	}
 	return tree, nil
 }
 
+// idMapping is the mapping a user namespace sandbox uses: the user's uid
+// and the starts of its first subordinate uid and gid ranges (what unshare
+// --map-auto maps).
+func idMapping() (uid int, subuid, subgid int64, err error) {
+	name, uid := CurrentUser()
+	first := func(file string) (int64, error) {
+		ranges, err := userns.ReadRanges(file)
+		if err != nil {
+			return 0, err
+		}
+		for _, r := range ranges {
+			if r.Owner == name || r.Owner == strconv.Itoa(uid) {
+				return r.Start, nil
+			}
+		}
+		return 0, fmt.Errorf("%s has no subordinate ids for %s", file, name)
+	}
+	if subuid, err = first("/etc/subuid"); err != nil {
+		return 0, 0, 0, err
+	}
+	if subgid, err = first("/etc/subgid"); err != nil {
+		return 0, 0, 0, err
+	}
+	return uid, subuid, subgid, nil
+}
+
 // runScript runs one of our scripts in the sandbox, streaming every output
-// line as a progress event of step. It returns the last lines of output,
-// which say why a failed script failed.
-func (b *Builder) runScript(ctx context.Context, step, script string, env []string, progress func(api.Progress)) ([]string, error) {
+// line as a progress event of the step stepOf names. It returns what says
+// why a failed script failed: the first few apt/mmdebstrap error lines ("E:
+// ...", which mmdebstrap prints long before it gives up) and the last lines.
+func (b *Builder) runScript(ctx context.Context, sb Sandbox, s Script, stepOf func(string) string, progress func(api.Progress)) ([]string, error) {
 	const keep = 4
-	var tail []string
+	var tail, errs []string
 	lw := &lineWriter{emit: func(line string) {
 		tail = append(tail, line)
 		if len(tail) > keep {
 			tail = tail[1:]
 		}
-		progress(api.Progress{Step: step, Message: line})
+		if strings.HasPrefix(line, "E: ") && len(errs) < keep {
+			errs = append(errs, line)
+		}
+		progress(api.Progress{Step: stepOf(line), Message: line})
 	}}
-	_, err := b.runner().Run(ctx, sysexec.Cmd{
-		Argv:   sandboxArgv(script),
-		Env:    env,
-		Stdout: lw.stream(),
-		Stderr: lw.stream(),
-	})
+	s.Stdout, s.Stderr = lw.stream(), lw.stream()
+	err := sb.Run(ctx, s)
 	lw.flush()
-	return tail, err
+	if err == nil {
+		return tail, nil
+	}
+	out := errs
+	for _, l := range tail {
+		if !slices.Contains(out, l) {
+			out = append(out, l)
+		}
+	}
+	return out, err
 }
 
-// debootstrapError explains a failed debootstrap: unknown packages are the
-// user's to fix; anything else is most often the mirror.
-func debootstrapError(req BuildRequest, tail []string, err error) error {
+// bootstrapError explains a failed Debian bootstrap: unknown packages are
+// the user's to fix; anything else is most often the mirror.
+func bootstrapError(req BuildRequest, tool string, tail []string, err error) error {
 	for _, line := range tail {
-		if _, pkgs, ok := strings.Cut(line, "Couldn't find these debs:"); ok {
+		_, pkgs, ok := strings.Cut(line, "Couldn't find these debs:") // debootstrap
+		if !ok {
+			_, pkgs, ok = strings.Cut(line, "Unable to locate package ") // apt, under mmdebstrap
+		}
+		if ok {
 			return invalid(fmt.Sprintf("Debian %s has no package named: %s", req.Suite, strings.TrimSpace(pkgs)),
 				"check the package names (apt-cache show NAME on a Debian "+req.Suite+" host) and drop or fix them")
 		}
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("debootstrap %s: stopped: %w", req.Suite, err)
+		return fmt.Errorf("%s %s: stopped: %w", tool, req.Suite, err)
 	}
-	return fmt.Errorf("debootstrap %s from %s failed (%s): %w; check that the mirror is reachable and retry",
-		req.Suite, req.Mirror, strings.Join(tail, " / "), err)
+	return fmt.Errorf("%s %s from %s failed (%s): %w; check that the mirror is reachable and retry",
+		tool, req.Suite, req.Mirror, strings.Join(tail, " / "), err)
 }
 
-// checkBuildHost reports missing tools and privileges before anything is made.
-func checkBuildHost(req BuildRequest) error {
+// checkBuildHost reports missing tools and privileges before anything is
+// made, and returns the bootstrap tool a Debian build uses.
+func (b *Builder) checkBuildHost(req BuildRequest, sb Sandbox) (string, error) {
 	type tool struct{ name, pkg string }
 	var tools []tool
+	chosen := ""
 	if req.Distro == "void" {
-		if os.Geteuid() != 0 {
-			return api.NewError(api.CodeFailedPrecondition,
-				"building an image needs root (xbps and tar create device nodes and root-owned files)",
-				"run the build as root, e.g. sudo banger image build --distro void --name "+req.Name)
+		if sb.Rootless() {
+			return "", api.NewError(api.CodeFailedPrecondition, VoidNeedsRoot,
+				"build Void images as root (sudo banger image build --distro void --name "+req.Name+"); Debian images build without root")
 		}
 		if req.FromTarball == "" {
 			if err := checkXBPS(req.XBPSStatic); err != nil {
-				return err
+				return "", err
 			}
 		} else {
 			tools = append(tools, tool{"tar", "tar"})
@@ -303,25 +511,33 @@ func checkBuildHost(req BuildRequest) error {
 			}
 		}
 	} else {
-		if os.Geteuid() != 0 {
-			return api.NewError(api.CodeFailedPrecondition,
-				"building an image needs root (debootstrap creates device nodes and root-owned files)",
-				"run the build as root, e.g. sudo banger image build --name "+req.Name)
+		t, err := DebianTool(b.lookPath)
+		if err != nil {
+			return "", err
 		}
-		tools = append(tools, tool{"debootstrap", "debootstrap"})
+		if t == ToolDebootstrap && sb.Rootless() {
+			return "", api.NewError(api.CodeFailedPrecondition,
+				"mmdebstrap is not installed, and its fallback debootstrap cannot build as a normal user (it makes device nodes and root-owned files)",
+				"sudo apt-get install mmdebstrap uidmap; or build as root")
+		}
+		chosen = t
 	}
-	tools = append(tools, tool{"mkfs.ext4", "e2fsprogs"}, tool{"unshare", "util-linux"}, tool{"cp", "coreutils"}, tool{"bash", "bash"})
+	tools = append(tools, tool{"mkfs.ext4", "e2fsprogs"}, tool{"debugfs", "e2fsprogs"}, tool{"unshare", "util-linux"}, tool{"tar", "tar"}, tool{"bash", "bash"})
 	if req.ModulesDir != "" {
 		tools = append(tools, tool{"depmod", "kmod"})
 	}
 	for _, t := range tools {
-		if _, err := sysexec.LookPath(t.name); err != nil {
-			return api.NewError(api.CodeFailedPrecondition, "image build needs "+t.name+", which is not installed",
-				"apt-get install -y "+t.pkg)
+		if _, err := b.lookPath(t.name); err != nil {
+			return "", api.NewError(api.CodeFailedPrecondition, "image build needs "+t.name+", which is not installed",
+				"sudo apt-get install "+t.pkg)
 		}
 	}
-	return nil
+	return chosen, nil
 }
+
+// VoidNeedsRoot says why a Void image cannot be built as a normal user yet.
+const VoidNeedsRoot = "Void images still need root to build: a Void ROOTFS tarball carries device nodes, which a user " +
+	"namespace cannot create, and building from a repository with xbps-install -r inside a user namespace is not supported yet"
 
 // XBPSFix says how to install static xbps, which builds Void trees on any
 // Linux host.

@@ -47,8 +47,9 @@ func TestBuildDebianImage(t *testing.T) {
 	}
 }
 
-// TestBuildFailureLeavesNothing: a package that does not exist fails the
-// build, and no image, work dir, cache entry, mount or process is left.
+// TestBuildFailureLeavesNothing: an extra package that does not exist fails
+// the build (apt, over the cached base tree), and no image, work dir, cache
+// entry, mount or process is left.
 func TestBuildFailureLeavesNothing(t *testing.T) {
 	shared := imagetest.Get(t) // root, not -short, and inputs ready
 	root := t.TempDir()
@@ -98,9 +99,10 @@ func TestBuildFailureLeavesNothing(t *testing.T) {
 	}
 }
 
-// TestBuildCancelLeavesNothing cancels a build in the middle of debootstrap
-// (while it has /proc mounted in the target and dpkg running): the sandbox
-// takes every process and mount with it, and the partial tree is removed.
+// TestBuildCancelLeavesNothing cancels a build in the middle of the bootstrap
+// (while mmdebstrap has /proc mounted in the target and dpkg running): the
+// sandbox takes every process and mount with it, and the partial tree is
+// removed.
 func TestBuildCancelLeavesNothing(t *testing.T) {
 	shared := imagetest.Get(t)
 	root := t.TempDir()
@@ -109,19 +111,23 @@ func TestBuildCancelLeavesNothing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cancelled := false
+	mirror := image.HostDebianMirror()
+	if mirror == "" {
+		mirror = image.DefaultMirror
+	}
 	_, err := (&image.Builder{Layout: layout}).Build(ctx, image.BuildRequest{
-		Name: "cancel", ExtraPackages: []string{"hello"}, // a recipe not in the cache
+		Name: "cancel", Mirror: mirror + "/", // the same mirror spelt otherwise: a base tree not in the cache
 		PublicKeyPath: shared.PublicKeyPath, AgentPath: shared.AgentPath,
 		OutputPath: filepath.Join(root, "out", "cancel.ext4"), WorkDir: filepath.Join(root, "work"),
 	}, func(p api.Progress) {
-		if !cancelled && p.Step == image.StepDebootstrap && strings.Contains(p.Message, "Installing core packages") {
+		if !cancelled && p.Step == image.StepBootstrap && strings.Contains(p.Message, "installing essential packages") {
 			t.Logf("cancelling at: %s", p.Message)
 			cancelled = true
 			cancel()
 		}
 	})
 	if !cancelled {
-		t.Fatalf("debootstrap never reached the core packages: %v", err)
+		t.Fatalf("the bootstrap never reached the essential packages: %v", err)
 	}
 	if err == nil {
 		t.Fatal("a cancelled build succeeded")
@@ -133,7 +139,7 @@ func TestBuildCancelLeavesNothing(t *testing.T) {
 	if after := cacheEntries(t, layout.BuildCacheDir()); after != before {
 		t.Errorf("cache entries changed:\nbefore %s\nafter  %s", before, after)
 	}
-	cacheDir := filepath.Join(layout.BuildCacheDir(), "debootstrap")
+	cacheDir := filepath.Join(layout.BuildCacheDir(), "rootfs")
 	if m, _ := image.MountsUnder(cacheDir); len(m) > 0 {
 		t.Errorf("mounts left: %v", m)
 	}
@@ -144,7 +150,7 @@ func TestBuildCancelLeavesNothing(t *testing.T) {
 
 func cacheEntries(t *testing.T, dir string) string {
 	t.Helper()
-	ents, _ := os.ReadDir(filepath.Join(dir, "debootstrap"))
+	ents, _ := os.ReadDir(filepath.Join(dir, "rootfs"))
 	var names []string
 	for _, e := range ents {
 		if !strings.HasSuffix(e.Name(), ".lock") {

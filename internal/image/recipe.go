@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 
 	"github.com/banger-dev/banger/images"
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/disk"
+	"github.com/banger-dev/banger/internal/paths"
 )
 
 // StepVoidRootfs is the progress step of making a Void tree (xbps or tarball).
@@ -24,37 +27,87 @@ type rootfsRecipe struct {
 	step     string // progress step while the script runs
 	key      string // cache entry name
 	env      []string
+	// packEnv is added to pack-image.sh's parameters: the extra packages
+	// installed over the cached tree (Debian), and the .deb cache.
+	packEnv  []string
 	describe string
 	explain  func(tail []string, err error) error // turns a script failure into an error that says what to do
 }
 
-func newRecipe(req BuildRequest) (rootfsRecipe, error) {
+func newRecipe(req BuildRequest, tool string, rootless bool, layout paths.Layout) (rootfsRecipe, error) {
 	switch req.Distro {
 	case "debian":
-		packages, err := DebianPackages(req.ExtraPackages)
+		// The cached tree holds the default packages; extra packages are
+		// installed over it at each build, so one more package costs its
+		// apt install, not a new bootstrap.
+		packages, err := DebianPackages(nil)
 		if err != nil {
 			return rootfsRecipe{}, err
 		}
-		script, err := fs.ReadFile(images.FS, "make-rootfs-debian.sh")
+		extra := extraPackages(packages, req.ExtraPackages)
+		script, err := fs.ReadFile(images.FS, ScriptDebian)
 		if err != nil {
 			return rootfsRecipe{}, err
+		}
+		mode := "root"
+		if rootless {
+			mode = "unshare"
+		}
+		env := []string{
+			"BANGER_SUITE=" + req.Suite,
+			"BANGER_MIRROR=" + req.Mirror,
+			"BANGER_PACKAGES=" + strings.Join(packages, ","),
+			"BANGER_TOOL=" + tool,
+			"BANGER_MODE=" + mode,
+		}
+		describe := fmt.Sprintf("debian %s from %s with %s, %d packages", req.Suite, req.Mirror, tool, len(packages))
+		// The .debs are kept between builds, so a rebuild with one more
+		// package downloads that one package (mmdebstrap's hooks take the
+		// directory as a space-separated argument).
+		var packEnv []string
+		if cache := AptCacheDir(layout); tool == ToolMmdebstrap && !strings.ContainsAny(cache, " \t\n") {
+			env = append(env, "BANGER_APT_CACHE="+cache)
+			packEnv = append(packEnv, "BANGER_APT_CACHE="+cache)
+			describe += ", package cache " + cache
+		}
+		if len(extra) > 0 {
+			packEnv = append(packEnv, "BANGER_EXTRA_PACKAGES="+strings.Join(extra, ","))
+			describe += ", then " + strings.Join(extra, " ")
 		}
 		return rootfsRecipe{
-			script: "make-rootfs-debian.sh", cacheDir: "debootstrap", step: StepDebootstrap,
-			key: CacheKey(req.Suite, req.Mirror, packages, script),
-			env: []string{
-				"BANGER_SUITE=" + req.Suite,
-				"BANGER_MIRROR=" + req.Mirror,
-				"BANGER_PACKAGES=" + strings.Join(packages, ","),
-			},
-			describe: fmt.Sprintf("debian %s from %s, %d packages", req.Suite, req.Mirror, len(packages)),
-			explain:  func(tail []string, err error) error { return debootstrapError(req, tail, err) },
+			script: ScriptDebian, cacheDir: "rootfs", step: StepBootstrap,
+			key:      CacheKey(tool, req.Suite, req.Mirror, packages, script),
+			env:      env,
+			packEnv:  packEnv,
+			describe: describe,
+			explain:  func(tail []string, err error) error { return bootstrapError(req, tool, tail, err) },
 		}, nil
 	case "void":
 		return voidRecipe(req)
 	}
 	return rootfsRecipe{}, invalid(fmt.Sprintf("distro %q cannot be built", req.Distro), "use --distro debian or --distro void")
 }
+
+// extraPackages is the sorted, de-duplicated list of requested packages the
+// default set lacks.
+func extraPackages(base, requested []string) []string {
+	have := map[string]bool{}
+	for _, p := range base {
+		have[p] = true
+	}
+	var out []string
+	for _, p := range requested {
+		if !have[p] {
+			have[p] = true
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// AptCacheDir holds the Debian packages downloaded by earlier builds.
+func AptCacheDir(l paths.Layout) string { return filepath.Join(l.BuildCacheDir(), "apt-archives") }
 
 // VoidArch is Void's name for the host's architecture (images run on the
 // host's CPU).
@@ -92,8 +145,8 @@ func voidRecipe(req BuildRequest) (rootfsRecipe, error) {
 		describe = fmt.Sprintf("void %s/%s from %s (sha256 %s)", arch, req.Libc, req.FromTarball, sum[:12])
 	}
 	return rootfsRecipe{
-		script: "make-rootfs-void.sh", cacheDir: "void", step: StepVoidRootfs,
-		key: CacheKey("void-"+arch+"-"+req.Libc, source, packages, script),
+		script: ScriptVoid, cacheDir: "void", step: StepVoidRootfs,
+		key: CacheKey("xbps", "void-"+arch+"-"+req.Libc, source, packages, script),
 		env: []string{
 			"BANGER_REPO=" + req.VoidRepo,
 			"BANGER_LIBC=" + req.Libc,

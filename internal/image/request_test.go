@@ -81,16 +81,17 @@ func TestValidateRejects(t *testing.T) {
 
 func TestCacheKey(t *testing.T) {
 	pk := []string{"bash", "git"}
-	base := CacheKey("bookworm", DefaultMirror, pk, []byte("script"))
-	if len(base) != 64 || base != CacheKey("bookworm", DefaultMirror, []string{"bash", "git"}, []byte("script")) {
+	base := CacheKey("mmdebstrap", "bookworm", DefaultMirror, pk, []byte("script"))
+	if len(base) != 64 || base != CacheKey("mmdebstrap", "bookworm", DefaultMirror, []string{"bash", "git"}, []byte("script")) {
 		t.Fatalf("key not stable: %s", base)
 	}
 	for name, k := range map[string]string{
-		"suite":    CacheKey("trixie", DefaultMirror, pk, []byte("script")),
-		"mirror":   CacheKey("bookworm", "http://other/debian", pk, []byte("script")),
-		"packages": CacheKey("bookworm", DefaultMirror, []string{"bash", "git", "jq"}, []byte("script")),
-		"split":    CacheKey("bookworm", DefaultMirror, []string{"bash,git"}, []byte("script")),
-		"script":   CacheKey("bookworm", DefaultMirror, pk, []byte("script2")),
+		"suite":    CacheKey("mmdebstrap", "trixie", DefaultMirror, pk, []byte("script")),
+		"mirror":   CacheKey("mmdebstrap", "bookworm", "http://other/debian", pk, []byte("script")),
+		"packages": CacheKey("mmdebstrap", "bookworm", DefaultMirror, []string{"bash", "git", "jq"}, []byte("script")),
+		"split":    CacheKey("mmdebstrap", "bookworm", DefaultMirror, []string{"bash,git"}, []byte("script")),
+		"script":   CacheKey("mmdebstrap", "bookworm", DefaultMirror, pk, []byte("script2")),
+		"tool":     CacheKey("debootstrap", "bookworm", DefaultMirror, pk, []byte("script")),
 	} {
 		if k == base && name != "split" {
 			t.Errorf("changing %s kept the key", name)

@@ -29,7 +29,7 @@ func run(t *testing.T, c sysexec.Cmd) (string, error) {
 
 func TestScriptsSyntaxAndShellcheck(t *testing.T) {
 	dir := scriptsDir(t)
-	scripts := []string{"make-rootfs-debian.sh", "make-rootfs-void.sh", "customize.sh", "distro/debian.sh", "distro/void.sh", "guest/banger-net", "guest/banger-home", "guest/banger-hostkeys"}
+	scripts := []string{"make-rootfs-debian.sh", "make-rootfs-void.sh", "pack-image.sh", "unpack-tree.sh", "customize.sh", "distro/debian.sh", "distro/void.sh", "guest/banger-net", "guest/banger-home", "guest/banger-hostkeys"}
 	for _, s := range scripts {
 		if out, err := run(t, sysexec.Cmd{Argv: []string{"bash", "-n", s}, Dir: dir}); err != nil {
 			t.Errorf("bash -n %s: %v\n%s", s, err, out)
@@ -46,28 +46,46 @@ func TestScriptsSyntaxAndShellcheck(t *testing.T) {
 	}
 }
 
-func TestDebootstrapArgvGolden(t *testing.T) {
+func TestBootstrapArgvGolden(t *testing.T) {
 	dir := scriptsDir(t)
-	out, err := run(t, sysexec.Cmd{
-		Argv: []string{"bash", filepath.Join(dir, "make-rootfs-debian.sh")},
-		Env: []string{"BANGER_DRY_RUN=1", "BANGER_ROOTFS=/cache/tree", "BANGER_SUITE=bookworm",
-			"BANGER_MIRROR=http://deb.debian.org/debian", "BANGER_PACKAGES=bash,git,iputils-ping"},
-	})
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	want := "debootstrap\n--variant=minbase\n--components=main\n--merged-usr\n--include=bash,git,iputils-ping\nbookworm\n/cache/tree\nhttp://deb.debian.org/debian\n"
-	if out != want {
-		t.Errorf("debootstrap argv\n got %q\nwant %q", out, want)
+	script := filepath.Join(dir, "make-rootfs-debian.sh")
+	common := []string{"BANGER_DRY_RUN=1", "BANGER_OUTPUT=/cache/tree.tar", "BANGER_SUITE=bookworm",
+		"BANGER_MIRROR=http://deb.debian.org/debian", "BANGER_PACKAGES=bash,git,iputils-ping"}
+	for _, c := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"BANGER_TOOL=debootstrap"},
+			"debootstrap\n--variant=minbase\n--components=main\n--merged-usr\n--include=bash,git,iputils-ping\nbookworm\n/cache/tree.tar.tree\nhttp://deb.debian.org/debian\n"},
+		{[]string{"BANGER_TOOL=mmdebstrap", "BANGER_MODE=unshare"},
+			"mmdebstrap\n--mode=unshare\n--variant=minbase\n--components=main\n--skip=cleanup/apt/lists\n--include=bash,git,iputils-ping\nbookworm\n/cache/tree.tar\nhttp://deb.debian.org/debian\n"},
+		{[]string{"BANGER_MODE=root", "BANGER_APT_CACHE=/cache/apt"},
+			"mmdebstrap\n--mode=root\n--variant=minbase\n--components=main\n--skip=cleanup/apt/lists\n--include=bash,git,iputils-ping\n" +
+				"--skip=download/empty\n--skip=essential/unlink\n--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/\n" +
+				"--setup-hook=sync-in /cache/apt /var/cache/apt/archives/\n--customize-hook=sync-out /var/cache/apt/archives /cache/apt\n" +
+				"bookworm\n/cache/tree.tar\nhttp://deb.debian.org/debian\n"},
+	} {
+		out, err := run(t, sysexec.Cmd{Argv: []string{"bash", script}, Env: append(append([]string{}, common...), c.env...)})
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", c.env, err, out)
+		}
+		if out != c.want {
+			t.Errorf("%v: argv\n got %q\nwant %q", c.env, out, c.want)
+		}
 	}
 	for _, bad := range [][]string{
 		{"BANGER_SUITE=--foreign"},
 		{"BANGER_MIRROR=--no-check-gpg"},
 		{"BANGER_PACKAGES=bash,--foo"},
 		{"BANGER_PACKAGES=bash git"},
+		{"BANGER_TOOL=cdebootstrap"},
+		{"BANGER_MODE=fakechroot"},
+		{"BANGER_TOOL=debootstrap", "BANGER_MODE=unshare"},
+		{"BANGER_APT_CACHE=/my cache"},
+		{"BANGER_OUTPUT=relative.tar"},
 	} {
-		env := append([]string{"BANGER_DRY_RUN=1", "BANGER_ROOTFS=/cache/tree"}, bad...)
-		if out, err := run(t, sysexec.Cmd{Argv: []string{"bash", filepath.Join(dir, "make-rootfs-debian.sh")}, Env: env}); err == nil {
+		env := append([]string{"BANGER_DRY_RUN=1", "BANGER_OUTPUT=/cache/tree.tar"}, bad...)
+		if out, err := run(t, sysexec.Cmd{Argv: []string{"bash", script}, Env: env}); err == nil {
 			t.Errorf("%v accepted:\n%s", bad, out)
 		}
 	}

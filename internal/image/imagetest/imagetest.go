@@ -9,7 +9,9 @@
 //	                         Go files, else a copy of /bin/busybox (a static
 //	                         placeholder that only proves "an executable")
 //	modules/<KernelVersion>  a fabricated, empty modules tree
-//	build/debootstrap/<key>  the cached debootstrap tree
+//	build/rootfs/<key>.tar   the cached base tree (root builds)
+//	build/apt-archives/      the .debs root builds downloaded
+//	rootless/                the cache of the normal-user build test
 //	images/debian-<key>.ext4 the image; key covers agent, key, scripts and
 //	                         the builder's Go code (internal/image)
 package imagetest
@@ -73,7 +75,7 @@ func Get(t testing.TB) Image {
 		t.Skip("skipping: building the real Debian test image is slow; run without -short")
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("skipping: building the Debian test image needs root (debootstrap); run the tests as root")
+		t.Skip("skipping: the shared Debian test image is built and cached as root; run the tests as root")
 	}
 	img, err := get(t)
 	if err != nil {
@@ -101,26 +103,9 @@ func get(t testing.TB) (Image, error) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	out := Image{CacheDir: dir, PrivateKeyPath: filepath.Join(dir, "keys", "id_ed25519")}
-	out.PublicKeyPath = out.PrivateKeyPath + ".pub"
-	if _, err := os.Stat(out.PublicKeyPath); err != nil {
-		os.Remove(out.PrivateKeyPath)
-		if _, err := sysexec.Run(ctx, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "banger-test", "-f", out.PrivateKeyPath); err != nil {
-			return Image{}, err
-		}
-	}
-	out.AgentPath, out.AgentIsReal, err = agent(ctx, dir)
+	out, modules, err := inputs(ctx, dir)
 	if err != nil {
 		return Image{}, err
-	}
-	modules := filepath.Join(dir, "modules", KernelVersion)
-	if err := os.MkdirAll(filepath.Join(modules, "kernel"), 0o755); err != nil {
-		return Image{}, err
-	}
-	for _, f := range []string{"modules.order", "modules.builtin", "modules.builtin.modinfo"} {
-		if err := os.WriteFile(filepath.Join(modules, f), nil, 0o644); err != nil {
-			return Image{}, err
-		}
 	}
 
 	builder, err := builderSources()
@@ -160,6 +145,67 @@ func get(t testing.TB) (Image, error) {
 	}
 	out.Image = img
 	return out, nil
+}
+
+// Inputs returns the shared test key pair, agent and modules tree without
+// building the image (Image is zero): for tests that build their own. Every
+// file is world-readable, so a build run as another user can use them.
+func Inputs(t testing.TB) (in Image, modulesDir string) {
+	t.Helper()
+	dir := CacheDir()
+	for _, d := range []string{"keys", "agent", "modules", "images"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "imagetest.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	in, modulesDir, err = inputs(ctx, dir)
+	if err != nil {
+		t.Fatalf("shared test inputs: %v", err)
+	}
+	// The private key is the test's, not the image's: only the public one
+	// needs to be readable by others.
+	if err := os.Chmod(in.PublicKeyPath, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return in, modulesDir
+}
+
+// inputs makes (or reuses) the key pair, agent and modules tree under dir.
+func inputs(ctx context.Context, dir string) (Image, string, error) {
+	out := Image{CacheDir: dir, PrivateKeyPath: filepath.Join(dir, "keys", "id_ed25519")}
+	out.PublicKeyPath = out.PrivateKeyPath + ".pub"
+	if _, err := os.Stat(out.PublicKeyPath); err != nil {
+		os.Remove(out.PrivateKeyPath)
+		if _, err := sysexec.Run(ctx, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "banger-test", "-f", out.PrivateKeyPath); err != nil {
+			return Image{}, "", err
+		}
+	}
+	var err error
+	out.AgentPath, out.AgentIsReal, err = agent(ctx, dir)
+	if err != nil {
+		return Image{}, "", err
+	}
+	modules := filepath.Join(dir, "modules", KernelVersion)
+	if err := os.MkdirAll(filepath.Join(modules, "kernel"), 0o755); err != nil {
+		return Image{}, "", err
+	}
+	for _, f := range []string{"modules.order", "modules.builtin", "modules.builtin.modinfo"} {
+		if err := os.WriteFile(filepath.Join(modules, f), nil, 0o644); err != nil {
+			return Image{}, "", err
+		}
+	}
+	return out, modules, nil
 }
 
 // agent builds the real guest agent when the repository has one, else uses
