@@ -201,12 +201,16 @@ type VMListResult struct {
 
 // AgentHealth is the guest agent's GET /healthz body.
 type AgentHealth struct {
-	Status          string  `json:"status"` // "ok"
-	Version         string  `json:"version"`
-	Hostname        string  `json:"hostname"`
-	UptimeSeconds   float64 `json:"uptime_seconds"`
-	BootID          string  `json:"boot_id"`
-	WorkDiskMounted bool    `json:"work_disk_mounted"`
+	Status  string `json:"status"` // "ok"
+	Version string `json:"version"`
+	// Protocol and Features say what work the agent does (agentproto);
+	// an agent from before exec reports neither.
+	Protocol        int      `json:"protocol,omitempty"`
+	Features        []string `json:"features,omitempty"`
+	Hostname        string   `json:"hostname"`
+	UptimeSeconds   float64  `json:"uptime_seconds"`
+	BootID          string   `json:"boot_id"`
+	WorkDiskMounted bool     `json:"work_disk_mounted"`
 }
 
 // AgentInfo is the guest agent's GET /v1/info body.
