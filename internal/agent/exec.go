@@ -416,6 +416,12 @@ func (run *execRun) serve(conn net.Conn, rd *bufio.Reader, timeout time.Duration
 	}
 	close(exited)
 
+	var exitErr *exec.ExitError
+	if waitErr != nil && !errors.As(waitErr, &exitErr) {
+		data, _ := json.Marshal(api.NewError(api.CodeInternal, "wait for the command: "+waitErr.Error(), ""))
+		_ = send(agentproto.TypeError, data)
+		return
+	}
 	exit := exitOf(run.cmd.ProcessState, waitErr)
 	if fired.Load() {
 		exit = agentproto.Exit{Code: 124, Signal: exit.Signal, TimedOut: true}

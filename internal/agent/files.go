@@ -14,6 +14,7 @@ import (
 
 	"github.com/banger-dev/banger/internal/agentproto"
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/splice"
 	"github.com/banger-dev/banger/internal/tarstream"
 )
 
@@ -139,7 +140,7 @@ func (h *handler) connect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer conn.Close()
-	Splice(&bufferedConn{Conn: conn, r: rd}, target)
+	splice.Join(&bufferedConn{Conn: conn, r: rd}, target)
 }
 
 // bufferedConn reads what the HTTP server buffered before the connection.
@@ -155,26 +156,6 @@ func (c *bufferedConn) CloseWrite() error {
 		return cw.CloseWrite()
 	}
 	return nil
-}
-
-// Splice copies both ways between a and b until both directions end,
-// passing each end of stream on as a half-close where the connection has
-// one.
-func Splice(a, b io.ReadWriter) {
-	done := make(chan struct{}, 2)
-	pump := func(dst io.Writer, src io.Reader) {
-		_, _ = io.Copy(dst, src)
-		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-		} else if c, ok := dst.(io.Closer); ok {
-			_ = c.Close()
-		}
-		done <- struct{}{}
-	}
-	go pump(a, b)
-	go pump(b, a)
-	<-done
-	<-done
 }
 
 // listeners answers GET /v1/listeners from /proc/net/tcp and tcp6.

@@ -221,6 +221,11 @@ func responseError(feature string, resp *http.Response) error {
 	if !decoded {
 		return fmt.Errorf("agent answered %s: %q", resp.Status, truncate(data, 200))
 	}
+	return sanitize(&ae)
+}
+
+// sanitize bounds an agent's error text and makes it safe to print.
+func sanitize(ae *api.Error) *api.Error {
 	clean := func(s string) string {
 		s = termsafe.String(s)
 		if len(s) > maxMessage {

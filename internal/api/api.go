@@ -23,36 +23,46 @@ const Version = 1
 // CallPath is the single HTTP endpoint.
 const CallPath = "/v1/call"
 
+// StreamUpgrade is the Upgrade header a client sends to call a stream
+// method (vm.agent_connect): on success the daemon answers "101 Switching
+// Protocols" instead of frames and the connection becomes the stream; on
+// failure it answers the usual error frame.
+const StreamUpgrade = "banger-stream/1"
+
 // MaxRequestBytes bounds a request body; larger bodies get CodeTooLarge.
 const MaxRequestBytes = 1 << 20
 
 // Method names: the product's vocabulary.
 const (
-	MethodVMCreate      = "vm.create"
-	MethodVMList        = "vm.list"
-	MethodVMGet         = "vm.get"
-	MethodVMSet         = "vm.set"
-	MethodVMStart       = "vm.start"
-	MethodVMStop        = "vm.stop"
-	MethodVMRestart     = "vm.restart"
-	MethodVMDelete      = "vm.delete"
-	MethodVMHealth      = "vm.health"
-	MethodVMSSHInfo     = "vm.ssh_info"
-	MethodVMLogs        = "vm.logs"
-	MethodImageBuild    = "image.build"
-	MethodImageRegister = "image.register"
-	MethodImageList     = "image.list"
-	MethodImageGet      = "image.get"
-	MethodImageVerify   = "image.verify"
-	MethodImageDelete   = "image.delete"
-	MethodHostResources = "host.resources"
-	MethodHostNAT       = "host.nat"
-	MethodHostTeardown  = "host.teardown"
-	MethodDaemonInfo    = "daemon.info"
-	MethodDaemonStop    = "daemon.stop"
-	MethodDoctorRun     = "doctor.run"
-	MethodBundleBuild   = "bundle.build"
-	MethodBundleShow    = "bundle.show"
+	MethodVMCreate  = "vm.create"
+	MethodVMList    = "vm.list"
+	MethodVMGet     = "vm.get"
+	MethodVMSet     = "vm.set"
+	MethodVMStart   = "vm.start"
+	MethodVMStop    = "vm.stop"
+	MethodVMRestart = "vm.restart"
+	MethodVMDelete  = "vm.delete"
+	MethodVMHealth  = "vm.health"
+	MethodVMSSHInfo = "vm.ssh_info"
+	MethodVMLogs    = "vm.logs"
+	// MethodVMAgentConnect is a stream method: it upgrades the call's
+	// connection to a byte stream to the VM's guest agent, on which the
+	// caller speaks the agent protocol (internal/agentproto) itself.
+	MethodVMAgentConnect = "vm.agent_connect"
+	MethodImageBuild     = "image.build"
+	MethodImageRegister  = "image.register"
+	MethodImageList      = "image.list"
+	MethodImageGet       = "image.get"
+	MethodImageVerify    = "image.verify"
+	MethodImageDelete    = "image.delete"
+	MethodHostResources  = "host.resources"
+	MethodHostNAT        = "host.nat"
+	MethodHostTeardown   = "host.teardown"
+	MethodDaemonInfo     = "daemon.info"
+	MethodDaemonStop     = "daemon.stop"
+	MethodDoctorRun      = "doctor.run"
+	MethodBundleBuild    = "bundle.build"
+	MethodBundleShow     = "bundle.show"
 )
 
 // Request is the body of every call.

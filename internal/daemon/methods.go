@@ -61,6 +61,15 @@ func (d *Daemon) methods() []method {
 			}
 			return vms.SSHInfo(ctx, p.Name)
 		}),
+		// A stream method: the server joins the caller's connection to the
+		// guest agent's (exec, cp and port forwarding speak over it).
+		m(api.MethodVMAgentConnect, func(ctx context.Context, p api.VMRef, _ func(api.Progress)) (*server.Stream, error) {
+			conn, err := vms.AgentConnect(ctx, p.Name)
+			if err != nil {
+				return nil, err
+			}
+			return &server.Stream{Conn: conn}, nil
+		}),
 		m(api.MethodVMLogs, func(ctx context.Context, p api.VMLogsParams, _ func(api.Progress)) (api.VMLogsResult, error) {
 			return vms.Logs(ctx, p)
 		}),

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -42,6 +43,8 @@ type Runtime interface {
 	ResizeDisk(ctx context.Context, vm api.VM, newBytes int64) error
 	// Alive reports whether a VM's recorded VMM process still runs.
 	Alive(vm api.VM) bool
+	// DialAgent opens a connection to a running VM's guest agent.
+	DialAgent(ctx context.Context, vm api.VM) (net.Conn, error)
 }
 
 // Check names the host checks Preflight runs before an operation.
@@ -635,6 +638,27 @@ func (s *Service) TrimConsoles(ctx context.Context, interval time.Duration, logf
 			}
 		}
 	}
+}
+
+// AgentConnect opens a byte stream to a running VM's guest agent, on which
+// the caller speaks the agent protocol (exec, files, port connections).
+func (s *Service) AgentConnect(ctx context.Context, name string) (net.Conn, error) {
+	vm, err := s.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if vm.State != api.VMRunning {
+		return nil, api.NewError(api.CodeConflict, "VM "+vm.Name+" is "+string(vm.State)+", not running",
+			"banger vm start "+vm.Name)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	conn, err := s.Runtime.DialAgent(ctx, vm)
+	if err != nil {
+		return nil, api.NewError(api.CodeFailedPrecondition, "cannot reach the guest agent of "+vm.Name+": "+err.Error(),
+			"banger vm health "+vm.Name+" says whether the agent answers; banger vm logs "+vm.Name+" shows the console")
+	}
+	return conn, nil
 }
 
 // SSHInfo tells the CLI how to reach the VM with the system ssh.

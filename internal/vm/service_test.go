@@ -3,6 +3,7 @@ package vm
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -70,6 +71,9 @@ func (r *recordingRuntime) Destroy(_ context.Context, vm api.VM) error {
 	return nil
 }
 func (r *recordingRuntime) Alive(api.VM) bool { return !r.dead.Load() }
+func (r *recordingRuntime) DialAgent(context.Context, api.VM) (net.Conn, error) {
+	return nil, errors.New("no agent in this fake")
+}
 func (r *recordingRuntime) Reconcile(_ context.Context, vms []api.VM) ([]api.VM, []string, error) {
 	var out []api.VM
 	for _, vm := range vms {

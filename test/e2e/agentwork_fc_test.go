@@ -1,0 +1,131 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/banger-dev/banger/internal/e2etest"
+)
+
+// TestAgentWorkOverFakeFirecracker drives vm exec (and cp) through the
+// whole Firecracker path: banger -> bangerd's vm.agent_connect stream ->
+// the hybrid vsock socket of fake-firecracker -> a real banger-agent process
+// the fake runs as its guest's agent. The "guest" is this host (inside the
+// test's network namespace), so the commands run here.
+func TestAgentWorkOverFakeFirecracker(t *testing.T) {
+	e2etest.Require(t)
+	env := newFakeFCEnv(t, "172.30.87.0/24", "bangerc9",
+		"FAKE_FC_AGENT="+filepath.Join(e2etest.Binaries(t), "banger-agent"))
+	must(t, env, "vm", "create", "--name", "fc")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	run := func(stdin string, args ...string) (string, string, int) {
+		var out bytes.Buffer
+		errOut, code := env.BangerIO(ctx, strings.NewReader(stdin), &out, append([]string{"vm", "exec", "fc"}, args...)...)
+		return out.String(), errOut, code
+	}
+
+	t.Run("exit status", func(t *testing.T) {
+		for _, tc := range []struct {
+			args []string
+			want int
+		}{
+			{[]string{"--", "true"}, 0},
+			{[]string{"--", "false"}, 1},
+			{[]string{"--", "sh", "-c", "exit 7"}, 7},
+			{[]string{"--", "sh", "-c", "kill -TERM $$"}, 128 + 15},
+			{[]string{"--", "no-such-command-here"}, 127},
+			{[]string{"--timeout", "1s", "--", "sleep", "600"}, 124},
+		} {
+			_, errOut, code := run("", tc.args...)
+			if code != tc.want {
+				t.Errorf("vm exec fc %s: exit %d, want %d\nstderr: %s", strings.Join(tc.args, " "), code, tc.want, errOut)
+			}
+		}
+	})
+
+	t.Run("streams, stdin and environment", func(t *testing.T) {
+		out, errOut, code := run("to stdin\n", "--env", "GREETING=hi", "--workdir", "/tmp", "--",
+			"sh", "-c", `cat; echo "$GREETING from $(pwd)"; echo oops >&2`)
+		if code != 0 || out != "to stdin\nhi from /tmp\n" || errOut != "oops\n" {
+			t.Errorf("exec: exit %d, stdout %q, stderr %q; want 0, %q, %q", code, out, errOut, "to stdin\nhi from /tmp\n", "oops\n")
+		}
+	})
+
+	t.Run("binary exact", func(t *testing.T) {
+		self, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(self)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		errOut, code := env.BangerIO(ctx, nil, h, "vm", "exec", "fc", "--", "cat", self)
+		if code != 0 {
+			t.Fatalf("exec cat: exit %d: %s", code, errOut)
+		}
+		if got, want := fmt.Sprintf("%x", h.Sum(nil)), fmt.Sprintf("%x", sha256.Sum256(data)); got != want {
+			t.Errorf("sha256 of vm exec cat %s = %s, want %s", self, got, want)
+		}
+	})
+
+	t.Run("json frames", func(t *testing.T) {
+		out, _, code := run("", "--output", "json", "--", "sh", "-c", "printf out; printf err >&2; exit 3")
+		if code != 3 {
+			t.Errorf("exit %d, want 3", code)
+		}
+		var types []string
+		var stdout, stderr []byte
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var ev struct {
+				Type string `json:"type"`
+				PID  int    `json:"pid"`
+				Data string `json:"data"`
+				Code *int   `json:"code"`
+			}
+			if err := json.Unmarshal([]byte(line), &ev); err != nil {
+				t.Fatalf("line %q: %v", line, err)
+			}
+			types = append(types, ev.Type)
+			data, _ := base64.StdEncoding.DecodeString(ev.Data)
+			switch ev.Type {
+			case "stdout":
+				stdout = append(stdout, data...)
+			case "stderr":
+				stderr = append(stderr, data...)
+			case "exit":
+				if ev.Code == nil || *ev.Code != 3 {
+					t.Errorf("exit frame %s, want code 3", line)
+				}
+			case "started":
+				if ev.PID <= 0 {
+					t.Errorf("started frame %s without a pid", line)
+				}
+			}
+		}
+		if len(types) < 3 || types[0] != "started" || types[len(types)-1] != "exit" || string(stdout) != "out" || string(stderr) != "err" {
+			t.Errorf("frames %v, stdout %q, stderr %q; want started first, exit last, out and err\n%s", types, stdout, stderr, out)
+		}
+	})
+
+	t.Run("stopped VM", func(t *testing.T) {
+		must(t, env, "vm", "create", "--name", "idle", "--no-start")
+		errOut, code := env.BangerIO(ctx, nil, io.Discard, "vm", "exec", "idle", "--", "true")
+		if code != 1 || !strings.Contains(errOut, "not running") || !strings.Contains(errOut, "banger vm start idle") {
+			t.Errorf("exec in a stopped VM: exit %d, stderr %q; want 1 and a hint to start it", code, errOut)
+		}
+	})
+}
