@@ -24,8 +24,15 @@ import (
 // test's network namespace), so the commands run here.
 func TestAgentWorkOverFakeFirecracker(t *testing.T) {
 	e2etest.Require(t)
-	env := newFakeFCEnv(t, "172.30.87.0/24", "bangerc9",
-		"FAKE_FC_AGENT="+filepath.Join(e2etest.Binaries(t), "banger-agent"))
+	bin := e2etest.Binaries(t)
+	// No NAT: the namespace has no uplink, and the agent channel needs none.
+	env := e2etest.New(t, e2etest.Options{
+		Subnet: "172.30.87.0/24", Bridge: "bangerc9",
+		Config: fmt.Sprintf("vmm = \"firecracker\"\nfirecracker_bin = %q\ndefault_image = \"tiny\"\ndisk_size = \"1G\"\nnat = false\n",
+			filepath.Join(bin, "fake-firecracker")),
+		Env: []string{"BANGER_TEST_ASSUME_KVM=1", "BANGER_TEST_SKIP_SSH_WAIT=1", "FAKE_FC_AGENT=" + filepath.Join(bin, "banger-agent")},
+	})
+	registerTinyImage(t, env)
 	must(t, env, "vm", "create", "--name", "fc")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
