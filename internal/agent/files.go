@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/hashicorp/yamux"
+
 	"github.com/banger-dev/banger/internal/agentproto"
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/splice"
@@ -151,11 +153,16 @@ type bufferedConn struct {
 
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
+// CloseWrite half-closes: a vsock connection shuts its write side, a
+// yamux stream's Close sends FIN and keeps reading until the host's.
 func (c *bufferedConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
+	switch conn := c.Conn.(type) {
+	case interface{ CloseWrite() error }:
+		return conn.CloseWrite()
+	case *yamux.Stream:
+		return conn.Close()
 	}
-	return nil
+	return c.Conn.Close()
 }
 
 // listeners answers GET /v1/listeners from /proc/net/tcp and tcp6.

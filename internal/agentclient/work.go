@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/yamux"
+
 	"github.com/banger-dev/banger/internal/agentproto"
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/termsafe"
@@ -38,11 +40,14 @@ type Conn struct {
 
 func (c *Conn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
-// CloseWrite half-closes the stream when the transport can (Unix socket,
-// yamux stream); otherwise it does nothing.
+// CloseWrite half-closes the stream: a Unix socket shuts its write side,
+// a yamux stream's Close sends FIN and keeps reading until the guest's.
 func (c *Conn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
+	switch conn := c.Conn.(type) {
+	case interface{ CloseWrite() error }:
+		return conn.CloseWrite()
+	case *yamux.Stream:
+		return conn.Close()
 	}
 	return nil
 }
