@@ -23,16 +23,7 @@ import (
 // the fake runs as its guest's agent. The "guest" is this host (inside the
 // test's network namespace), so the commands run here.
 func TestAgentWorkOverFakeFirecracker(t *testing.T) {
-	e2etest.Require(t)
-	bin := e2etest.Binaries(t)
-	// No NAT: the namespace has no uplink, and the agent channel needs none.
-	env := e2etest.New(t, e2etest.Options{
-		Subnet: "172.30.87.0/24", Bridge: "bangerc9",
-		Config: fmt.Sprintf("vmm = \"firecracker\"\nfirecracker_bin = %q\ndefault_image = \"tiny\"\ndisk_size = \"1G\"\nnat = false\n",
-			filepath.Join(bin, "fake-firecracker")),
-		Env: []string{"BANGER_TEST_ASSUME_KVM=1", "BANGER_TEST_SKIP_SSH_WAIT=1", "FAKE_FC_AGENT=" + filepath.Join(bin, "banger-agent")},
-	})
-	registerTinyImage(t, env)
+	env := newAgentFCEnv(t, "172.30.87.0/24", "bangerc9")
 	must(t, env, "vm", "create", "--name", "fc")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -135,4 +126,91 @@ func TestAgentWorkOverFakeFirecracker(t *testing.T) {
 			t.Errorf("exec in a stopped VM: exit %d, stderr %q; want 1 and a hint to start it", code, errOut)
 		}
 	})
+}
+
+// TestCpOverFakeFirecracker copies both ways through the Firecracker path;
+// the "guest" is this host, so guest paths are host paths under a
+// temporary directory.
+func TestCpOverFakeFirecracker(t *testing.T) {
+	env := newAgentFCEnv(t, "172.30.88.0/24", "bangerca")
+	must(t, env, "vm", "create", "--name", "fc")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	guest, host := t.TempDir(), t.TempDir()
+
+	src := filepath.Join(host, "tree")
+	for p, content := range map[string]string{"a.txt": "alpha", "sub/b.txt": "beta"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(src, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, p), []byte(content), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("a.txt", filepath.Join(src, "link")); err != nil {
+		t.Fatal(err)
+	}
+	mt := time.Date(2021, 3, 4, 5, 6, 7, 0, time.UTC)
+	if err := os.Chtimes(filepath.Join(src, "a.txt"), mt, mt); err != nil {
+		t.Fatal(err)
+	}
+
+	// Without -r a directory is refused, naming the fix.
+	if _, errOut, code := env.Banger("vm", "cp", src, "fc:"+guest); code == 0 || !strings.Contains(errOut, "-r") {
+		t.Errorf("vm cp of a directory without -r: exit %d, stderr %q", code, errOut)
+	}
+	must(t, env, "vm", "cp", "-r", src, "fc:"+guest+"/copy")
+	must(t, env, "vm", "cp", "-r", "fc:"+guest+"/copy", filepath.Join(host, "back"))
+	must(t, env, "vm", "cp", "fc:"+guest+"/copy/sub/b.txt", host)
+	for p, want := range map[string]string{"back/a.txt": "alpha", "back/sub/b.txt": "beta", "b.txt": "beta"} {
+		if got, err := os.ReadFile(filepath.Join(host, p)); err != nil || string(got) != want {
+			t.Errorf("%s after the round trip: %q, %v; want %q", p, got, err, want)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(host, "back", "a.txt")); err != nil || fi.Mode().Perm() != 0o640 || !fi.ModTime().Equal(mt) {
+		t.Errorf("a.txt: %v, %v; want mode 0640 and mtime %v", fi, err, mt)
+	}
+	if l, err := os.Readlink(filepath.Join(host, "back", "link")); err != nil || l != "a.txt" {
+		t.Errorf("link: %q, %v; want a symlink to a.txt", l, err)
+	}
+
+	// - streams a tar, both ways.
+	var tarOut bytes.Buffer
+	if errOut, code := env.BangerIO(ctx, nil, &tarOut, "vm", "cp", "-r", "fc:"+guest+"/copy", "-"); code != 0 {
+		t.Fatalf("vm cp to -: exit %d: %s", code, errOut)
+	}
+	if err := os.MkdirAll(filepath.Join(guest, "fromtar"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if errOut, code := env.BangerIO(ctx, &tarOut, io.Discard, "vm", "cp", "-", "fc:"+guest+"/fromtar"); code != 0 {
+		t.Fatalf("vm cp from -: exit %d: %s", code, errOut)
+	}
+	if got, err := os.ReadFile(filepath.Join(guest, "fromtar", "copy", "sub", "b.txt")); err != nil || string(got) != "beta" {
+		t.Errorf("file through two tar streams: %q, %v", got, err)
+	}
+
+	// A missing source is an error that leaves nothing behind.
+	if _, errOut, code := env.Banger("vm", "cp", "fc:"+guest+"/nothing-here", filepath.Join(host, "nothing")); code == 0 || !strings.Contains(errOut, "does not exist") {
+		t.Errorf("vm cp of a missing guest file: exit %d, stderr %q", code, errOut)
+	}
+	if _, err := os.Lstat(filepath.Join(host, "nothing")); err == nil {
+		t.Error("a failed copy left a file behind")
+	}
+}
+
+// newAgentFCEnv is an environment whose VMs run on fake-firecracker with a
+// real banger-agent as the guest's, without NAT (the namespace has no
+// uplink, and the agent channel needs none).
+func newAgentFCEnv(t *testing.T, subnet, bridge string) *e2etest.Env {
+	t.Helper()
+	e2etest.Require(t)
+	bin := e2etest.Binaries(t)
+	env := e2etest.New(t, e2etest.Options{
+		Subnet: subnet, Bridge: bridge,
+		Config: fmt.Sprintf("vmm = \"firecracker\"\nfirecracker_bin = %q\ndefault_image = \"tiny\"\ndisk_size = \"1G\"\nnat = false\n",
+			filepath.Join(bin, "fake-firecracker")),
+		Env: []string{"BANGER_TEST_ASSUME_KVM=1", "BANGER_TEST_SKIP_SSH_WAIT=1", "FAKE_FC_AGENT=" + filepath.Join(bin, "banger-agent")},
+	})
+	registerTinyImage(t, env)
+	return env
 }
