@@ -34,17 +34,18 @@ const MaxRequestBytes = 1 << 20
 
 // Method names: the product's vocabulary.
 const (
-	MethodVMCreate  = "vm.create"
-	MethodVMList    = "vm.list"
-	MethodVMGet     = "vm.get"
-	MethodVMSet     = "vm.set"
-	MethodVMStart   = "vm.start"
-	MethodVMStop    = "vm.stop"
-	MethodVMRestart = "vm.restart"
-	MethodVMDelete  = "vm.delete"
-	MethodVMHealth  = "vm.health"
-	MethodVMSSHInfo = "vm.ssh_info"
-	MethodVMLogs    = "vm.logs"
+	MethodVMCreate    = "vm.create"
+	MethodVMList      = "vm.list"
+	MethodVMGet       = "vm.get"
+	MethodVMSet       = "vm.set"
+	MethodVMStart     = "vm.start"
+	MethodVMStop      = "vm.stop"
+	MethodVMRestart   = "vm.restart"
+	MethodVMDelete    = "vm.delete"
+	MethodVMHealth    = "vm.health"
+	MethodVMSSHInfo   = "vm.ssh_info"
+	MethodVMLogs      = "vm.logs"
+	MethodVMSSHConfig = "vm.ssh_config"
 	// MethodVMAgentConnect is a stream method: it upgrades the call's
 	// connection to a byte stream to the VM's guest agent, on which the
 	// caller speaks the agent protocol (internal/agentproto) itself.
@@ -254,6 +255,13 @@ type VMSSHInfo struct {
 	KeyPath        string `json:"key_path"`
 	KnownHostsPath string `json:"known_hosts_path"`
 	HostKeyAlias   string `json:"host_key_alias"` // stable per VM, so a rebuilt VM's new key is detected
+}
+
+// VMSSHConfigResult is `banger ssh-config`: OpenSSH Host blocks for the
+// VMs, and the file bangerd keeps them in (what --install includes).
+type VMSSHConfigResult struct {
+	Text string `json:"text"`
+	Path string `json:"path"`
 }
 
 type VMLogsParams struct {

@@ -240,4 +240,3 @@ func (j *jsonOutput) error(ae *api.Error) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
-

@@ -116,6 +116,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 		logger.Print("reconcile: ", n)
 	}
 	d.reconciled = notes
+	if _, err := d.writeSSHConfig(ctx, ""); err != nil {
+		logger.Printf("ssh config: %v", err)
+	}
 	trimCtx, stopTrim := context.WithCancel(ctx)
 	defer stopTrim()
 	go d.VMs.TrimConsoles(trimCtx, 10*time.Second, logger.Printf)
@@ -175,7 +178,7 @@ func New(layout paths.Layout, cfg config.Config, st *store.Store, logger *log.Lo
 	d.VMs = &vm.Service{
 		Store: st, Config: cfg, Layout: layout, Runtime: d.Runtime,
 		Preflight: d.vmPreflight,
-		OnChange:  d.syncMapDNS,
+		OnChange:  d.vmsChanged,
 		SSHKeyPath: func() string {
 			if b, err := d.loadBundle(); err == nil {
 				return b.SSHKeyPath

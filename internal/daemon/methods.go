@@ -70,6 +70,7 @@ func (d *Daemon) methods() []method {
 			}
 			return &server.Stream{Conn: conn}, nil
 		}),
+		m(api.MethodVMSSHConfig, d.sshConfig),
 		m(api.MethodVMLogs, func(ctx context.Context, p api.VMLogsParams, _ func(api.Progress)) (api.VMLogsResult, error) {
 			return vms.Logs(ctx, p)
 		}),

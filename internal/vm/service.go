@@ -671,6 +671,35 @@ func (s *Service) SSHInfo(ctx context.Context, name string) (api.VMSSHInfo, erro
 		return api.VMSSHInfo{}, api.NewError(api.CodeConflict, "VM "+vm.Name+" is "+string(vm.State)+", not running",
 			"banger vm start "+vm.Name)
 	}
+	return s.sshInfo(vm), nil
+}
+
+// SSHHosts is what `banger ssh-config` writes: every VM with an address
+// (the named one when name is set), running or not.
+func (s *Service) SSHHosts(ctx context.Context, name string) ([]api.VMSSHInfo, error) {
+	var vms []api.VM
+	if name != "" {
+		vm, err := s.Get(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		vms = []api.VM{vm}
+	} else {
+		var err error
+		if vms, err = s.Store.ListVMs(ctx); err != nil {
+			return nil, err
+		}
+	}
+	var out []api.VMSSHInfo
+	for _, vm := range vms {
+		if vm.IP != "" {
+			out = append(out, s.sshInfo(vm))
+		}
+	}
+	return out, nil
+}
+
+func (s *Service) sshInfo(vm api.VM) api.VMSSHInfo {
 	key := filepath.Join(s.bundleDir(), "id_ed25519")
 	if s.SSHKeyPath != nil {
 		key = s.SSHKeyPath()
@@ -681,7 +710,7 @@ func (s *Service) SSHInfo(ctx context.Context, name string) (api.VMSSHInfo, erro
 		// By id, not name or IP: a VM deleted and re-created under the same
 		// name gets a new alias, and addresses are reused.
 		HostKeyAlias: paths.HostKeyAlias(vm.ID),
-	}, nil
+	}
 }
 
 func (s *Service) bundleDir() string {
