@@ -257,6 +257,14 @@ type VMSSHInfo struct {
 	HostKeyAlias   string `json:"host_key_alias"` // stable per VM, so a rebuilt VM's new key is detected
 }
 
+// PortForward forwards HostAddr:HostPort on the host to GuestPort on the
+// guest's loopback, over the guest agent.
+type PortForward struct {
+	HostAddr  string `json:"host_addr"`
+	HostPort  int    `json:"host_port"`
+	GuestPort int    `json:"guest_port"`
+}
+
 // VMSSHConfigResult is `banger ssh-config`: OpenSSH Host blocks for the
 // VMs, and the file bangerd keeps them in (what --install includes).
 type VMSSHConfigResult struct {
