@@ -214,3 +214,53 @@ func newAgentFCEnv(t *testing.T, subnet, bridge string) *e2etest.Env {
 	registerTinyImage(t, env)
 	return env
 }
+
+// TestPortForwardOverFakeFirecracker reaches a "guest" web server that
+// listens on the guest's loopback only, through vm port-forward.
+func TestPortForwardOverFakeFirecracker(t *testing.T) {
+	env := newAgentFCEnv(t, "172.30.89.0/24", "bangercb")
+	must(t, env, "vm", "create", "--name", "fc")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	site := t.TempDir()
+	if err := os.WriteFile(filepath.Join(site, "hello.txt"), []byte("hello through the agent\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The server runs in the "guest" through vm exec, on its loopback.
+	srvCtx, stopSrv := context.WithCancel(ctx)
+	defer stopSrv()
+	go env.BangerCtx(srvCtx, "vm", "exec", "fc", "--", "busybox", "httpd", "-f", "-p", "127.0.0.1:18080", "-h", site)
+	fwdCtx, stopFwd := context.WithCancel(ctx)
+	defer stopFwd()
+	go env.BangerCtx(fwdCtx, "vm", "port-forward", "fc", "18081:18080")
+
+	got := fetchInNS(t, env, ctx, "http://127.0.0.1:18081/hello.txt")
+	if got != "hello through the agent\n" {
+		t.Errorf("through the forward: %q", got)
+	}
+	// A host port in use is a clear error naming it.
+	_, errOut, code := env.Banger("vm", "port-forward", "fc", "18081:18080")
+	if code == 0 || !strings.Contains(errOut, "127.0.0.1:18081 is in use") {
+		t.Errorf("second forward on the same port: exit %d, stderr %q; want a refusal naming the port", code, errOut)
+	}
+}
+
+// fetchInNS GETs url from inside the test's namespace, retrying until the
+// forward and the server are up (or ctx ends).
+func fetchInNS(t *testing.T, env *e2etest.Env, ctx context.Context, url string) string {
+	t.Helper()
+	var last error
+	for ctx.Err() == nil {
+		out, err := env.InNS("curl", "-fsS", "--max-time", "10", url)
+		if err == nil {
+			return out
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	t.Fatalf("GET %s never answered: %v", url, last)
+	return ""
+}
