@@ -185,6 +185,11 @@ func (h *handler) prepare(req agentproto.ExecRequest) (*exec.Cmd, *os.File, *api
 		dir = h.opts.WorkDir
 		if req.User != "" && req.User != "root" {
 			dir = home
+			// Service users' homes often do not exist (nobody's is
+			// /nonexistent): start in / as login(1) would.
+			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+				dir = "/"
+			}
 		}
 	}
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {

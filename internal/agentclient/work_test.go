@@ -332,3 +332,17 @@ func TestAgentErrorSanitised(t *testing.T) {
 		t.Errorf("error %q: want the escape removed and the text bounded", err)
 	}
 }
+
+// --user runs as that user, in its home, or / when the home does not
+// exist (nobody's /nonexistent). Switching users needs root.
+func TestExecAsUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("switching users needs root")
+	}
+	transports(t, func(t *testing.T, c Client) {
+		res, err := runExec(t, c, agentproto.ExecRequest{Argv: []string{"sh", "-c", "id -un; pwd"}, User: "nobody"}, nil)
+		if err != nil || res.exit.Code != 0 || res.stdout != "nobody\n/\n" {
+			t.Errorf("exec as nobody: %+v %q %q %v; want nobody in /", res.exit, res.stdout, res.stderr, err)
+		}
+	})
+}

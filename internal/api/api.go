@@ -160,6 +160,18 @@ type VM struct {
 	CreatedAt          time.Time  `json:"created_at"`
 	UpdatedAt          time.Time  `json:"updated_at"`
 	StartedAt          *time.Time `json:"started_at,omitempty"`
+	// Publish is the VM's persistent port forwards (vm create/set
+	// --publish); bangerd serves them while the VM runs.
+	Publish []PortForward `json:"publish,omitempty"`
+	// Forwards is what bangerd forwards for the VM right now, each with
+	// its problem if it could not (vm.get and vm.list fill it).
+	Forwards []ForwardStatus `json:"forwards,omitempty"`
+}
+
+// ForwardStatus is one forward bangerd serves (or failed to).
+type ForwardStatus struct {
+	PortForward
+	Error string `json:"error,omitempty"` // e.g. the host port is in use
 }
 
 // VMCreateParams: pointer fields distinguish "omitted" (use the configured
@@ -171,6 +183,8 @@ type VMCreateParams struct {
 	MemoryMiB *int    `json:"memory_mib,omitempty"`
 	DiskBytes *int64  `json:"disk_bytes,omitempty"`
 	NoStart   bool    `json:"no_start,omitempty"`
+	// Publish: persistent port forwards, [HOST_ADDR:]HOST_PORT[:GUEST_PORT].
+	Publish []string `json:"publish,omitempty"`
 }
 
 // VMRef names a VM by name or id.
@@ -183,6 +197,10 @@ type VMSetParams struct {
 	VCPUs     *int   `json:"vcpus,omitempty"`
 	MemoryMiB *int   `json:"memory_mib,omitempty"`
 	DiskBytes *int64 `json:"disk_bytes,omitempty"`
+	// Publish adds persistent port forwards; Unpublish removes those on
+	// the given host ports. Both apply at once to a running VM.
+	Publish   []string `json:"publish,omitempty"`
+	Unpublish []int    `json:"unpublish,omitempty"`
 }
 
 // VMSetResult tells the user when the change takes effect.

@@ -23,7 +23,8 @@ import (
 // listener, and ssh through the installed ssh-config Include. One boot
 // serves every step.
 func TestAgentWorkInGuest(t *testing.T) {
-	env := e2etest.New(t, e2etest.Options{Subnet: "172.30.90.0/24", Bridge: "bangerwork"})
+	// No NAT: this namespace has no uplink, and nothing here needs one.
+	env := e2etest.New(t, e2etest.Options{Subnet: "172.30.90.0/24", Bridge: "bangerwork", Config: "nat = false\n"})
 	env.MustBanger("vm", "create", "--name", "dev")
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
