@@ -14,6 +14,7 @@ func newVMCreateCmd(a *App) *cobra.Command {
 		name, image string
 		res         resourceFlags
 		noStart     bool
+		publish     []string
 	)
 	cmd := &cobra.Command{
 		Use:   "create --name NAME",
@@ -23,7 +24,7 @@ func newVMCreateCmd(a *App) *cobra.Command {
 			if err := validate.VMName(name); err != nil {
 				return usageErr(err.Error(), "pass --name NAME")
 			}
-			p := api.VMCreateParams{Name: name, NoStart: noStart}
+			p := api.VMCreateParams{Name: name, NoStart: noStart, Publish: publish}
 			if cmd.Flags().Changed("image") {
 				if err := validate.ImageName(image); err != nil {
 					return usageErr(err.Error(), "")
@@ -46,5 +47,7 @@ func newVMCreateCmd(a *App) *cobra.Command {
 	cmd.Flags().StringVar(&image, "image", "", "image to boot (default: default_image from config.toml)")
 	res.add(cmd)
 	cmd.Flags().BoolVar(&noStart, "no-start", false, "create the VM without booting it")
+	cmd.Flags().StringArrayVarP(&publish, "publish", "p", nil,
+		"forward [HOST_ADDR:]HOST_PORT[:GUEST_PORT] to the guest while it runs (repeatable; kept across restarts)")
 	return cmd
 }

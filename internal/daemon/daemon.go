@@ -54,6 +54,7 @@ type Daemon struct {
 
 	choose  func() (string, string, error)
 	dns     dnsState
+	fwd     forwards
 	buildMu sync.Mutex // one bundle or image build at a time
 
 	reconciled []string
@@ -119,6 +120,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if _, err := d.writeSSHConfig(ctx, ""); err != nil {
 		logger.Printf("ssh config: %v", err)
 	}
+	// VMs that kept running while no daemon was up get their forwards back.
+	d.syncForwards(ctx)
+	defer d.stopForwards()
 	trimCtx, stopTrim := context.WithCancel(ctx)
 	defer stopTrim()
 	go d.VMs.TrimConsoles(trimCtx, 10*time.Second, logger.Printf)

@@ -30,10 +30,15 @@ func (d *Daemon) methods() []method {
 		m(api.MethodVMCreate, vms.Create),
 		m(api.MethodVMList, func(ctx context.Context, _ struct{}, _ func(api.Progress)) (api.VMListResult, error) {
 			list, err := vms.List(ctx)
+			for i := range list {
+				list[i].Forwards = d.forwardStatus(list[i].ID)
+			}
 			return api.VMListResult{VMs: list}, err
 		}),
 		m(api.MethodVMGet, func(ctx context.Context, p api.VMRef, _ func(api.Progress)) (api.VM, error) {
-			return vms.Get(ctx, p.Name)
+			v, err := vms.Get(ctx, p.Name)
+			v.Forwards = d.forwardStatus(v.ID)
+			return v, err
 		}),
 		m(api.MethodVMSet, func(ctx context.Context, p api.VMSetParams, _ func(api.Progress)) (api.VMSetResult, error) {
 			return vms.Set(ctx, p)

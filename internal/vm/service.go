@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/banger-dev/banger/internal/envknob"
 	"github.com/banger-dev/banger/internal/hostinfo"
 	"github.com/banger-dev/banger/internal/paths"
+	"github.com/banger-dev/banger/internal/portfwd"
 	"github.com/banger-dev/banger/internal/store"
 	"github.com/banger-dev/banger/internal/validate"
 )
@@ -201,6 +203,10 @@ func (s *Service) Create(ctx context.Context, p api.VMCreateParams, progress fun
 			return api.VM{}, invalid(err)
 		}
 	}
+	publish, err := addForwards(nil, p.Publish)
+	if err != nil {
+		return api.VM{}, err
+	}
 	if !p.NoStart {
 		// Refuse before the record exists: nothing to undo, and the user
 		// gets the failing checks with their fixes.
@@ -211,6 +217,7 @@ func (s *Service) Create(ctx context.Context, p api.VMCreateParams, progress fun
 	vm, err := s.Store.CreateVM(ctx, store.NewVM{
 		Name: p.Name, Image: img, VCPUs: vcpus, MemoryMiB: mem, DiskBytes: disk, Subnet: s.Config.Subnet,
 		VsockPath: func(id string) string { return s.Layout.VM(id).VsockSocket() },
+		Publish:   publish,
 	})
 	if err != nil {
 		return api.VM{}, s.mapErr(err)
@@ -309,8 +316,8 @@ func (s *Service) Set(ctx context.Context, p api.VMSetParams) (api.VMSetResult, 
 	if vm, err = s.Get(ctx, vm.ID); err != nil {
 		return api.VMSetResult{}, err
 	}
-	if p.VCPUs == nil && p.MemoryMiB == nil && p.DiskBytes == nil {
-		return api.VMSetResult{}, api.NewError(api.CodeInvalidArgument, "nothing to change", "pass --vcpus, --memory or --disk")
+	if p.VCPUs == nil && p.MemoryMiB == nil && p.DiskBytes == nil && len(p.Publish) == 0 && len(p.Unpublish) == 0 {
+		return api.VMSetResult{}, api.NewError(api.CodeInvalidArgument, "nothing to change", "pass --vcpus, --memory, --disk, --publish or --unpublish")
 	}
 	lim := s.Limits()
 	var u store.VMUpdate
@@ -350,9 +357,22 @@ func (s *Service) Set(ctx context.Context, p api.VMSetParams) (api.VMSetResult, 
 		}
 		u.DiskBytes = &n
 	}
+	if len(p.Publish) > 0 || len(p.Unpublish) > 0 {
+		publish, err := removeForwards(vm.Publish, p.Unpublish)
+		if err != nil {
+			return api.VMSetResult{}, err
+		}
+		if publish, err = addForwards(publish, p.Publish); err != nil {
+			return api.VMSetResult{}, err
+		}
+		u.Publish = &publish
+	}
 	updated, err := s.Store.UpdateVM(ctx, vm.ID, u)
 	if err != nil {
 		return api.VMSetResult{}, s.mapErr(err)
+	}
+	if u.Publish != nil {
+		s.changed(ctx) // the daemon serves the new forwards at once
 	}
 	updated.DiskAllocatedBytes = s.allocated(vm.ID)
 	res := api.VMSetResult{VM: updated}
@@ -481,6 +501,7 @@ func (s *Service) stopLocked(ctx context.Context, id string, force bool) (api.VM
 	if err != nil {
 		return api.VM{}, s.mapErr(err)
 	}
+	s.changed(ctx) // e.g. its port forwards stop
 	return out, nil
 }
 
@@ -818,4 +839,41 @@ func orNop(f func(api.Progress)) func(api.Progress) {
 		return func(api.Progress) {}
 	}
 	return f
+}
+
+// addForwards parses specs and adds them to list; a host port used twice
+// is refused.
+func addForwards(list []api.PortForward, specs []string) ([]api.PortForward, error) {
+	for _, spec := range specs {
+		f, err := portfwd.Parse(spec)
+		if err != nil {
+			return nil, err
+		}
+		for _, have := range list {
+			if have.HostPort == f.HostPort {
+				return nil, api.NewError(api.CodeInvalidArgument,
+					fmt.Sprintf("host port %d is already published (%s)", f.HostPort, portfwd.String(have)),
+					fmt.Sprintf("remove it first with --unpublish %d", f.HostPort))
+			}
+		}
+		list = append(list, f)
+	}
+	return list, nil
+}
+
+// removeForwards drops the forwards on the given host ports; a port that
+// is not published is an error.
+func removeForwards(list []api.PortForward, ports []int) ([]api.PortForward, error) {
+	for _, port := range ports {
+		i := slices.IndexFunc(list, func(f api.PortForward) bool { return f.HostPort == port })
+		if i < 0 {
+			return nil, api.NewError(api.CodeInvalidArgument, fmt.Sprintf("host port %d is not published", port),
+				"banger vm show lists the VM's published ports")
+		}
+		list = slices.Delete(slices.Clone(list), i, i+1)
+	}
+	if list == nil {
+		list = []api.PortForward{}
+	}
+	return list, nil
 }
