@@ -418,3 +418,9 @@ func (e *Env) BangerIO(ctx context.Context, stdin io.Reader, stdout io.Writer, a
 	})
 	return string(res.Stderr), res.ExitCode
 }
+
+// InNSCtx runs a program inside the namespace until it exits or ctx ends.
+func (e *Env) InNSCtx(ctx context.Context, argv ...string) (string, error) {
+	out, err := sysexec.Run(ctx, append([]string{"ip", "netns", "exec", e.NS}, argv...)...)
+	return string(out), err
+}

@@ -423,8 +423,9 @@ func (s *Service) start(ctx context.Context, vm api.VM, progress func(api.Progre
 		return api.VM{}, s.mapErr(err)
 	}
 	started, err := s.Runtime.Start(ctx, vm, progress)
-	// The VM's address is in use (or free again): tell whoever publishes it.
-	s.changed(ctx)
+	// The VM's address is in use (or free again), its forwards are to be
+	// served (or not): tell whoever follows VMs once the record says so.
+	defer s.changed(ctx)
 	if err != nil {
 		var ae *api.Error
 		if errors.As(err, &ae) && ae.Code == api.CodeFailedPrecondition {

@@ -264,3 +264,41 @@ func fetchInNS(t *testing.T, env *e2etest.Env, ctx context.Context, url string) 
 	t.Fatalf("GET %s never answered: %v", url, last)
 	return ""
 }
+
+// TestPublishOverFakeFirecracker: a persistent forward on the VM record is
+// served by bangerd while the VM runs, after vm restart, and after a
+// daemon restart; vm show lists it; unpublishing ends it.
+func TestPublishOverFakeFirecracker(t *testing.T) {
+	env := newAgentFCEnv(t, "172.30.91.0/24", "bangercc")
+	must(t, env, "vm", "create", "--name", "fc", "--publish", "18091:18090")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	site := t.TempDir()
+	if err := os.WriteFile(filepath.Join(site, "index.html"), []byte("published\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The fake's guest is this namespace: the server outlives VM restarts.
+	srvCtx, stopSrv := context.WithCancel(ctx)
+	defer stopSrv()
+	go env.InNSCtx(srvCtx, "busybox", "httpd", "-f", "-p", "127.0.0.1:18090", "-h", site)
+
+	if got := fetchInNS(t, env, ctx, "http://127.0.0.1:18091/index.html"); got != "published\n" {
+		t.Errorf("through the published port: %q", got)
+	}
+	if show := must(t, env, "vm", "show", "fc"); !strings.Contains(show, "127.0.0.1:18091->18090") {
+		t.Errorf("vm show does not list the forward:\n%s", show)
+	}
+	must(t, env, "vm", "restart", "fc")
+	if got := fetchInNS(t, env, ctx, "http://127.0.0.1:18091/index.html"); got != "published\n" {
+		t.Errorf("after vm restart: %q", got)
+	}
+	must(t, env, "daemon", "stop")
+	must(t, env, "vm", "list") // starts the daemon, which restores the forward
+	if got := fetchInNS(t, env, ctx, "http://127.0.0.1:18091/index.html"); got != "published\n" {
+		t.Errorf("after a daemon restart: %q", got)
+	}
+	must(t, env, "vm", "set", "fc", "--unpublish", "18091")
+	if out, err := env.InNS("curl", "-fsS", "--max-time", "5", "http://127.0.0.1:18091/index.html"); err == nil {
+		t.Errorf("the forward still answers after --unpublish: %q", out)
+	}
+}
