@@ -163,6 +163,9 @@ type VM struct {
 	// Publish is the VM's persistent port forwards (vm create/set
 	// --publish); bangerd serves them while the VM runs.
 	Publish []PortForward `json:"publish,omitempty"`
+	// AutoForward: the VM's guest listening ports are forwarded to the same
+	// ports on the host's 127.0.0.1; nil follows config.toml's auto_forward.
+	AutoForward *bool `json:"auto_forward,omitempty"`
 	// Forwards is what bangerd forwards for the VM right now, each with
 	// its problem if it could not (vm.get and vm.list fill it).
 	Forwards []ForwardStatus `json:"forwards,omitempty"`
@@ -171,6 +174,7 @@ type VM struct {
 // ForwardStatus is one forward bangerd serves (or failed to).
 type ForwardStatus struct {
 	PortForward
+	Auto  bool   `json:"auto,omitempty"`  // followed from the guest's listening ports
 	Error string `json:"error,omitempty"` // e.g. the host port is in use
 }
 
@@ -184,7 +188,8 @@ type VMCreateParams struct {
 	DiskBytes *int64  `json:"disk_bytes,omitempty"`
 	NoStart   bool    `json:"no_start,omitempty"`
 	// Publish: persistent port forwards, [HOST_ADDR:]HOST_PORT[:GUEST_PORT].
-	Publish []string `json:"publish,omitempty"`
+	Publish     []string `json:"publish,omitempty"`
+	AutoForward *bool    `json:"auto_forward,omitempty"`
 }
 
 // VMRef names a VM by name or id.
@@ -199,8 +204,9 @@ type VMSetParams struct {
 	DiskBytes *int64 `json:"disk_bytes,omitempty"`
 	// Publish adds persistent port forwards; Unpublish removes those on
 	// the given host ports. Both apply at once to a running VM.
-	Publish   []string `json:"publish,omitempty"`
-	Unpublish []int    `json:"unpublish,omitempty"`
+	Publish     []string `json:"publish,omitempty"`
+	Unpublish   []int    `json:"unpublish,omitempty"`
+	AutoForward *bool    `json:"auto_forward,omitempty"`
 }
 
 // VMSetResult tells the user when the change takes effect.

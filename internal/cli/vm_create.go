@@ -15,6 +15,7 @@ func newVMCreateCmd(a *App) *cobra.Command {
 		res         resourceFlags
 		noStart     bool
 		publish     []string
+		autoForward bool
 	)
 	cmd := &cobra.Command{
 		Use:   "create --name NAME",
@@ -25,6 +26,9 @@ func newVMCreateCmd(a *App) *cobra.Command {
 				return usageErr(err.Error(), "pass --name NAME")
 			}
 			p := api.VMCreateParams{Name: name, NoStart: noStart, Publish: publish}
+			if cmd.Flags().Changed("auto-forward") {
+				p.AutoForward = &autoForward
+			}
 			if cmd.Flags().Changed("image") {
 				if err := validate.ImageName(image); err != nil {
 					return usageErr(err.Error(), "")
@@ -49,5 +53,7 @@ func newVMCreateCmd(a *App) *cobra.Command {
 	cmd.Flags().BoolVar(&noStart, "no-start", false, "create the VM without booting it")
 	cmd.Flags().StringArrayVarP(&publish, "publish", "p", nil,
 		"forward [HOST_ADDR:]HOST_PORT[:GUEST_PORT] to the guest while it runs (repeatable; kept across restarts)")
+	cmd.Flags().BoolVar(&autoForward, "auto-forward", false,
+		"forward every TCP port the guest listens on (1024 and up) to the same port on 127.0.0.1 (default: auto_forward in config.toml)")
 	return cmd
 }

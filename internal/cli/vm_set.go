@@ -12,6 +12,7 @@ func newVMSetCmd(a *App) *cobra.Command {
 	var res resourceFlags
 	var publish []string
 	var unpublish []int
+	var autoForward bool
 	cmd := &cobra.Command{
 		Use:   "set NAME [--vcpus N] [--memory SIZE] [--disk SIZE]",
 		Short: "Change a VM's resources (CPU/memory apply at next start; the disk grows while stopped)",
@@ -23,8 +24,11 @@ func newVMSetCmd(a *App) *cobra.Command {
 				return err
 			}
 			p.Publish, p.Unpublish = publish, unpublish
-			if p.VCPUs == nil && p.MemoryMiB == nil && p.DiskBytes == nil && len(publish) == 0 && len(unpublish) == 0 {
-				return usageErr("nothing to change", "pass --vcpus, --memory, --disk, --publish or --unpublish")
+			if cmd.Flags().Changed("auto-forward") {
+				p.AutoForward = &autoForward
+			}
+			if p.VCPUs == nil && p.MemoryMiB == nil && p.DiskBytes == nil && len(publish) == 0 && len(unpublish) == 0 && p.AutoForward == nil {
+				return usageErr("nothing to change", "pass --vcpus, --memory, --disk, --publish, --unpublish or --auto-forward")
 			}
 			var out api.VMSetResult
 			if err := a.call(cmd.Context(), api.MethodVMSet, p, &out); err != nil {
@@ -42,5 +46,7 @@ func newVMSetCmd(a *App) *cobra.Command {
 	cmd.Flags().StringArrayVarP(&publish, "publish", "p", nil,
 		"add a forward [HOST_ADDR:]HOST_PORT[:GUEST_PORT] (repeatable; a running VM gets it at once)")
 	cmd.Flags().IntSliceVar(&unpublish, "unpublish", nil, "remove the forward on this host port (repeatable)")
+	cmd.Flags().BoolVar(&autoForward, "auto-forward", false,
+		"follow the guest's listening TCP ports (--auto-forward=false turns it off for this VM)")
 	return cmd
 }

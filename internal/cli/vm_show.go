@@ -52,7 +52,8 @@ func newVMShowCmd(a *App) *cobra.Command {
 				{"disk", fmt.Sprintf("%s (allocated %s)", bytesStr(vm.DiskBytes), bytesStr(vm.DiskAllocatedBytes))},
 				{"ip", dash(vm.IP)}, {"mac", dash(vm.MAC)}, {"tap", dash(vm.Tap)}, {"vmm", vmmText},
 				{"pid", dash(pidStr(vm.PID))}, {"agent channel", agentChannel(vm)},
-				{"published", publishedText(vm.Publish)}, {"forwarding", forwardingText(vm)},
+				{"published", publishedText(vm.Publish)}, {"auto-forward", autoForwardText(vm.AutoForward)},
+				{"forwarding", forwardingText(vm)},
 				{"created", vm.CreatedAt.Local().Format(time.DateTime)}, {"started", started}, {"last error", dash(vm.LastError)},
 			} {
 				t.row(kv[0], kv[1])
@@ -95,10 +96,23 @@ func forwardingText(vm api.VM) string {
 	var parts []string
 	for _, f := range vm.Forwards {
 		s := fmt.Sprintf("%s->%d", net.JoinHostPort(f.HostAddr, fmt.Sprint(f.HostPort)), f.GuestPort)
+		if f.Auto {
+			s += " (auto)"
+		}
 		if f.Error != "" {
 			s += " (failed: " + f.Error + ")"
 		}
 		parts = append(parts, s)
 	}
 	return dash(strings.Join(parts, ", "))
+}
+
+func autoForwardText(v *bool) string {
+	switch {
+	case v == nil:
+		return "as auto_forward in config.toml"
+	case *v:
+		return "on"
+	}
+	return "off"
 }

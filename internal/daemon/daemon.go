@@ -121,11 +121,12 @@ func Run(ctx context.Context, opts Options) (err error) {
 		logger.Printf("ssh config: %v", err)
 	}
 	// VMs that kept running while no daemon was up get their forwards back.
-	d.syncForwards(ctx)
+	d.syncForwards(ctx, true)
 	defer d.stopForwards()
 	trimCtx, stopTrim := context.WithCancel(ctx)
 	defer stopTrim()
 	go d.VMs.TrimConsoles(trimCtx, 10*time.Second, logger.Printf)
+	go d.pollListeners(trimCtx, 2*time.Second)
 
 	ln, err := server.Listen(layout.DaemonSocket())
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 // follow the VMs' names and addresses.
 func (d *Daemon) vmsChanged(ctx context.Context) {
 	d.syncMapDNS(ctx)
-	d.syncForwards(ctx)
+	d.syncForwards(ctx, true)
 	if _, err := d.writeSSHConfig(ctx, ""); err != nil {
 		d.Log.Printf("ssh config: %v", err)
 	}

@@ -217,7 +217,7 @@ func (s *Service) Create(ctx context.Context, p api.VMCreateParams, progress fun
 	vm, err := s.Store.CreateVM(ctx, store.NewVM{
 		Name: p.Name, Image: img, VCPUs: vcpus, MemoryMiB: mem, DiskBytes: disk, Subnet: s.Config.Subnet,
 		VsockPath: func(id string) string { return s.Layout.VM(id).VsockSocket() },
-		Publish:   publish,
+		Publish:   publish, AutoForward: p.AutoForward,
 	})
 	if err != nil {
 		return api.VM{}, s.mapErr(err)
@@ -316,8 +316,8 @@ func (s *Service) Set(ctx context.Context, p api.VMSetParams) (api.VMSetResult, 
 	if vm, err = s.Get(ctx, vm.ID); err != nil {
 		return api.VMSetResult{}, err
 	}
-	if p.VCPUs == nil && p.MemoryMiB == nil && p.DiskBytes == nil && len(p.Publish) == 0 && len(p.Unpublish) == 0 {
-		return api.VMSetResult{}, api.NewError(api.CodeInvalidArgument, "nothing to change", "pass --vcpus, --memory, --disk, --publish or --unpublish")
+	if p.VCPUs == nil && p.MemoryMiB == nil && p.DiskBytes == nil && len(p.Publish) == 0 && len(p.Unpublish) == 0 && p.AutoForward == nil {
+		return api.VMSetResult{}, api.NewError(api.CodeInvalidArgument, "nothing to change", "pass --vcpus, --memory, --disk, --publish, --unpublish or --auto-forward")
 	}
 	lim := s.Limits()
 	var u store.VMUpdate
@@ -367,11 +367,12 @@ func (s *Service) Set(ctx context.Context, p api.VMSetParams) (api.VMSetResult, 
 		}
 		u.Publish = &publish
 	}
+	u.AutoForward = p.AutoForward
 	updated, err := s.Store.UpdateVM(ctx, vm.ID, u)
 	if err != nil {
 		return api.VMSetResult{}, s.mapErr(err)
 	}
-	if u.Publish != nil {
+	if u.Publish != nil || u.AutoForward != nil {
 		s.changed(ctx) // the daemon serves the new forwards at once
 	}
 	updated.DiskAllocatedBytes = s.allocated(vm.ID)
