@@ -20,8 +20,9 @@ import (
 // TestAgentWorkInGuest is issue 16's proof with a real guest (QEMU, TCG
 // here; the agent over virtio-serial + yamux): vm exec, a tty through
 // tmux, vm cp both ways up to 256 MiB, port forwarding to a guest-only
-// listener, and ssh through the installed ssh-config Include. One boot
-// serves every step.
+// listener (explicit, published across vm restart, automatic), and ssh
+// through the installed ssh-config Include. One boot serves every step
+// but the restart the published forward must survive.
 func TestAgentWorkInGuest(t *testing.T) {
 	// No NAT: this namespace has no uplink, and nothing here needs one.
 	env := e2etest.New(t, e2etest.Options{Subnet: "172.30.90.0/24", Bridge: "bangerwork", Config: "nat = false\n"})
@@ -156,6 +157,8 @@ func TestAgentWorkInGuest(t *testing.T) {
 		}
 	})
 
+	t.Run("publish and auto-forward", func(t *testing.T) { publishAndAutoForward(t, env, ctx) })
+
 	t.Run("ssh-config", func(t *testing.T) {
 		home := t.TempDir()
 		cfg := filepath.Join(home, ".ssh", "config")
@@ -171,6 +174,28 @@ func TestAgentWorkInGuest(t *testing.T) {
 			t.Errorf("after --uninstall the config still includes:\n%s", data)
 		}
 	})
+}
+
+// publishAndAutoForward: a persistent --publish survives vm restart, and
+// with auto-forward a new guest listener is forwarded by itself. It needs
+// the busybox the port-forward step copied in.
+func publishAndAutoForward(t *testing.T, env *e2etest.Env, ctx context.Context) {
+	env.MustBanger("vm", "set", "dev", "--publish", "18090:8090")
+	env.MustBanger("vm", "restart", "dev")
+	srvCtx, stopSrv := context.WithCancel(ctx)
+	defer stopSrv()
+	go env.BangerCtx(srvCtx, "vm", "exec", "dev", "--", "busybox", "httpd", "-f", "-p", "127.0.0.1:8090", "-h", "/root/site")
+	if got := fetchInNS(t, env, ctx, "http://127.0.0.1:18090/index.html"); got != "served-by-the-guest\n" {
+		t.Errorf("published port after vm restart: %q", got)
+	}
+	env.MustBanger("vm", "set", "dev", "--auto-forward")
+	go env.BangerCtx(srvCtx, "vm", "exec", "dev", "--", "busybox", "httpd", "-f", "-p", "8095", "-h", "/root/site")
+	if got := fetchInNS(t, env, ctx, "http://127.0.0.1:8095/index.html"); got != "served-by-the-guest\n" {
+		t.Errorf("automatically forwarded port: %q", got)
+	}
+	if show := env.MustBanger("vm", "show", "dev"); !strings.Contains(show, "127.0.0.1:8095->8095 (auto)") {
+		t.Errorf("vm show does not list the automatic forward:\n%s", show)
+	}
 }
 
 // waitScreen types command into the tmux pane until want shows.
