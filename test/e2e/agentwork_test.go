@@ -25,7 +25,7 @@ import (
 // but the restart the published forward must survive.
 func TestAgentWorkInGuest(t *testing.T) {
 	// No NAT: this namespace has no uplink, and nothing here needs one.
-	env := e2etest.New(t, e2etest.Options{Subnet: "172.30.90.0/24", Bridge: "bangerwork", Config: "nat = false\n"})
+	env := e2etest.New(t, e2etest.Options{Subnet: "172.30.92.0/24", Bridge: "bangerwork", Config: "nat = false\n"})
 	env.MustBanger("vm", "create", "--name", "dev")
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
