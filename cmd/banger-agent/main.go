@@ -66,7 +66,7 @@ func run() int {
 		channels++
 		logger.Printf("vsock: listening on port %d", vsockPort)
 		wg.Go(func() {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(agent.HostOnly(ln, logger)); !errors.Is(err, http.ErrServerClosed) {
 				logger.Printf("vsock: server stopped: %v", err)
 			}
 		})
