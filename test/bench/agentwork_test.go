@@ -56,7 +56,7 @@ func BenchmarkAgentWork(b *testing.B) {
 	// The guest's web server and the file everything moves.
 	bb, _ := exec.LookPath("busybox")
 	must("vm", "cp", bb, "dev:/usr/local/bin/busybox")
-	must("vm", "exec", "dev", "--", "sh", "-c", "mkdir -p /root/site && head -c 268435456 /dev/urandom > /root/site/big")
+	must("vm", "exec", "dev", "--", "sh", "-c", "mkdir -p /root/site && echo up > /root/site/index.html && head -c 268435456 /dev/urandom > /root/site/big")
 	must("vm", "cp", "dev:/root/site/big", filepath.Join(env.Root, "big"))
 	srvCtx, stopSrv := context.WithCancel(ctx)
 	defer stopSrv()
@@ -68,14 +68,25 @@ func BenchmarkAgentWork(b *testing.B) {
 		b.Fatalf("ssh-config --install: %s", errOut)
 	}
 	fetch := func(url string) {
+		var last error
 		for ctx.Err() == nil {
-			if _, err := env.InNS("curl", "-fsS", "-o", "/dev/null", url); err == nil {
+			var err error
+			if _, err = env.InNS("curl", "-fsS", "-o", "/dev/null", url); err == nil {
 				return
 			}
+			last = err
 			time.Sleep(200 * time.Millisecond)
 		}
+		b.Fatalf("GET %s: %v", url, last)
 	}
-	fetch("http://127.0.0.1:18100/") // both up
+	readyCtx, ready := context.WithTimeout(ctx, 2*time.Minute)
+	for readyCtx.Err() == nil { // the server and the forward are up
+		if _, err := env.InNS("curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:18100/index.html"); err == nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	ready()
 
 	var execS, sshS, cpS, scpS, fwdS, directS []float64
 	const mib = 256.0 * 1.048576 // MB in 256 MiB
