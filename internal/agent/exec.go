@@ -109,7 +109,7 @@ func (h *handler) exec(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, api.NewError(api.CodeBadRequest, "malformed exec request: "+err.Error(), ""))
 		return
 	}
-	cmd, ptyFile, apiErr := h.prepare(req)
+	cmd, apiErr := h.prepare(req)
 	if apiErr != nil {
 		status := http.StatusBadRequest
 		if apiErr.Code == agentproto.CodeCommandNotFound {
@@ -119,7 +119,7 @@ func (h *handler) exec(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var run *execRun
-	if ptyFile != nil {
+	if req.TTY {
 		run, apiErr = startPTY(cmd, req)
 	} else {
 		run, apiErr = startPipes(cmd)
@@ -138,15 +138,14 @@ func (h *handler) exec(w http.ResponseWriter, r *http.Request) {
 	run.serve(conn, rd, time.Duration(req.TimeoutMillis)*time.Millisecond)
 }
 
-// prepare checks req and builds the command without starting it. The
-// second result is non-nil (a placeholder) when a pty is wanted.
-func (h *handler) prepare(req agentproto.ExecRequest) (*exec.Cmd, *os.File, *api.Error) {
+// prepare checks req and builds the command without starting it.
+func (h *handler) prepare(req agentproto.ExecRequest) (*exec.Cmd, *api.Error) {
 	if len(req.Argv) == 0 || req.Argv[0] == "" {
-		return nil, nil, api.NewError(api.CodeInvalidArgument, "exec needs a command", "banger vm exec NAME -- COMMAND [ARG...]")
+		return nil, api.NewError(api.CodeInvalidArgument, "exec needs a command", "banger vm exec NAME -- COMMAND [ARG...]")
 	}
 	for _, s := range append(append([]string(nil), req.Argv...), req.Env...) {
 		if strings.IndexByte(s, 0) >= 0 {
-			return nil, nil, api.NewError(api.CodeInvalidArgument, "exec arguments and variables cannot contain NUL bytes", "")
+			return nil, api.NewError(api.CodeInvalidArgument, "exec arguments and variables cannot contain NUL bytes", "")
 		}
 	}
 	env := map[string]string{"PATH": defaultPath}
@@ -160,7 +159,7 @@ func (h *handler) prepare(req agentproto.ExecRequest) (*exec.Cmd, *os.File, *api
 
 	cred, home, name, apiErr := lookupUser(req.User)
 	if apiErr != nil {
-		return nil, nil, apiErr
+		return nil, apiErr
 	}
 	set("HOME", home)
 	set("USER", name)
@@ -175,7 +174,7 @@ func (h *handler) prepare(req agentproto.ExecRequest) (*exec.Cmd, *os.File, *api
 	for _, kv := range req.Env {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" || strings.ContainsAny(k, "= ") {
-			return nil, nil, api.NewError(api.CodeInvalidArgument, fmt.Sprintf("environment entry %q is not KEY=VALUE", kv), "use --env KEY=VALUE")
+			return nil, api.NewError(api.CodeInvalidArgument, fmt.Sprintf("environment entry %q is not KEY=VALUE", kv), "use --env KEY=VALUE")
 		}
 		set(k, v)
 	}
@@ -193,13 +192,13 @@ func (h *handler) prepare(req agentproto.ExecRequest) (*exec.Cmd, *os.File, *api
 		}
 	}
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return nil, nil, api.NewError(api.CodeInvalidArgument, fmt.Sprintf("working directory %s does not exist in the guest", dir),
+		return nil, api.NewError(api.CodeInvalidArgument, fmt.Sprintf("working directory %s does not exist in the guest", dir),
 			"pass an existing directory with --workdir")
 	}
 
 	path, apiErr := lookPath(req.Argv[0], env["PATH"], dir)
 	if apiErr != nil {
-		return nil, nil, apiErr
+		return nil, apiErr
 	}
 	cmd := &exec.Cmd{Path: path, Args: req.Argv, Dir: dir}
 	for _, k := range order {
@@ -209,12 +208,12 @@ func (h *handler) prepare(req agentproto.ExecRequest) (*exec.Cmd, *os.File, *api
 	if req.TTY {
 		cmd.SysProcAttr.Setsid = true
 		cmd.SysProcAttr.Setctty = true
-		return cmd, os.Stdin, nil // any non-nil file: the pty is opened at start
+		return cmd, nil
 	}
 	// Its own process group, so a signal or the timeout reaches what it
 	// started too.
 	cmd.SysProcAttr.Setpgid = true
-	return cmd, nil, nil
+	return cmd, nil
 }
 
 // lookupUser resolves the user to run as: "" is root. The credential is
