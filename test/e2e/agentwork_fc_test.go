@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -11,10 +12,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/banger-dev/banger/internal/e2etest"
+	"github.com/banger-dev/banger/internal/sysexec"
 )
 
 // TestAgentWorkOverFakeFirecracker drives vm exec (and cp) through the
@@ -116,6 +119,35 @@ func TestAgentWorkOverFakeFirecracker(t *testing.T) {
 		}
 		if len(types) < 3 || types[0] != "started" || types[len(types)-1] != "exit" || string(stdout) != "out" || string(stderr) != "err" {
 			t.Errorf("frames %v, stdout %q, stderr %q; want started first, exit last, out and err\n%s", types, stdout, stderr, out)
+		}
+	})
+
+	// Ctrl-C on the host is SIGINT for the guest process, and banger exits
+	// with what the process made of it.
+	t.Run("ctrl-c", func(t *testing.T) {
+		pr, pw := io.Pipe()
+		argv := env.Argv(filepath.Join(env.Bin, "banger"), "vm", "exec", "fc", "--",
+			"sh", "-c", `trap 'echo interrupted; exit 42' INT; echo ready; sleep 1000 & wait`)
+		cmd, err := sysexec.Start(sysexec.Cmd{Argv: argv, Stdout: pw, Stderr: os.Stderr}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(pr)
+		if !sc.Scan() || sc.Text() != "ready" {
+			t.Fatalf("first line %q, want ready", sc.Text())
+		}
+		// ip netns exec and env exec in place: the pid is banger's.
+		if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		if !sc.Scan() || sc.Text() != "interrupted" {
+			t.Errorf("after SIGINT: %q, want interrupted", sc.Text())
+		}
+		go io.Copy(io.Discard, pr)
+		err = cmd.Wait()
+		pw.Close()
+		if code := cmd.ProcessState.ExitCode(); code != 42 {
+			t.Errorf("banger exited %d (%v), want 42 from the guest's trap", code, err)
 		}
 	})
 
