@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -30,6 +31,7 @@ func main() {
 func run() int {
 	port := flag.Uint("port", 0, "vsock port to listen on (default: banger.agent_port= on /proc/cmdline, else 1024)")
 	showVersion := flag.Bool("version", false, "print the version and exit")
+	listenUnix := flag.String("listen-unix", "", "serve on this Unix socket only, not vsock or virtio-serial, and exit with the parent process (for fake guests in tests)")
 	flag.Parse()
 	if *showVersion {
 		fmt.Println("banger-agent", version.Version)
@@ -51,6 +53,10 @@ func run() int {
 	var wg sync.WaitGroup
 	channels := 0
 
+	if *listenUnix != "" {
+		return serveUnix(ctx, srv, *listenUnix, logger)
+	}
+
 	vsockPort := resolvePort(uint32(*port), logger)
 	// VMADDR_CID_ANY: accept whatever CID the VMM gave us.
 	ln, err := vsock.ListenContextID(unix.VMADDR_CID_ANY, vsockPort, nil)
@@ -60,7 +66,7 @@ func run() int {
 		channels++
 		logger.Printf("vsock: listening on port %d", vsockPort)
 		wg.Go(func() {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(agent.HostOnly(ln, logger)); !errors.Is(err, http.ErrServerClosed) {
 				logger.Printf("vsock: server stopped: %v", err)
 			}
 		})
@@ -120,4 +126,30 @@ func resolvePort(flagPort uint32, logger *log.Logger) uint32 {
 	default:
 		return agent.DefaultPort
 	}
+}
+
+// serveUnix serves on a Unix socket until ctx ends or the parent (a fake
+// VMM) exits.
+func serveUnix(ctx context.Context, srv *http.Server, path string, logger *log.Logger) int {
+	_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGTERM), 0, 0, 0)
+	if os.Getppid() == 1 {
+		return 0 // the parent is already gone
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		logger.Printf("listen on %s: %v", path, err)
+		return 1
+	}
+	logger.Printf("serving on unix socket %s", path)
+	go func() {
+		<-ctx.Done()
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdownCtx)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		logger.Printf("unix: server stopped: %v", err)
+		return 1
+	}
+	return 0
 }

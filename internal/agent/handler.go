@@ -12,8 +12,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
+	"github.com/banger-dev/banger/internal/agentproto"
 	"github.com/banger-dev/banger/internal/api"
 )
 
@@ -72,6 +74,11 @@ func NewHandler(opts Options) http.Handler {
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Date", h.opts.Now().UTC().Format(http.TimeFormat))
+	// The work endpoints (exec, files, connect) read their own bodies.
+	if work := h.workRoute(r.URL.Path); work != nil {
+		work(w, r)
+		return
+	}
 	// Drain a bounded amount of any body so a keep-alive peer stays in sync,
 	// and refuse bodies beyond the limit instead of reading them.
 	if r.Body == nil {
@@ -94,7 +101,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeError(w, http.StatusNotFound, api.NewError(api.CodeNotFound,
 			fmt.Sprintf("no agent endpoint at %q", r.URL.Path),
-			"the agent serves GET "+HealthPath+" and GET "+InfoPath))
+			"the agent serves GET "+HealthPath+", GET "+InfoPath+" and the protocol "+strconv.Itoa(agentproto.Version)+" endpoints"))
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -133,6 +140,8 @@ func (h *handler) health() (api.AgentHealth, error) {
 	return api.AgentHealth{
 		Status:          "ok",
 		Version:         h.opts.Version,
+		Protocol:        agentproto.Version,
+		Features:        agentproto.Features,
 		Hostname:        host,
 		UptimeSeconds:   uptime,
 		BootID:          bootID,

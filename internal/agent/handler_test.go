@@ -7,12 +7,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/banger-dev/banger/internal/agentproto"
 	"github.com/banger-dev/banger/internal/api"
 )
 
@@ -104,8 +106,10 @@ func TestHealthReportsProcFields(t *testing.T) {
 		UptimeSeconds:   1234.56,
 		BootID:          "6f1c2d3e-aaaa-bbbb-cccc-0123456789ab",
 		WorkDiskMounted: true,
+		Protocol:        agentproto.Version,
+		Features:        agentproto.Features,
 	}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("health = %+v\nwant     %+v", got, want)
 	}
 	if d := rec.Header().Get("Date"); d != "Fri, 02 Jan 2026 03:04:05 GMT" {

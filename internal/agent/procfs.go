@@ -3,14 +3,18 @@ package agent
 import (
 	"bufio"
 	"bytes"
+	"encoding/hex"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/banger-dev/banger/internal/agentproto"
 )
 
 // maxProcFileBytes bounds what we read from a /proc file: /proc/mounts on a
@@ -163,4 +167,40 @@ func diskUsage(dir string) (total, used int64, err error) {
 	total = int64(st.Blocks) * bsize
 	used = int64(st.Blocks-st.Bfree) * bsize
 	return total, used, nil
+}
+
+// parseListeners reads the listening sockets (state 0A) of /proc/net/tcp or
+// tcp6. Malformed lines are skipped, duplicates dropped.
+func parseListeners(data []byte) []agentproto.Listener {
+	var out []agentproto.Listener
+	seen := map[agentproto.Listener]bool{}
+	for i, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if i == 0 || len(f) < 4 || f[3] != "0A" {
+			continue
+		}
+		hexAddr, hexPort, ok := strings.Cut(f[1], ":")
+		if !ok {
+			continue
+		}
+		port, err := strconv.ParseUint(hexPort, 16, 16)
+		if err != nil || port == 0 {
+			continue
+		}
+		raw, err := hex.DecodeString(hexAddr)
+		if err != nil || (len(raw) != 4 && len(raw) != 16) {
+			continue
+		}
+		// The kernel prints each 32-bit word in host (little-endian) order.
+		for w := 0; w < len(raw); w += 4 {
+			raw[w], raw[w+1], raw[w+2], raw[w+3] = raw[w+3], raw[w+2], raw[w+1], raw[w]
+		}
+		addr, _ := netip.AddrFromSlice(raw)
+		l := agentproto.Listener{Addr: addr.Unmap().String(), Port: int(port)}
+		if !seen[l] {
+			seen[l] = true
+			out = append(out, l)
+		}
+	}
+	return out
 }

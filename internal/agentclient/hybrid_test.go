@@ -1,8 +1,11 @@
 package agentclient
 
 import (
+	"reflect"
+
 	"context"
 	"errors"
+	"github.com/banger-dev/banger/internal/agentproto"
 	"io"
 	"net"
 	"net/http"
@@ -30,8 +33,9 @@ func TestHybridVsockHealthAndInfo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Health: %v", err)
 	}
-	want := api.AgentHealth{Status: "ok", Version: "test-1", Hostname: "devbox", UptimeSeconds: 42.5, BootID: testBootID, WorkDiskMounted: true}
-	if h != want {
+	want := api.AgentHealth{Status: "ok", Version: "test-1", Hostname: "devbox", UptimeSeconds: 42.5, BootID: testBootID, WorkDiskMounted: true,
+		Protocol: agentproto.Version, Features: agentproto.Features}
+	if !reflect.DeepEqual(h, want) {
 		t.Errorf("health = %+v\nwant     %+v", h, want)
 	}
 	if rtt <= 0 {

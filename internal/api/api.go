@@ -23,37 +23,48 @@ const Version = 1
 // CallPath is the single HTTP endpoint.
 const CallPath = "/v1/call"
 
+// StreamUpgrade is the Upgrade header a client sends to call a stream
+// method (vm.agent_connect): on success the daemon answers "101 Switching
+// Protocols" instead of frames and the connection becomes the stream; on
+// failure it answers the usual error frame.
+const StreamUpgrade = "banger-stream/1"
+
 // MaxRequestBytes bounds a request body; larger bodies get CodeTooLarge.
 const MaxRequestBytes = 1 << 20
 
 // Method names: the product's vocabulary.
 const (
-	MethodVMCreate      = "vm.create"
-	MethodVMList        = "vm.list"
-	MethodVMSummaries   = "vm.summaries"
-	MethodVMGet         = "vm.get"
-	MethodVMSet         = "vm.set"
-	MethodVMStart       = "vm.start"
-	MethodVMStop        = "vm.stop"
-	MethodVMRestart     = "vm.restart"
-	MethodVMDelete      = "vm.delete"
-	MethodVMHealth      = "vm.health"
-	MethodVMSSHInfo     = "vm.ssh_info"
-	MethodVMLogs        = "vm.logs"
-	MethodImageBuild    = "image.build"
-	MethodImageRegister = "image.register"
-	MethodImageList     = "image.list"
-	MethodImageGet      = "image.get"
-	MethodImageVerify   = "image.verify"
-	MethodImageDelete   = "image.delete"
-	MethodHostResources = "host.resources"
-	MethodHostNAT       = "host.nat"
-	MethodHostTeardown  = "host.teardown"
-	MethodDaemonInfo    = "daemon.info"
-	MethodDaemonStop    = "daemon.stop"
-	MethodDoctorRun     = "doctor.run"
-	MethodBundleBuild   = "bundle.build"
-	MethodBundleShow    = "bundle.show"
+	MethodVMCreate    = "vm.create"
+	MethodVMList      = "vm.list"
+	MethodVMSummaries = "vm.summaries"
+	MethodVMGet       = "vm.get"
+	MethodVMSet       = "vm.set"
+	MethodVMStart     = "vm.start"
+	MethodVMStop      = "vm.stop"
+	MethodVMRestart   = "vm.restart"
+	MethodVMDelete    = "vm.delete"
+	MethodVMHealth    = "vm.health"
+	MethodVMSSHInfo   = "vm.ssh_info"
+	MethodVMLogs      = "vm.logs"
+	MethodVMSSHConfig = "vm.ssh_config"
+	// MethodVMAgentConnect is a stream method: it upgrades the call's
+	// connection to a byte stream to the VM's guest agent, on which the
+	// caller speaks the agent protocol (internal/agentproto) itself.
+	MethodVMAgentConnect = "vm.agent_connect"
+	MethodImageBuild     = "image.build"
+	MethodImageRegister  = "image.register"
+	MethodImageList      = "image.list"
+	MethodImageGet       = "image.get"
+	MethodImageVerify    = "image.verify"
+	MethodImageDelete    = "image.delete"
+	MethodHostResources  = "host.resources"
+	MethodHostNAT        = "host.nat"
+	MethodHostTeardown   = "host.teardown"
+	MethodDaemonInfo     = "daemon.info"
+	MethodDaemonStop     = "daemon.stop"
+	MethodDoctorRun      = "doctor.run"
+	MethodBundleBuild    = "bundle.build"
+	MethodBundleShow     = "bundle.show"
 )
 
 // Request is the body of every call.
@@ -150,6 +161,22 @@ type VM struct {
 	CreatedAt          time.Time  `json:"created_at"`
 	UpdatedAt          time.Time  `json:"updated_at"`
 	StartedAt          *time.Time `json:"started_at,omitempty"`
+	// Publish is the VM's persistent port forwards (vm create/set
+	// --publish); bangerd serves them while the VM runs.
+	Publish []PortForward `json:"publish,omitempty"`
+	// AutoForward: the VM's guest listening ports are forwarded to the same
+	// ports on the host's 127.0.0.1; nil follows config.toml's auto_forward.
+	AutoForward *bool `json:"auto_forward,omitempty"`
+	// Forwards is what bangerd forwards for the VM right now, each with
+	// its problem if it could not (vm.get and vm.list fill it).
+	Forwards []ForwardStatus `json:"forwards,omitempty"`
+}
+
+// ForwardStatus is one forward bangerd serves (or failed to).
+type ForwardStatus struct {
+	PortForward
+	Auto  bool   `json:"auto,omitempty"`  // followed from the guest's listening ports
+	Error string `json:"error,omitempty"` // e.g. the host port is in use
 }
 
 // VMCreateParams: pointer fields distinguish "omitted" (use the configured
@@ -161,6 +188,9 @@ type VMCreateParams struct {
 	MemoryMiB *int    `json:"memory_mib,omitempty"`
 	DiskBytes *int64  `json:"disk_bytes,omitempty"`
 	NoStart   bool    `json:"no_start,omitempty"`
+	// Publish: persistent port forwards, [HOST_ADDR:]HOST_PORT[:GUEST_PORT].
+	Publish     []string `json:"publish,omitempty"`
+	AutoForward *bool    `json:"auto_forward,omitempty"`
 }
 
 // VMRef names a VM by name or id.
@@ -173,6 +203,11 @@ type VMSetParams struct {
 	VCPUs     *int   `json:"vcpus,omitempty"`
 	MemoryMiB *int   `json:"memory_mib,omitempty"`
 	DiskBytes *int64 `json:"disk_bytes,omitempty"`
+	// Publish adds persistent port forwards; Unpublish removes those on
+	// the given host ports. Both apply at once to a running VM.
+	Publish     []string `json:"publish,omitempty"`
+	Unpublish   []int    `json:"unpublish,omitempty"`
+	AutoForward *bool    `json:"auto_forward,omitempty"`
 }
 
 // VMSetResult tells the user when the change takes effect.
@@ -222,12 +257,16 @@ type VMSummariesResult struct {
 
 // AgentHealth is the guest agent's GET /healthz body.
 type AgentHealth struct {
-	Status          string  `json:"status"` // "ok"
-	Version         string  `json:"version"`
-	Hostname        string  `json:"hostname"`
-	UptimeSeconds   float64 `json:"uptime_seconds"`
-	BootID          string  `json:"boot_id"`
-	WorkDiskMounted bool    `json:"work_disk_mounted"`
+	Status  string `json:"status"` // "ok"
+	Version string `json:"version"`
+	// Protocol and Features say what work the agent does (agentproto);
+	// an agent from before exec reports neither.
+	Protocol        int      `json:"protocol,omitempty"`
+	Features        []string `json:"features,omitempty"`
+	Hostname        string   `json:"hostname"`
+	UptimeSeconds   float64  `json:"uptime_seconds"`
+	BootID          string   `json:"boot_id"`
+	WorkDiskMounted bool     `json:"work_disk_mounted"`
 }
 
 // AgentInfo is the guest agent's GET /v1/info body.
@@ -261,6 +300,21 @@ type VMSSHInfo struct {
 	KeyPath        string `json:"key_path"`
 	KnownHostsPath string `json:"known_hosts_path"`
 	HostKeyAlias   string `json:"host_key_alias"` // stable per VM, so a rebuilt VM's new key is detected
+}
+
+// PortForward forwards HostAddr:HostPort on the host to GuestPort on the
+// guest's loopback, over the guest agent.
+type PortForward struct {
+	HostAddr  string `json:"host_addr"`
+	HostPort  int    `json:"host_port"`
+	GuestPort int    `json:"guest_port"`
+}
+
+// VMSSHConfigResult is `banger ssh-config`: OpenSSH Host blocks for the
+// VMs, and the file bangerd keeps them in (what --install includes).
+type VMSSHConfigResult struct {
+	Text string `json:"text"`
+	Path string `json:"path"`
 }
 
 type VMLogsParams struct {

@@ -141,7 +141,7 @@ func NewRoot(a *App) *cobra.Command {
 	root.SetIn(a.Stdin)
 	root.SetOut(a.Stdout)
 	root.SetErr(a.Stderr)
-	root.AddCommand(newVMCmd(a), newImageCmd(a), newBundleCmd(a), newHostCmd(a), newDoctorCmd(a), newDaemonCmd(a), newVersionCmd(a), newTUICmd(a))
+	root.AddCommand(newVMCmd(a), newImageCmd(a), newBundleCmd(a), newHostCmd(a), newDoctorCmd(a), newDaemonCmd(a), newVersionCmd(a), newTUICmd(a), newSSHConfigCmd(a))
 	return root
 }
 

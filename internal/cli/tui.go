@@ -9,6 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/banger-dev/banger/internal/agentclient"
+	"github.com/banger-dev/banger/internal/agentproto"
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/sysexec"
 	"github.com/banger-dev/banger/internal/tui"
@@ -115,4 +117,35 @@ func (b tuiBackend) SSHCommand(name string) (*exec.Cmd, error) {
 	}
 	// Built here, never run here: tea.ExecProcess runs it.
 	return &exec.Cmd{Path: path, Args: argv}, nil
+}
+
+// Exec runs command with sh -c in the VM through the guest agent, keeping
+// the end of its combined output.
+func (b tuiBackend) Exec(ctx context.Context, name, command string) (tui.ExecResult, error) {
+	conn, err := b.a.agent(name).Exec(ctx, agentproto.ExecRequest{Argv: []string{"sh", "-c", command}})
+	if err != nil {
+		return tui.ExecResult{}, err
+	}
+	out := &tailWriter{max: tui.MaxExecOutput}
+	exit, err := agentclient.RunExec(conn, agentclient.ExecIO{Stdout: out, Stderr: out})
+	if err != nil {
+		return tui.ExecResult{}, err
+	}
+	return tui.ExecResult{Output: out.buf, Truncated: out.dropped, Code: exit.Code}, nil
+}
+
+// tailWriter keeps the last max bytes written to it.
+type tailWriter struct {
+	max     int
+	buf     []byte
+	dropped bool
+}
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - t.max; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+		t.dropped = true
+	}
+	return len(p), nil
 }

@@ -14,6 +14,8 @@ func newVMCreateCmd(a *App) *cobra.Command {
 		name, image string
 		res         resourceFlags
 		noStart     bool
+		publish     []string
+		autoForward bool
 	)
 	cmd := &cobra.Command{
 		Use:   "create --name NAME",
@@ -23,7 +25,10 @@ func newVMCreateCmd(a *App) *cobra.Command {
 			if err := validate.VMName(name); err != nil {
 				return usageErr(err.Error(), "pass --name NAME")
 			}
-			p := api.VMCreateParams{Name: name, NoStart: noStart}
+			p := api.VMCreateParams{Name: name, NoStart: noStart, Publish: publish}
+			if cmd.Flags().Changed("auto-forward") {
+				p.AutoForward = &autoForward
+			}
 			if cmd.Flags().Changed("image") {
 				if err := validate.ImageName(image); err != nil {
 					return usageErr(err.Error(), "")
@@ -46,5 +51,9 @@ func newVMCreateCmd(a *App) *cobra.Command {
 	cmd.Flags().StringVar(&image, "image", "", "image to boot (default: default_image from config.toml)")
 	res.add(cmd)
 	cmd.Flags().BoolVar(&noStart, "no-start", false, "create the VM without booting it")
+	cmd.Flags().StringArrayVarP(&publish, "publish", "p", nil,
+		"forward [HOST_ADDR:]HOST_PORT[:GUEST_PORT] to the guest while it runs (repeatable; kept across restarts)")
+	cmd.Flags().BoolVar(&autoForward, "auto-forward", false,
+		"forward every TCP port the guest listens on (1024 and up) to the same port on 127.0.0.1 (default: auto_forward in config.toml)")
 	return cmd
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -51,6 +52,8 @@ func newVMShowCmd(a *App) *cobra.Command {
 				{"disk", fmt.Sprintf("%s (allocated %s)", bytesStr(vm.DiskBytes), bytesStr(vm.DiskAllocatedBytes))},
 				{"ip", dash(vm.IP)}, {"mac", dash(vm.MAC)}, {"tap", dash(vm.Tap)}, {"vmm", vmmText},
 				{"pid", dash(pidStr(vm.PID))}, {"agent channel", agentChannel(vm)},
+				{"published", publishedText(vm.Publish)}, {"auto-forward", autoForwardText(vm.AutoForward)},
+				{"forwarding", forwardingText(vm)},
 				{"created", vm.CreatedAt.Local().Format(time.DateTime)}, {"started", started}, {"last error", dash(vm.LastError)},
 			} {
 				t.row(kv[0], kv[1])
@@ -77,4 +80,39 @@ func agentChannel(vm api.VM) string {
 		return "virtio-serial port banger.agent"
 	}
 	return fmt.Sprintf("vsock %s (cid %d)", dash(vm.VsockPath), vm.VsockCID)
+}
+
+// publishedText lists persistent forwards: "127.0.0.1:8080->80, ...".
+func publishedText(fs []api.PortForward) string {
+	var parts []string
+	for _, f := range fs {
+		parts = append(parts, fmt.Sprintf("%s->%d", net.JoinHostPort(f.HostAddr, fmt.Sprint(f.HostPort)), f.GuestPort))
+	}
+	return dash(strings.Join(parts, ", "))
+}
+
+// forwardingText is what bangerd forwards for the VM now, with problems.
+func forwardingText(vm api.VM) string {
+	var parts []string
+	for _, f := range vm.Forwards {
+		s := fmt.Sprintf("%s->%d", net.JoinHostPort(f.HostAddr, fmt.Sprint(f.HostPort)), f.GuestPort)
+		if f.Auto {
+			s += " (auto)"
+		}
+		if f.Error != "" {
+			s += " (failed: " + f.Error + ")"
+		}
+		parts = append(parts, s)
+	}
+	return dash(strings.Join(parts, ", "))
+}
+
+func autoForwardText(v *bool) string {
+	switch {
+	case v == nil:
+		return "as auto_forward in config.toml"
+	case *v:
+		return "on"
+	}
+	return "off"
 }

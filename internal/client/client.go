@@ -82,7 +82,18 @@ func (c *Client) CallRaw(ctx context.Context, body []byte, result any, onProgres
 		return &UnreachableError{Socket: c.Socket, Err: err}
 	}
 	defer resp.Body.Close()
-	r := bufio.NewReader(resp.Body)
+	err = readFrames(resp.Body, result, onProgress)
+	var ae *api.Error
+	if err != nil && !errors.As(err, &ae) && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// readFrames reads a response's frames: progress to onProgress, then the
+// result into result, or the error.
+func readFrames(body io.Reader, result any, onProgress func(api.Progress)) error {
+	r := bufio.NewReader(body)
 	for {
 		line, err := r.ReadBytes('\n')
 		if len(bytes.TrimSpace(line)) > 0 {
@@ -112,9 +123,6 @@ func (c *Client) CallRaw(ctx context.Context, body []byte, result any, onProgres
 			if errors.Is(err, io.EOF) {
 				return errors.New("bangerd closed the connection without a result (did it crash? see its log)")
 			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
 			return fmt.Errorf("read response: %w", err)
 		}
 	}
@@ -126,3 +134,70 @@ func (c *Client) Info(ctx context.Context) (api.DaemonInfo, error) {
 	err := c.Call(ctx, api.MethodDaemonInfo, nil, &info, nil)
 	return info, err
 }
+
+// Stream calls a stream method (api.MethodVMAgentConnect) and returns the
+// upgraded connection. A daemon-side failure comes back as *api.Error.
+func (c *Client) Stream(ctx context.Context, method string, params any) (net.Conn, error) {
+	body, err := json.Marshal(api.Request{Version: api.Version, Method: method})
+	if err != nil {
+		return nil, err
+	}
+	if params != nil {
+		b, err := json.Marshal(params)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s params: %w", method, err)
+		}
+		if body, err = json.Marshal(api.Request{Version: api.Version, Method: method, Params: b}); err != nil {
+			return nil, err
+		}
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", c.Socket)
+	if err != nil {
+		return nil, &UnreachableError{Socket: c.Socket, Err: err}
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	req, err := http.NewRequest(http.MethodPost, "http://bangerd"+api.CallPath, bytes.NewReader(body))
+	if err != nil {
+		stop()
+		conn.Close()
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", api.StreamUpgrade)
+	br := bufio.NewReader(conn)
+	if err = req.Write(conn); err == nil {
+		var resp *http.Response
+		if resp, err = http.ReadResponse(br, req); err == nil {
+			if resp.StatusCode == http.StatusSwitchingProtocols {
+				if !stop() {
+					conn.Close()
+					return nil, ctx.Err()
+				}
+				return &streamConn{Conn: conn, r: br}, nil
+			}
+			err = readFrames(resp.Body, nil, nil)
+			resp.Body.Close()
+			if err == nil {
+				err = fmt.Errorf("bangerd answered %s without upgrading the %s stream", resp.Status, method)
+			}
+		}
+	}
+	stop()
+	conn.Close()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return nil, err
+}
+
+// streamConn reads what was buffered with the 101 answer, then the socket.
+type streamConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (s *streamConn) Read(p []byte) (int, error) { return s.r.Read(p) }
+
+func (s *streamConn) CloseWrite() error { return s.Conn.(*net.UnixConn).CloseWrite() }

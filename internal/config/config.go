@@ -33,18 +33,22 @@ type Config struct {
 	DNSPort         int
 	DNSFallbackPort int // used when DNSPort cannot be bound (e.g. 53 taken by another resolver)
 	NAT             bool
-	BundleDir       string // "" = layout.BundleDir()
-	DefaultImage    string
-	FirecrackerBin  string
-	QEMUBin         string
-	AgentPort       int
-	AgentTimeout    time.Duration
-	AgentBin        string
-	MapDNSBin       string
-	MapDNSDataFile  string
-	VoidRepo        string
-	XBPSStatic      string
-	SSHUser         string
+	// AutoForward forwards every TCP port a guest listens on (1024 and up)
+	// to the same port on the host's 127.0.0.1, for VMs that do not say
+	// otherwise (vm create/set --auto-forward).
+	AutoForward    bool
+	BundleDir      string // "" = layout.BundleDir()
+	DefaultImage   string
+	FirecrackerBin string
+	QEMUBin        string
+	AgentPort      int
+	AgentTimeout   time.Duration
+	AgentBin       string
+	MapDNSBin      string
+	MapDNSDataFile string
+	VoidRepo       string
+	XBPSStatic     string
+	SSHUser        string
 
 	// Deprecations lists notes about renamed keys found in the file
 	// (`banger doctor` shows them).
@@ -65,6 +69,7 @@ type file struct {
 	DNSPort         *int    `toml:"dns_port"`
 	DNSFallbackPort *int    `toml:"dns_fallback_port"`
 	NAT             *bool   `toml:"nat"`
+	AutoForward     *bool   `toml:"auto_forward"`
 	BundleDir       *string `toml:"bundle_dir"`
 	DefaultImage    *string `toml:"default_image"`
 	FirecrackerBin  *string `toml:"firecracker_bin"`
@@ -191,6 +196,9 @@ func Parse(data []byte) (Config, error) {
 	setInt(&cfg.DNSFallbackPort, f.DNSFallbackPort)
 	if f.NAT != nil {
 		cfg.NAT = *f.NAT
+	}
+	if f.AutoForward != nil {
+		cfg.AutoForward = *f.AutoForward
 	}
 	setStr(&cfg.BundleDir, f.BundleDir)
 	setStr(&cfg.DefaultImage, f.DefaultImage)

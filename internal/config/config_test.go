@@ -118,3 +118,13 @@ func TestLoadNamesFile(t *testing.T) {
 		t.Fatalf("cfg=%+v err=%v", cfg, err)
 	}
 }
+
+func TestAutoForward(t *testing.T) {
+	cfg, err := Parse([]byte("auto_forward = true\n"))
+	if err != nil || !cfg.AutoForward {
+		t.Errorf("auto_forward = true: %+v, %v", cfg.AutoForward, err)
+	}
+	if Default().AutoForward {
+		t.Error("auto-forward must be off by default")
+	}
+}

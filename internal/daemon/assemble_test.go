@@ -254,6 +254,9 @@ func (f *fakeRuntime) Reconcile(context.Context, []api.VM) ([]api.VM, []string, 
 }
 func (f *fakeRuntime) ResizeDisk(context.Context, api.VM, int64) error { return nil }
 func (f *fakeRuntime) Alive(api.VM) bool                               { return true }
+func (f *fakeRuntime) DialAgent(context.Context, api.VM) (net.Conn, error) {
+	return nil, errors.New("no agent in this fake")
+}
 
 // verify's boot check reports a guest whose agent does not answer, and
 // removes its throwaway VM either way.

@@ -55,6 +55,7 @@ type Daemon struct {
 
 	choose func() (string, string, error)
 	dns    dnsState
+	fwd    forwards
 	mapdns *mapdns.Supervisor // the mapdns banger runs; nil when none
 	// mapdnsMu serialises rewrites of the mapdns data file.
 	mapdnsMu sync.Mutex
@@ -122,9 +123,16 @@ func Run(ctx context.Context, opts Options) (err error) {
 	d.reconciled = notes
 	d.startMapDNS(ctx)
 	defer d.stopMapDNS()
+	if _, err := d.writeSSHConfig(ctx, ""); err != nil {
+		logger.Printf("ssh config: %v", err)
+	}
+	// VMs that kept running while no daemon was up get their forwards back.
+	d.syncForwards(ctx, true)
+	defer d.stopForwards()
 	trimCtx, stopTrim := context.WithCancel(ctx)
 	defer stopTrim()
 	go d.VMs.TrimConsoles(trimCtx, 10*time.Second, logger.Printf)
+	go d.pollListeners(trimCtx, 2*time.Second)
 
 	ln, err := server.Listen(layout.DaemonSocket())
 	if err != nil {
@@ -182,7 +190,7 @@ func New(layout paths.Layout, cfg config.Config, st *store.Store, logger *log.Lo
 	d.VMs = &vm.Service{
 		Store: st, Config: cfg, Layout: layout, Runtime: d.Runtime,
 		Preflight: d.vmPreflight,
-		OnChange:  d.syncMapDNS,
+		OnChange:  d.vmsChanged,
 		SSHKeyPath: func() string {
 			if b, err := d.loadBundle(); err == nil {
 				return b.SSHKeyPath

@@ -7,8 +7,10 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/doctor"
 	"github.com/banger-dev/banger/internal/mapdns"
+	"github.com/banger-dev/banger/internal/sshconfig"
 	"github.com/banger-dev/banger/internal/sysexec"
 )
 
@@ -53,6 +55,39 @@ func (d *Daemon) stopMapDNS() {
 	if d.mapdns != nil {
 		d.mapdns.Stop()
 	}
+}
+
+// vmsChanged is the VM service's OnChange hook: files outside banger that
+// follow the VMs' names and addresses.
+func (d *Daemon) vmsChanged(ctx context.Context) {
+	d.syncMapDNS(ctx)
+	d.syncForwards(ctx, true)
+	if _, err := d.writeSSHConfig(ctx, ""); err != nil {
+		d.Log.Printf("ssh config: %v", err)
+	}
+}
+
+// sshConfig serves vm.ssh_config: the Host blocks of every VM (written to
+// the file --install includes) or of the named one.
+func (d *Daemon) sshConfig(ctx context.Context, p api.VMRef, _ func(api.Progress)) (api.VMSSHConfigResult, error) {
+	text, err := d.writeSSHConfig(ctx, p.Name)
+	return api.VMSSHConfigResult{Text: text, Path: d.Layout.SSHConfig()}, err
+}
+
+// writeSSHConfig renders the Host blocks; for all VMs (name "") it also
+// rewrites the included file.
+func (d *Daemon) writeSSHConfig(ctx context.Context, name string) (string, error) {
+	hosts, err := d.VMs.SSHHosts(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	text := sshconfig.Render(hosts, d.Config.DNSDomain)
+	if name == "" {
+		if err := sshconfig.WriteFile(d.Layout.SSHConfig(), text); err != nil {
+			return "", err
+		}
+	}
+	return text, nil
 }
 
 // syncMapDNS rewrites the external mapdns data file, when configured, after

@@ -46,6 +46,9 @@ func (nopRuntime) Reconcile(context.Context, []api.VM) ([]api.VM, []string, erro
 }
 func (nopRuntime) ResizeDisk(context.Context, api.VM, int64) error { return nil }
 func (nopRuntime) Alive(api.VM) bool                               { return true }
+func (nopRuntime) DialAgent(context.Context, api.VM) (net.Conn, error) {
+	return nil, errors.New("nopRuntime boots no guest agent")
+}
 
 // patience tells "noticed" from "waited": waits end as soon as their
 // condition holds and fail only after this long.

@@ -34,10 +34,15 @@ func (d *Daemon) methods() []method {
 		}),
 		m(api.MethodVMList, func(ctx context.Context, _ struct{}, _ func(api.Progress)) (api.VMListResult, error) {
 			list, err := vms.List(ctx)
+			for i := range list {
+				list[i].Forwards = d.forwardStatus(list[i].ID)
+			}
 			return api.VMListResult{VMs: list}, err
 		}),
 		m(api.MethodVMGet, func(ctx context.Context, p api.VMRef, _ func(api.Progress)) (api.VM, error) {
-			return vms.Get(ctx, p.Name)
+			v, err := vms.Get(ctx, p.Name)
+			v.Forwards = d.forwardStatus(v.ID)
+			return v, err
 		}),
 		m(api.MethodVMSet, func(ctx context.Context, p api.VMSetParams, _ func(api.Progress)) (api.VMSetResult, error) {
 			return vms.Set(ctx, p)
@@ -65,6 +70,16 @@ func (d *Daemon) methods() []method {
 			}
 			return vms.SSHInfo(ctx, p.Name)
 		}),
+		// A stream method: the server joins the caller's connection to the
+		// guest agent's (exec, cp and port forwarding speak over it).
+		m(api.MethodVMAgentConnect, func(ctx context.Context, p api.VMRef, _ func(api.Progress)) (*server.Stream, error) {
+			conn, err := vms.AgentConnect(ctx, p.Name)
+			if err != nil {
+				return nil, err
+			}
+			return &server.Stream{Conn: conn}, nil
+		}),
+		m(api.MethodVMSSHConfig, d.sshConfig),
 		m(api.MethodVMLogs, func(ctx context.Context, p api.VMLogsParams, _ func(api.Progress)) (api.VMLogsResult, error) {
 			return vms.Logs(ctx, p)
 		}),

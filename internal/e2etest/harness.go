@@ -361,7 +361,7 @@ func buildSharedData(t testing.TB) (string, error) {
 // agent source tree.
 func recipeStamp(root string) (string, error) {
 	h := sha256.New()
-	for _, dir := range []string{"images", "cmd/banger-agent", "internal/agent", "internal/bundle", "internal/initramfs", "internal/image"} {
+	for _, dir := range []string{"images", "cmd/banger-agent", "internal/agent", "internal/api", "internal/agentproto", "internal/tarstream", "internal/splice", "internal/bundle", "internal/initramfs", "internal/image"} {
 		err := filepath.WalkDir(filepath.Join(root, dir), func(p string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() || strings.HasSuffix(p, "_test.go") {
 				return err
@@ -407,4 +407,20 @@ func (e *Env) BangerWithEnv(extra []string, args ...string) (string, string, int
 	argv := append(append(append([]string{"ip", "netns", "exec", e.NS, "env"}, e.env...), extra...), filepath.Join(e.Bin, "banger"))
 	res, _ := sysexec.Exec{}.Run(ctx, sysexec.Cmd{Argv: append(argv, args...)})
 	return string(res.Stdout), string(res.Stderr), res.ExitCode
+}
+
+// BangerIO runs the CLI with stdin and stdout given (stdout may be a hash
+// for big binary output) and returns stderr and the exit status.
+func (e *Env) BangerIO(ctx context.Context, stdin io.Reader, stdout io.Writer, args ...string) (string, int) {
+	res, _ := sysexec.Exec{}.Run(ctx, sysexec.Cmd{
+		Argv:  e.Argv(append([]string{filepath.Join(e.Bin, "banger")}, args...)...),
+		Stdin: stdin, Stdout: stdout, NoCapture: true,
+	})
+	return string(res.Stderr), res.ExitCode
+}
+
+// InNSCtx runs a program inside the namespace until it exits or ctx ends.
+func (e *Env) InNSCtx(ctx context.Context, argv ...string) (string, error) {
+	out, err := sysexec.Run(ctx, append([]string{"ip", "netns", "exec", e.NS}, argv...)...)
+	return string(out), err
 }

@@ -38,7 +38,9 @@ const (
 	FakeFCHangStop     Knob = "FAKE_FC_HANG_STOP"
 	FakeFCSkipTapCheck Knob = "FAKE_FC_SKIP_TAP_CHECK"
 	FakeFCNoAgent      Knob = "FAKE_FC_NO_AGENT"
-	FakeFCRecord       Knob = "FAKE_FC_RECORD"
+	// FakeFCAgent=PATH runs that banger-agent as the fake guest's agent.
+	FakeFCAgent  Knob = "FAKE_FC_AGENT"
+	FakeFCRecord Knob = "FAKE_FC_RECORD"
 	// E2EHelper selects a helper mode of the end-to-end test binary
 	// re-executed inside a network namespace.
 	E2EHelper Knob = "BANGER_E2E_HELPER"

@@ -81,9 +81,13 @@ func (l Layout) DaemonLog() string    { return filepath.Join(l.StateDir, "banger
 func (l Layout) DaemonLock() string   { return filepath.Join(l.StateDir, "bangerd.lock") }
 func (l Layout) DaemonSocket() string { return filepath.Join(l.RuntimeDir, "bangerd.sock") }
 func (l Layout) KnownHosts() string   { return filepath.Join(l.StateDir, "known_hosts") }
-func (l Layout) VMsDir() string       { return filepath.Join(l.StateDir, "vms") }
-func (l Layout) ImagesDir() string    { return filepath.Join(l.DataDir, "images") }
-func (l Layout) BundleDir() string    { return filepath.Join(l.DataDir, "bundle") }
+
+// SSHConfig is the Host blocks file `banger ssh-config --install` includes
+// from ~/.ssh/config; bangerd rewrites it when VMs change.
+func (l Layout) SSHConfig() string { return filepath.Join(l.StateDir, "ssh_config") }
+func (l Layout) VMsDir() string    { return filepath.Join(l.StateDir, "vms") }
+func (l Layout) ImagesDir() string { return filepath.Join(l.DataDir, "images") }
+func (l Layout) BundleDir() string { return filepath.Join(l.DataDir, "bundle") }
 func (l Layout) BuildCacheDir() string {
 	return filepath.Join(l.CacheDir, "build")
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/paths"
+	"github.com/banger-dev/banger/internal/splice"
 )
 
 // Handler serves one method. params is the raw JSON of Request.Params (may
@@ -35,6 +36,7 @@ type Server struct {
 	mu       sync.RWMutex
 	handlers map[string]Handler
 	http     *http.Server
+	streams  map[io.Closer]struct{} // upgraded connections being served
 
 	// base is every call's parent context; cancelling it tells running
 	// handlers to undo and return when shutdown cannot wait any longer.
@@ -136,6 +138,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	err := hs.Shutdown(ctx)
+	// Upgraded streams are not the HTTP server's any more: end them.
+	s.mu.Lock()
+	for c := range s.streams {
+		c.Close()
+	}
+	s.mu.Unlock()
 	if err == nil {
 		return nil
 	}
@@ -212,6 +220,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeFrame(w, api.Frame{Error: ae})
 		return
 	}
+	if st, ok := result.(*Stream); ok {
+		s.serveStream(w, r, req.Method, st)
+		return
+	}
 	b, err := json.Marshal(result)
 	if err != nil {
 		writeFrame(w, api.Frame{Error: api.NewError(api.CodeInternal, "encode result: "+err.Error(), "")})
@@ -222,6 +234,71 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	frame := make([]byte, 0, len(b)+12)
 	frame = append(append(append(frame, `{"result":`...), b...), "}\n"...)
 	w.Write(frame)
+}
+
+// Stream is the result of a stream method: a byte stream (to a guest
+// agent) the server joins to the caller's connection after answering
+// "101 Switching Protocols". The caller must have asked for the upgrade
+// (Upgrade: api.StreamUpgrade); the server closes Conn when either side
+// is done.
+type Stream struct {
+	Conn io.ReadWriteCloser
+}
+
+// serveStream hands the connection over to st.
+func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, method string, st *Stream) {
+	if !strings.EqualFold(r.Header.Get("Upgrade"), api.StreamUpgrade) {
+		st.Conn.Close()
+		writeFrame(w, api.Frame{Error: api.NewError(api.CodeBadRequest,
+			fmt.Sprintf("%s is a stream method: call it with \"Upgrade: %s\"", method, api.StreamUpgrade), "")})
+		return
+	}
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		st.Conn.Close()
+		writeFrame(w, api.Frame{Error: api.NewError(api.CodeInternal, "connection cannot be upgraded", "")})
+		return
+	}
+	conn, brw, err := hj.Hijack()
+	if err != nil {
+		st.Conn.Close()
+		return
+	}
+	_ = conn.SetDeadline(time.Time{})
+	if _, err := fmt.Fprintf(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", api.StreamUpgrade); err != nil {
+		conn.Close()
+		st.Conn.Close()
+		return
+	}
+	s.mu.Lock()
+	if s.streams == nil {
+		s.streams = map[io.Closer]struct{}{}
+	}
+	s.streams[conn] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.streams, conn)
+		s.mu.Unlock()
+		conn.Close()
+		st.Conn.Close()
+	}()
+	splice.Join(&hijacked{Conn: conn, r: brw.Reader}, st.Conn)
+}
+
+// hijacked reads what the HTTP server buffered, then the connection.
+type hijacked struct {
+	net.Conn
+	r io.Reader
+}
+
+func (h *hijacked) Read(p []byte) (int, error) { return h.r.Read(p) }
+
+func (h *hijacked) CloseWrite() error {
+	if cw, ok := h.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 // call runs h, turning a panic into an internal error so one bad handler

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -223,6 +224,17 @@ func TestMigrationsOnSeededData(t *testing.T) {
 				t.Errorf("0002: %d of 2 indexes", n)
 			}
 		},
+		3: func(t *testing.T, s *Store) {
+			vm, err := s.GetVM(ctx, "seeded")
+			if err != nil || vm.Publish != nil {
+				t.Fatalf("0003: a VM from before has publish %v, %v; want none", vm.Publish, err)
+			}
+			want := []api.PortForward{{HostAddr: "127.0.0.1", HostPort: 8080, GuestPort: 80}}
+			vm, err = s.UpdateVM(ctx, vm.ID, VMUpdate{Publish: &want})
+			if err != nil || !reflect.DeepEqual(vm.Publish, want) {
+				t.Errorf("0003: publish after update %v, %v; want %v", vm.Publish, err, want)
+			}
+		},
 	}
 	for _, m := range ms {
 		if effects[m.version] == nil {
@@ -240,8 +252,11 @@ func TestMigrationsOnSeededData(t *testing.T) {
 				t.Fatalf("built at version %d, want %d", v, from.version)
 			}
 			seedImage(t, old, "debian")
-			vm, err := old.CreateVM(ctx, newVM("seeded", "172.30.0.0/24"))
-			if err != nil {
+			// Raw SQL with version 1's columns: CreateVM writes today's.
+			vm := api.VM{ID: "5eed0001", IP: "172.30.0.2", VsockCID: 3}
+			if _, err := old.db.ExecContext(ctx, `INSERT INTO vms(id, name, image, vcpus, memory_mib, disk_bytes, state, ip, mac, tap, vsock_path, vsock_cid, created_at, updated_at)
+				VALUES (?, 'seeded', 'debian', 1, 512, 1073741824, 'stopped', ?, '06:00:ac:1e:00:02', 'bg-5eed0001', '', ?, ?, ?)`,
+				vm.ID, vm.IP, vm.VsockCID, now(), now()); err != nil {
 				t.Fatal(err)
 			}
 			old.Close()

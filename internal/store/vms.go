@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -14,7 +15,7 @@ import (
 	"github.com/banger-dev/banger/internal/hostnet"
 )
 
-const vmCols = `id, name, image, vcpus, memory_mib, disk_bytes, state, vmm, ip, mac, tap, vsock_path, vsock_cid, pid, last_error, created_at, updated_at, started_at`
+const vmCols = `id, name, image, vcpus, memory_mib, disk_bytes, state, vmm, ip, mac, tap, vsock_path, vsock_cid, pid, last_error, created_at, updated_at, started_at, publish, auto_forward`
 
 // NewVM is what CreateVM needs; the store allocates the id, IP, MAC, tap and
 // vsock CID inside the insert transaction.
@@ -28,6 +29,10 @@ type NewVM struct {
 	Subnet netip.Prefix
 	// VsockPath derives the per-VM vsock socket path from the new id.
 	VsockPath func(id string) string
+	// Publish lists the VM's persistent port forwards.
+	Publish []api.PortForward
+	// AutoForward: nil follows the configuration.
+	AutoForward *bool
 }
 
 // CreateVM inserts a stopped VM with freshly allocated addresses. The
@@ -96,10 +101,10 @@ func (s *Store) createVM(ctx context.Context, n NewVM, id string) (api.VM, error
 		vsock = n.VsockPath(id)
 	}
 	ts := now()
-	_, err = tx.ExecContext(ctx, `INSERT INTO vms(id, name, image, vcpus, memory_mib, disk_bytes, state, ip, mac, tap, vsock_path, vsock_cid, created_at, updated_at)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err = tx.ExecContext(ctx, `INSERT INTO vms(id, name, image, vcpus, memory_mib, disk_bytes, state, ip, mac, tap, vsock_path, vsock_cid, created_at, updated_at, publish, auto_forward)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		id, n.Name, n.Image, n.VCPUs, n.MemoryMiB, n.DiskBytes, string(api.VMStopped), ip.String(), hostnet.MACForIP(ip),
-		hostnet.TapName(id), vsock, cid, ts, ts)
+		hostnet.TapName(id), vsock, cid, ts, ts, encodePublish(n.Publish), n.AutoForward)
 	if isUnique(err, "vms.name") {
 		return api.VM{}, newErr(ErrNameTaken, "a VM named %q already exists", n.Name)
 	}
@@ -263,6 +268,10 @@ type VMUpdate struct {
 	// StartedAt sets started_at; ClearStartedAt sets it to NULL (stopped).
 	StartedAt      *time.Time
 	ClearStartedAt bool
+	// Publish replaces the persistent port forwards.
+	Publish *[]api.PortForward
+	// AutoForward sets auto_forward (on or off for this VM).
+	AutoForward *bool
 }
 
 // UpdateVM changes the given fields of VM id and returns the new record.
@@ -299,6 +308,12 @@ func (s *Store) UpdateVM(ctx context.Context, id string, u VMUpdate) (api.VM, er
 	} else if u.ClearStartedAt {
 		add("started_at", nil)
 	}
+	if u.Publish != nil {
+		add("publish", encodePublish(*u.Publish))
+	}
+	if u.AutoForward != nil {
+		add("auto_forward", *u.AutoForward)
+	}
 	add("updated_at", now())
 	args = append(args, id)
 	res, err := s.db.ExecContext(ctx, `UPDATE vms SET `+strings.Join(sets, ", ")+` WHERE id = ?`, args...)
@@ -332,10 +347,20 @@ func scanVM(r scanner) (api.VM, error) {
 	var vm api.VM
 	var state, created, updated string
 	var started sql.NullString
+	var publish string
+	var auto sql.NullBool
 	err := r.Scan(&vm.ID, &vm.Name, &vm.Image, &vm.VCPUs, &vm.MemoryMiB, &vm.DiskBytes, &state, &vm.VMM, &vm.IP,
-		&vm.MAC, &vm.Tap, &vm.VsockPath, &vm.VsockCID, &vm.PID, &vm.LastError, &created, &updated, &started)
+		&vm.MAC, &vm.Tap, &vm.VsockPath, &vm.VsockCID, &vm.PID, &vm.LastError, &created, &updated, &started, &publish, &auto)
 	if err != nil {
 		return api.VM{}, err
+	}
+	if auto.Valid {
+		vm.AutoForward = &auto.Bool
+	}
+	if publish != "" {
+		if err := json.Unmarshal([]byte(publish), &vm.Publish); err != nil {
+			return api.VM{}, fmt.Errorf("VM %s: stored port forwards %q: %w", vm.Name, publish, err)
+		}
 	}
 	vm.State = api.VMState(state)
 	vm.CreatedAt = parseTime(created)
@@ -345,4 +370,13 @@ func scanVM(r scanner) (api.VM, error) {
 		vm.StartedAt = &t
 	}
 	return vm, nil
+}
+
+// encodePublish stores forwards as JSON (” for none).
+func encodePublish(p []api.PortForward) string {
+	if len(p) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(p)
+	return string(b)
 }

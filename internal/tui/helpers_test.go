@@ -53,6 +53,7 @@ type fakeBackend struct {
 	vmsGate, imagesGate              chan struct{}
 	connectTook, vmsTook, imagesTook time.Duration
 	sshCmd                           *exec.Cmd
+	execRes                          ExecResult
 	created                          []api.VMCreateParams
 }
 
@@ -155,6 +156,11 @@ func (f *fakeBackend) DeleteVM(ctx context.Context, name string) error {
 func (f *fakeBackend) SSHCommand(name string) (*exec.Cmd, error) {
 	f.record("SSHCommand " + name)
 	return f.sshCmd, nil
+}
+
+func (f *fakeBackend) Exec(ctx context.Context, name, command string) (ExecResult, error) {
+	f.record("Exec " + name + " " + command)
+	return f.execRes, f.opErr
 }
 
 // harness runs a model's commands the way Bubble Tea does (batches fan out

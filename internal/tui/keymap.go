@@ -11,7 +11,8 @@ import (
 type keyMap struct {
 	Up, Down, PageUp, PageDown, Home, End key.Binding
 	Details, Back, Filter                 key.Binding
-	Toggle, Restart, SSH, Delete, Create  key.Binding
+	Toggle, Restart, SSH, Exec, Delete    key.Binding
+	Create                                key.Binding
 	Refresh, Help, Quit                   key.Binding
 }
 
@@ -29,6 +30,7 @@ var keys = keyMap{
 	Toggle:   key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "start or stop the selected VM")),
 	Restart:  key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "restart the selected VM")),
 	SSH:      key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "ssh into the selected VM (the TUI resumes when ssh exits)")),
+	Exec:     key.NewBinding(key.WithKeys("e"), key.WithHelp("e", "run a command in the selected VM (output below; esc closes)")),
 	Delete:   key.NewBinding(key.WithKeys("d"), key.WithHelp("d", "delete the selected VM (asks y/n)")),
 	Create:   key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "create a VM")),
 	Refresh:  key.NewBinding(key.WithKeys("R"), key.WithHelp("R", "refresh now / reconnect to the daemon")),
@@ -44,7 +46,7 @@ func (k keyMap) ShortHelp() []key.Binding {
 
 // FullHelp is the help screen: one column, one line per key.
 func (k keyMap) FullHelp() [][]key.Binding {
-	return [][]key.Binding{{k.Up, k.Details, k.Filter, k.Toggle, k.Restart, k.SSH, k.Delete, k.Create, k.Refresh, k.Quit}}
+	return [][]key.Binding{{k.Up, k.Details, k.Filter, k.Toggle, k.Restart, k.SSH, k.Exec, k.Delete, k.Create, k.Refresh, k.Quit}}
 }
 
 // Keys of the other modes.

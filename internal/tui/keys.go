@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
@@ -21,6 +22,8 @@ func (m *Model) onKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.onConfirmKey(k)
 	case modeForm:
 		return m.onFormKey(k)
+	case modeExec:
+		return m.onExecKey(k)
 	case modeHelp:
 		m.mode = modeNormal // any key closes help
 		if key.Matches(k, keys.Quit) {
@@ -53,6 +56,8 @@ func (m *Model) onNormalKey(k tea.KeyPressMsg) tea.Cmd {
 		m.mode = modeFilter
 	case key.Matches(k, keys.Back):
 		switch {
+		case m.execResult != nil:
+			m.execResult = nil
 		case m.details:
 			m.details = false
 		case m.filter != "":
@@ -90,6 +95,48 @@ func (m *Model) onNormalKey(k tea.KeyPressMsg) tea.Cmd {
 		m.mode = modeConfirmDelete
 	case key.Matches(k, keys.SSH):
 		return m.sshSelected()
+	case key.Matches(k, keys.Exec):
+		vm, ok := m.actionable()
+		if !ok {
+			return nil
+		}
+		if vm.State != api.VMRunning {
+			m.setStatus(levelInfo, fmt.Sprintf("%s is %s — press s to start it, then e to run a command", vm.Name, vm.State))
+			return nil
+		}
+		if m.execRunning {
+			m.setStatus(levelInfo, "a command is still running in "+m.execVM)
+			return nil
+		}
+		m.execVM, m.execLine, m.mode = vm.Name, "", modeExec
+	}
+	return nil
+}
+
+// onExecKey edits the command line; enter runs it, esc cancels.
+func (m *Model) onExecKey(k tea.KeyPressMsg) tea.Cmd {
+	switch {
+	case key.Matches(k, filterKeys.Clear):
+		m.mode = modeNormal
+	case key.Matches(k, filterKeys.Keep):
+		m.mode = modeNormal
+		line := strings.TrimSpace(m.execLine)
+		if line == "" {
+			return nil
+		}
+		m.execRunning, m.execResult = true, nil
+		m.setStatus(levelInfo, "running "+line+" in "+m.execVM+"…")
+		b, name, ctx := m.backend, m.execVM, m.ctx
+		return func() tea.Msg {
+			res, err := b.Exec(ctx, name, line)
+			return execDoneMsg{name: name, command: line, res: res, err: err}
+		}
+	case key.Matches(k, filterBackspace):
+		if r := []rune(m.execLine); len(r) > 0 {
+			m.execLine = string(r[:len(r)-1])
+		}
+	default:
+		m.execLine += k.Text
 	}
 	return nil
 }

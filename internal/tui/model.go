@@ -79,6 +79,11 @@ type Model struct {
 	form     createForm
 	help     help.Model // renders key help from the key map (keymap.go)
 	confirm  string     // VM name awaiting delete confirmation
+	// exec: the command line being typed (modeExec), then the result shown
+	// in the lower pane until esc.
+	execVM, execLine string
+	execRunning      bool
+	execResult       *execDoneMsg
 
 	status      string
 	statusHint  string
@@ -97,6 +102,7 @@ const (
 	modeConfirmDelete
 	modeForm
 	modeHelp
+	modeExec
 )
 
 // Messages produced by commands.
@@ -134,7 +140,12 @@ type (
 		name string
 		err  error
 	}
-	pollMsg struct{}
+	pollMsg     struct{}
+	execDoneMsg struct {
+		name, command string
+		res           ExecResult
+		err           error
+	}
 )
 
 // New builds the model. Nothing contacts the daemon until the program runs
@@ -482,6 +493,15 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		// Whatever ssh did, tell the user the VM keeps running.
 		return m, m.healthCmd(msg.name, true)
+	case execDoneMsg:
+		m.execRunning = false
+		m.execResult = &msg
+		if msg.err != nil {
+			m.setError("exec in "+msg.name+": ", msg.err)
+		} else {
+			m.setStatus(levelInfo, fmt.Sprintf("%s in %s: exit %d (esc closes the output)", msg.command, msg.name, msg.res.Code))
+		}
+		return m, nil
 	case tea.KeyPressMsg:
 		return m, m.onKey(msg)
 	}

@@ -492,3 +492,51 @@ func TestRefreshErrorKeepsListAndRecovers(t *testing.T) {
 		t.Errorf("after the retry succeeded:\n%s", out)
 	}
 }
+
+// e runs a command in the selected VM and shows its output, made safe to
+// print, until esc; the details pane lists the VM's forwarded ports.
+func TestExecPaneAndPorts(t *testing.T) {
+	fb := &fakeBackend{execRes: ExecResult{Output: []byte("Linux dev\n\x1b]0;pwned\x07done\n"), Code: 3}}
+	m := populated(120, 30, true)
+	m.backend = fb
+	for range 3 {
+		m.Update(keyPress("j")) // dev, running
+	}
+	m.Update(keyPress("e"))
+	typeText(m, "uname -a")
+	if out := m.Render(); !strings.Contains(out, "$ uname -a") {
+		t.Fatalf("the command line is not shown:\n%s", out)
+	}
+	_, cmd := m.Update(keyPress("enter"))
+	for _, msg := range runSync(cmd) {
+		m.Update(msg)
+	}
+	if !fb.called("Exec dev uname -a") {
+		t.Fatalf("calls %v", fb.Calls())
+	}
+	out := m.Render()
+	if !strings.Contains(out, "dev: $ uname -a  (exit 3)") || !strings.Contains(out, "Linux dev") || !strings.Contains(out, "done") {
+		t.Errorf("no output pane:\n%s", out)
+	}
+	if strings.Contains(out, "pwned") || strings.Contains(out, "\x1b]") {
+		t.Errorf("the guest's escape sequence reached the screen:\n%q", out)
+	}
+	m.Update(keyPress("esc"))
+	if strings.Contains(m.Render(), "Linux dev") {
+		t.Error("esc did not close the output pane")
+	}
+
+	// Ports in the details pane.
+	for i := range m.vms {
+		if m.vms[i].Name == "dev" {
+			m.vms[i].Forwards = []api.ForwardStatus{
+				{PortForward: api.PortForward{HostAddr: "127.0.0.1", HostPort: 8080, GuestPort: 80}},
+				{PortForward: api.PortForward{HostAddr: "127.0.0.1", HostPort: 3000, GuestPort: 3000}, Auto: true},
+			}
+		}
+	}
+	m.Update(keyPress("enter"))
+	if out := m.Render(); !strings.Contains(out, "127.0.0.1:8080->80, 127.0.0.1:3000->3000 (auto)") {
+		t.Errorf("details pane lacks the forwarded ports:\n%s", out)
+	}
+}

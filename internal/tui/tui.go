@@ -35,7 +35,21 @@ type Backend interface {
 	// SSHCommand returns the same ssh the CLI runs; the TUI only hands it to
 	// tea.ExecProcess, which suspends the UI while it runs.
 	SSHCommand(name string) (*exec.Cmd, error)
+	// Exec runs a shell command line in the VM through its guest agent and
+	// returns the combined output (the end of it, when long) and the exit
+	// status.
+	Exec(ctx context.Context, name, command string) (ExecResult, error)
 }
+
+// ExecResult is what `e` shows: the command's output and exit status.
+type ExecResult struct {
+	Output    []byte // stdout and stderr as they came, at most MaxExecOutput bytes (the end)
+	Truncated bool   // earlier output was dropped
+	Code      int
+}
+
+// MaxExecOutput bounds what the TUI keeps of a command's output.
+const MaxExecOutput = 64 << 10
 
 // Options configure Run and New.
 type Options struct {

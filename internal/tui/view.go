@@ -11,6 +11,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/termsafe"
 )
 
 // View renders the full screen in the alternate buffer.
@@ -32,6 +33,8 @@ func (m *Model) Render() string {
 		lower = m.renderHelp()
 	case m.mode == modeForm:
 		lower = m.renderForm(w)
+	case m.mode == modeExec || m.execRunning || m.execResult != nil:
+		lower = m.renderExec(w, h)
 	case m.details:
 		lower = m.renderDetails(w)
 	default:
@@ -392,8 +395,58 @@ func (m *Model) renderDetails(w int) []string {
 	if vm.LastError != "" {
 		out = append(out, kv("error", m.th.bad.Render(vm.LastError)))
 	}
+	if len(vm.Forwards) > 0 {
+		var ports []string
+		for _, f := range vm.Forwards {
+			p := fmt.Sprintf("%s->%d", hostPort(f.HostAddr, f.HostPort), f.GuestPort)
+			if f.Auto {
+				p += " (auto)"
+			}
+			if f.Error != "" {
+				p = m.th.bad.Render(p + " failed: " + f.Error)
+			}
+			ports = append(ports, p)
+		}
+		out = append(out, kv("ports", strings.Join(ports, ", ")))
+	}
 	if vm.State == api.VMRunning {
 		out = append(out, kv("ssh", "x here, or: banger vm ssh "+vm.Name))
+		out = append(out, kv("exec", "e here, or: banger vm exec "+vm.Name+" -- COMMAND"))
+	}
+	return out
+}
+
+// renderExec is the `e` pane: the command line being typed, then the
+// command's output (its last lines that fit), made safe to print: it is the
+// guest's.
+func (m *Model) renderExec(w, h int) []string {
+	if m.mode == modeExec {
+		return []string{m.th.header.Render("run in " + m.execVM), "  $ " + m.execLine + "▏"}
+	}
+	if m.execRunning {
+		return []string{m.th.header.Render("run in " + m.execVM), m.th.dim.Render("  running…")}
+	}
+	r := m.execResult
+	title := fmt.Sprintf("%s: $ %s", r.name, r.command)
+	if r.err == nil {
+		title += fmt.Sprintf("  (exit %d)", r.res.Code)
+	}
+	out := []string{m.th.header.Render(clip(title, w)) + m.th.dim.Render("  (esc closes)")}
+	text := strings.TrimRight(termsafe.String(string(r.res.Output)), "\n")
+	if r.err != nil {
+		text = m.th.bad.Render(r.err.Error())
+	}
+	lines := strings.Split(strings.ReplaceAll(text, "\t", "    "), "\n")
+	if r.res.Truncated {
+		lines = append([]string{m.th.dim.Render("(earlier output dropped)")}, lines...)
+	}
+	// The newest lines matter most: keep the end when the pane is short.
+	room := max(h/2, 3)
+	if len(lines) > room {
+		lines = lines[len(lines)-room:]
+	}
+	for _, l := range lines {
+		out = append(out, "  "+clip(l, w-2))
 	}
 	return out
 }
@@ -456,6 +509,8 @@ func (m *Model) renderStatus(w int) []string {
 		left = m.th.warn.Render(fmt.Sprintf("delete %s and its disks? y/n", m.confirm))
 	case m.mode == modeFilter:
 		left = "filter: type to narrow · " + m.help.ShortHelpView([]key.Binding{filterKeys.Keep, filterKeys.Clear})
+	case m.mode == modeExec:
+		left = "run in " + m.execVM + ": enter runs it · esc cancels"
 	case m.status != "":
 		st := lipgloss.NewStyle()
 		switch m.statusLevel {
@@ -501,4 +556,13 @@ func (m *Model) stageTimes() string {
 		parts = append(parts, one("vms", m.vmStage), one("images", m.imgStage))
 	}
 	return strings.Join(parts, " · ")
+}
+
+// hostPort is addr:port, [addr]:port for IPv6 (net.JoinHostPort: the
+// detail pane's local "net" variable shadows the package).
+func hostPort(addr string, port int) string {
+	if strings.Contains(addr, ":") {
+		return fmt.Sprintf("[%s]:%d", addr, port)
+	}
+	return fmt.Sprintf("%s:%d", addr, port)
 }

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -20,6 +22,7 @@ import (
 	"github.com/banger-dev/banger/internal/envknob"
 	"github.com/banger-dev/banger/internal/hostinfo"
 	"github.com/banger-dev/banger/internal/paths"
+	"github.com/banger-dev/banger/internal/portfwd"
 	"github.com/banger-dev/banger/internal/store"
 	"github.com/banger-dev/banger/internal/validate"
 )
@@ -43,6 +46,8 @@ type Runtime interface {
 	ResizeDisk(ctx context.Context, vm api.VM, newBytes int64) error
 	// Alive reports whether a VM's recorded VMM process still runs.
 	Alive(vm api.VM) bool
+	// DialAgent opens a connection to a running VM's guest agent.
+	DialAgent(ctx context.Context, vm api.VM) (net.Conn, error)
 }
 
 // Check names the host checks Preflight runs before an operation.
@@ -199,6 +204,10 @@ func (s *Service) Create(ctx context.Context, p api.VMCreateParams, progress fun
 			return api.VM{}, invalid(err)
 		}
 	}
+	publish, err := addForwards(nil, p.Publish)
+	if err != nil {
+		return api.VM{}, err
+	}
 	if !p.NoStart {
 		// Refuse before the record exists: nothing to undo, and the user
 		// gets the failing checks with their fixes.
@@ -209,6 +218,7 @@ func (s *Service) Create(ctx context.Context, p api.VMCreateParams, progress fun
 	vm, err := s.Store.CreateVM(ctx, store.NewVM{
 		Name: p.Name, Image: img, VCPUs: vcpus, MemoryMiB: mem, DiskBytes: disk, Subnet: s.Config.Subnet,
 		VsockPath: func(id string) string { return s.Layout.VM(id).VsockSocket() },
+		Publish:   publish, AutoForward: p.AutoForward,
 	})
 	if err != nil {
 		return api.VM{}, s.mapErr(err)
@@ -371,8 +381,8 @@ func (s *Service) Set(ctx context.Context, p api.VMSetParams) (api.VMSetResult, 
 	if vm, err = s.Get(ctx, vm.ID); err != nil {
 		return api.VMSetResult{}, err
 	}
-	if p.VCPUs == nil && p.MemoryMiB == nil && p.DiskBytes == nil {
-		return api.VMSetResult{}, api.NewError(api.CodeInvalidArgument, "nothing to change", "pass --vcpus, --memory or --disk")
+	if p.VCPUs == nil && p.MemoryMiB == nil && p.DiskBytes == nil && len(p.Publish) == 0 && len(p.Unpublish) == 0 && p.AutoForward == nil {
+		return api.VMSetResult{}, api.NewError(api.CodeInvalidArgument, "nothing to change", "pass --vcpus, --memory, --disk, --publish, --unpublish or --auto-forward")
 	}
 	lim := s.Limits()
 	var u store.VMUpdate
@@ -412,9 +422,23 @@ func (s *Service) Set(ctx context.Context, p api.VMSetParams) (api.VMSetResult, 
 		}
 		u.DiskBytes = &n
 	}
+	if len(p.Publish) > 0 || len(p.Unpublish) > 0 {
+		publish, err := removeForwards(vm.Publish, p.Unpublish)
+		if err != nil {
+			return api.VMSetResult{}, err
+		}
+		if publish, err = addForwards(publish, p.Publish); err != nil {
+			return api.VMSetResult{}, err
+		}
+		u.Publish = &publish
+	}
+	u.AutoForward = p.AutoForward
 	updated, err := s.Store.UpdateVM(ctx, vm.ID, u)
 	if err != nil {
 		return api.VMSetResult{}, s.mapErr(err)
+	}
+	if u.Publish != nil || u.AutoForward != nil {
+		s.changed(ctx) // the daemon serves the new forwards at once
 	}
 	updated.DiskAllocatedBytes = s.allocated(vm.ID)
 	res := api.VMSetResult{VM: updated}
@@ -465,8 +489,9 @@ func (s *Service) start(ctx context.Context, vm api.VM, progress func(api.Progre
 		return api.VM{}, s.mapErr(err)
 	}
 	started, err := s.Runtime.Start(ctx, vm, progress)
-	// The VM's address is in use (or free again): tell whoever publishes it.
-	s.changed(ctx)
+	// The VM's address is in use (or free again), its forwards are to be
+	// served (or not): tell whoever follows VMs once the record says so.
+	defer s.changed(ctx)
 	if err != nil {
 		var ae *api.Error
 		if errors.As(err, &ae) && ae.Code == api.CodeFailedPrecondition {
@@ -543,6 +568,7 @@ func (s *Service) stopLocked(ctx context.Context, id string, force bool) (api.VM
 	if err != nil {
 		return api.VM{}, s.mapErr(err)
 	}
+	s.changed(ctx) // e.g. its port forwards stop
 	return out, nil
 }
 
@@ -702,6 +728,27 @@ func (s *Service) TrimConsoles(ctx context.Context, interval time.Duration, logf
 	}
 }
 
+// AgentConnect opens a byte stream to a running VM's guest agent, on which
+// the caller speaks the agent protocol (exec, files, port connections).
+func (s *Service) AgentConnect(ctx context.Context, name string) (net.Conn, error) {
+	vm, err := s.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if vm.State != api.VMRunning {
+		return nil, api.NewError(api.CodeConflict, "VM "+vm.Name+" is "+string(vm.State)+", not running",
+			"banger vm start "+vm.Name)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	conn, err := s.Runtime.DialAgent(ctx, vm)
+	if err != nil {
+		return nil, api.NewError(api.CodeFailedPrecondition, "cannot reach the guest agent of "+vm.Name+": "+err.Error(),
+			"banger vm health "+vm.Name+" says whether the agent answers; banger vm logs "+vm.Name+" shows the console")
+	}
+	return conn, nil
+}
+
 // SSHInfo tells the CLI how to reach the VM with the system ssh.
 func (s *Service) SSHInfo(ctx context.Context, name string) (api.VMSSHInfo, error) {
 	vm, err := s.Get(ctx, name)
@@ -712,6 +759,35 @@ func (s *Service) SSHInfo(ctx context.Context, name string) (api.VMSSHInfo, erro
 		return api.VMSSHInfo{}, api.NewError(api.CodeConflict, "VM "+vm.Name+" is "+string(vm.State)+", not running",
 			"banger vm start "+vm.Name)
 	}
+	return s.sshInfo(vm), nil
+}
+
+// SSHHosts is what `banger ssh-config` writes: every VM with an address
+// (the named one when name is set), running or not.
+func (s *Service) SSHHosts(ctx context.Context, name string) ([]api.VMSSHInfo, error) {
+	var vms []api.VM
+	if name != "" {
+		vm, err := s.Get(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		vms = []api.VM{vm}
+	} else {
+		var err error
+		if vms, err = s.Store.ListVMs(ctx); err != nil {
+			return nil, err
+		}
+	}
+	var out []api.VMSSHInfo
+	for _, vm := range vms {
+		if vm.IP != "" {
+			out = append(out, s.sshInfo(vm))
+		}
+	}
+	return out, nil
+}
+
+func (s *Service) sshInfo(vm api.VM) api.VMSSHInfo {
 	key := filepath.Join(s.bundleDir(), "id_ed25519")
 	if s.SSHKeyPath != nil {
 		key = s.SSHKeyPath()
@@ -722,7 +798,7 @@ func (s *Service) SSHInfo(ctx context.Context, name string) (api.VMSSHInfo, erro
 		// By id, not name or IP: a VM deleted and re-created under the same
 		// name gets a new alias, and addresses are reused.
 		HostKeyAlias: paths.HostKeyAlias(vm.ID),
-	}, nil
+	}
 }
 
 func (s *Service) bundleDir() string {
@@ -830,4 +906,41 @@ func orNop(f func(api.Progress)) func(api.Progress) {
 		return func(api.Progress) {}
 	}
 	return f
+}
+
+// addForwards parses specs and adds them to list; a host port used twice
+// is refused.
+func addForwards(list []api.PortForward, specs []string) ([]api.PortForward, error) {
+	for _, spec := range specs {
+		f, err := portfwd.Parse(spec)
+		if err != nil {
+			return nil, err
+		}
+		for _, have := range list {
+			if have.HostPort == f.HostPort {
+				return nil, api.NewError(api.CodeInvalidArgument,
+					fmt.Sprintf("host port %d is already published (%s)", f.HostPort, portfwd.String(have)),
+					fmt.Sprintf("remove it first with --unpublish %d", f.HostPort))
+			}
+		}
+		list = append(list, f)
+	}
+	return list, nil
+}
+
+// removeForwards drops the forwards on the given host ports; a port that
+// is not published is an error.
+func removeForwards(list []api.PortForward, ports []int) ([]api.PortForward, error) {
+	for _, port := range ports {
+		i := slices.IndexFunc(list, func(f api.PortForward) bool { return f.HostPort == port })
+		if i < 0 {
+			return nil, api.NewError(api.CodeInvalidArgument, fmt.Sprintf("host port %d is not published", port),
+				"banger vm show lists the VM's published ports")
+		}
+		list = slices.Delete(slices.Clone(list), i, i+1)
+	}
+	if list == nil {
+		list = []api.PortForward{}
+	}
+	return list, nil
 }

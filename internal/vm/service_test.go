@@ -3,9 +3,11 @@ package vm
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -70,6 +72,9 @@ func (r *recordingRuntime) Destroy(_ context.Context, vm api.VM) error {
 	return nil
 }
 func (r *recordingRuntime) Alive(api.VM) bool { return !r.dead.Load() }
+func (r *recordingRuntime) DialAgent(context.Context, api.VM) (net.Conn, error) {
+	return nil, errors.New("no agent in this fake")
+}
 func (r *recordingRuntime) Reconcile(_ context.Context, vms []api.VM) ([]api.VM, []string, error) {
 	var out []api.VM
 	for _, vm := range vms {
@@ -353,7 +358,7 @@ func TestStartProvisionsInterruptedCreate(t *testing.T) {
 
 // The hooks run where the daemon needs them: the start checks before a
 // boot (once for create, before the record), the resize checks before a
-// disk grows, and OnChange after starts and deletes.
+// disk grows, and OnChange after starts, stops and deletes.
 func TestHooks(t *testing.T) {
 	rt := &recordingRuntime{}
 	s := newService(t, rt)
@@ -378,8 +383,8 @@ func TestHooks(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "preflight vm-start dev,provision dev,start dev,changed," +
-		"stop dev,preflight vm-start dev,start dev,changed," +
-		"stop dev,preflight disk-resize dev,resize dev,changed,destroy dev"
+		"stop dev,changed,preflight vm-start dev,start dev,changed," +
+		"stop dev,changed,preflight disk-resize dev,resize dev,changed,destroy dev"
 	if got := strings.Join(rt.calls, ","); got != want {
 		t.Fatalf("calls\n got %s\nwant %s", got, want)
 	}
@@ -395,5 +400,36 @@ func TestHooks(t *testing.T) {
 	}
 	if vm, _ := s.Get(ctx, "two"); vm.DiskBytes != 8<<30 {
 		t.Fatalf("refused resize changed the record: %+v", vm)
+	}
+}
+
+// --publish is parsed, kept on the record and changed by vm set; a host
+// port published twice or unpublished when absent is refused.
+func TestPublish(t *testing.T) {
+	s := newService(t, &recordingRuntime{})
+	changed := 0
+	s.OnChange = func(context.Context) { changed++ }
+	vm, err := s.Create(ctx, api.VMCreateParams{Name: "web", NoStart: true, Publish: []string{"8080:80"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []api.PortForward{{HostAddr: "127.0.0.1", HostPort: 8080, GuestPort: 80}}
+	if !reflect.DeepEqual(vm.Publish, want) {
+		t.Fatalf("publish after create %+v, want %+v", vm.Publish, want)
+	}
+	if _, err := s.Set(ctx, api.VMSetParams{Name: "web", Publish: []string{"0.0.0.0:8080:81"}}); err == nil || !strings.Contains(err.Error(), "already published") {
+		t.Errorf("publishing host port 8080 twice: %v", err)
+	}
+	if _, err := s.Set(ctx, api.VMSetParams{Name: "web", Unpublish: []int{9999}}); err == nil || !strings.Contains(err.Error(), "not published") {
+		t.Errorf("unpublishing an absent port: %v", err)
+	}
+	before := changed
+	res, err := s.Set(ctx, api.VMSetParams{Name: "web", Unpublish: []int{8080}, Publish: []string{"9090"}})
+	want = []api.PortForward{{HostAddr: "127.0.0.1", HostPort: 9090, GuestPort: 9090}}
+	if err != nil || !reflect.DeepEqual(res.VM.Publish, want) || changed != before+1 {
+		t.Errorf("set: %+v, %v, OnChange calls %d; want %+v and one OnChange", res.VM.Publish, err, changed-before, want)
+	}
+	if _, err := s.Create(ctx, api.VMCreateParams{Name: "bad", NoStart: true, Publish: []string{"x:1"}}, nil); err == nil {
+		t.Error("a malformed --publish was accepted")
 	}
 }

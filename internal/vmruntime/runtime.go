@@ -410,6 +410,11 @@ func (r *Runtime) dialer(vm api.VM) func(ctx context.Context) (net.Conn, error) 
 	return s.Dial
 }
 
+// DialAgent opens a connection to a VM's guest agent.
+func (r *Runtime) DialAgent(ctx context.Context, vm api.VM) (net.Conn, error) {
+	return r.dialer(vm)(ctx)
+}
+
 func (r *Runtime) closeSerial(id string) {
 	r.serialMu.Lock()
 	defer r.serialMu.Unlock()

@@ -48,6 +48,10 @@ type Options struct {
 	// NoAgent plays a guest whose agent never comes up (a broken image), so
 	// the VM manager's boot deadline can be exercised.
 	NoAgent bool
+	// Agent, when set, is a banger-agent binary the fake runs as its
+	// guest's agent (on a Unix socket, from InstanceStart until exit) and
+	// joins vsock connections to, instead of answering canned health.
+	Agent string
 	// Record, when set, sees every request (method, path, body) as received.
 	Record func(method, path string, body []byte)
 }
@@ -65,6 +69,7 @@ func OptionsFromEnv() Options {
 	o.HangStop = envknob.FakeFCHangStop.On()
 	o.SkipTapCheck = envknob.FakeFCSkipTapCheck.On()
 	o.NoAgent = envknob.FakeFCNoAgent.On()
+	o.Agent = envknob.FakeFCAgent.Value()
 	return o
 }
 
@@ -106,6 +111,7 @@ func Serve(ctx context.Context, l net.Listener, opts Options) error {
 	}
 	srv.Close()
 	f.mu.Lock()
+	f.stopAgent()
 	if f.vsockL != nil {
 		f.vsockL.Close()
 	}
@@ -136,6 +142,7 @@ type fake struct {
 	ifaces  []networkInterface
 	vsock   *vsockConfig
 	vsockL  net.Listener
+	agent   *runningAgent // the real agent, with Options.Agent
 	logger  *loggerConfig
 	metrics *metricsConfig
 	serial  *serialConfig
@@ -646,6 +653,11 @@ func (f *fake) instanceStart() fault {
 		*f.machine.VCPUCount, *f.machine.MemSizeMib, len(f.drives), len(f.ifaces))
 	if f.opts.NoAgent {
 		fmt.Fprintln(console, "fake-firecracker: guest agent failed to start (FAKE_FC_NO_AGENT)")
+	} else if f.opts.Agent != "" {
+		if err := f.startAgent(console); err != nil {
+			return faultf("Cannot start the guest agent %s: %v", f.opts.Agent, err)
+		}
+		fmt.Fprintf(console, "fake-firecracker: real guest agent %s serving vsock port %d\n", f.opts.Agent, f.agentPort())
 	} else {
 		fmt.Fprintf(console, "fake-firecracker: guest agent listening on vsock port %d\n", f.agentPort())
 	}

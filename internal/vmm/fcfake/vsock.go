@@ -6,14 +6,21 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/splice"
+	"github.com/banger-dev/banger/internal/sysexec"
 )
 
 // defaultAgentPort is banger's guest agent port when the boot args carry no
@@ -55,15 +62,76 @@ func (f *fake) handleVsock(conn net.Conn) {
 	}
 	f.mu.Lock()
 	listening := f.started && !f.paused && !f.opts.NoAgent && int(port) == f.agentPort()
+	agent := f.agent
 	f.mu.Unlock()
 	if !listening {
 		return
+	}
+	var guest net.Conn
+	if agent != nil {
+		// Like a guest whose agent is not listening yet, a failed dial
+		// closes the connection and the client retries.
+		if guest, err = net.Dial("unix", agent.sock); err != nil {
+			return
+		}
+		defer guest.Close()
 	}
 	conn.SetReadDeadline(time.Time{})
 	if _, err := fmt.Fprintf(conn, "OK %d\n", hostPorts.Add(1)); err != nil {
 		return
 	}
+	if guest != nil {
+		splice.Join(&bufConn{Conn: conn, r: r}, guest)
+		return
+	}
 	f.serveAgent(conn, r)
+}
+
+// bufConn reads what the handshake buffered, then the connection.
+type bufConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+func (c *bufConn) CloseWrite() error { return c.Conn.(*net.UnixConn).CloseWrite() }
+
+// runningAgent is a real banger-agent playing the guest's.
+type runningAgent struct {
+	cmd  *exec.Cmd
+	sock string
+	dir  string
+}
+
+// startAgent runs Options.Agent on a Unix socket; the caller holds f.mu.
+func (f *fake) startAgent(console io.Writer) error {
+	dir, err := os.MkdirTemp("", "fakefc-agent")
+	if err != nil {
+		return err
+	}
+	sock := filepath.Join(dir, "agent.sock")
+	cmd, err := sysexec.Start(sysexec.Cmd{
+		Argv:   []string{f.opts.Agent, "--listen-unix", sock},
+		Stdout: console, Stderr: console,
+	}, false)
+	if err != nil {
+		os.RemoveAll(dir)
+		return err
+	}
+	f.agent = &runningAgent{cmd: cmd, sock: sock, dir: dir}
+	return nil
+}
+
+// stopAgent ends the real agent; the caller holds f.mu.
+func (f *fake) stopAgent() {
+	if f.agent == nil {
+		return
+	}
+	_ = f.agent.cmd.Process.Signal(syscall.SIGTERM)
+	_ = f.agent.cmd.Wait()
+	os.RemoveAll(f.agent.dir)
+	f.agent = nil
 }
 
 // serveAgent answers HTTP/1.1 requests on one connection, playing
