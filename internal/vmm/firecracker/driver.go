@@ -162,7 +162,10 @@ func (d *Driver) Start(ctx context.Context, spec vmm.Spec) (vmm.Handle, error) {
 
 	h := vmm.Handle{Driver: Name, PID: pid, APISocket: spec.APISocket, AgentSocket: spec.AgentSocket}
 	undo := func(step string, err error) (vmm.Handle, error) {
-		vmm.Terminate(pid, spec.APISocket, d.opts.KillGrace)
+		// The pid is our unreaped child, so it cannot belong to anyone else:
+		// match no command line (a child killed before its exec finished
+		// does not show firecracker's yet, and must die all the same).
+		vmm.Terminate(pid, "", d.opts.KillGrace)
 		select {
 		case <-exited:
 		case <-time.After(d.opts.KillGrace):
@@ -346,6 +349,10 @@ func removeSocket(path string) error {
 func waitSocket(ctx context.Context, path string, timeout time.Duration, exited <-chan struct{}) error {
 	deadline := time.Now().Add(timeout)
 	for {
+		// A cancelled start stops here even when the socket is already up.
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if conn, err := net.DialTimeout("unix", path, 100*time.Millisecond); err == nil {
 			conn.Close()
 			return nil
