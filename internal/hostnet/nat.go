@@ -48,7 +48,11 @@ import (
 type NATRule struct {
 	Subnet  netip.Prefix
 	Bridge  string
-	Uplinks []string // the interfaces VM traffic may leave through; at least one
+	// Uplinks are the interfaces VM traffic may leave through. With none
+	// (the host has no default route: offline), only the isolation rules
+	// are installed; `banger host nat on` or a daemon restart once the host
+	// is online adds masquerading.
+	Uplinks []string
 }
 
 func (r NATRule) check() error {
@@ -57,9 +61,6 @@ func (r NATRule) check() error {
 	}
 	if err := CheckBridgeName(r.Bridge); err != nil {
 		return err
-	}
-	if len(r.Uplinks) == 0 {
-		return errors.New("NAT needs an uplink: the host has no IPv4 default route")
 	}
 	for _, u := range r.Uplinks {
 		if err := CheckUplinkName(u); err != nil {
@@ -111,13 +112,17 @@ delete table ip {{table .Bridge}}
 table ip {{table .Bridge}} {
 	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
+{{- if .Uplinks}}
 		ip saddr {{.Subnet}} oifname {{ifset .Uplinks}} masquerade
+{{- end}}
 	}
 	chain forward {
 		type filter hook forward priority filter; policy accept;
 		iifname "{{.Bridge}}" oifname "{{.Bridge}}" accept
+{{- if .Uplinks}}
 		iifname "{{.Bridge}}" ip saddr {{.Subnet}} oifname {{ifset .Uplinks}} accept
 		iifname {{ifset .Uplinks}} oifname "{{.Bridge}}" ip daddr {{.Subnet}} ct state established,related accept
+{{- end}}
 		iifname "{{.Bridge}}" drop
 		oifname "{{.Bridge}}" drop
 	}
