@@ -13,11 +13,11 @@ import (
 
 func TestParse(t *testing.T) {
 	for in, want := range map[string]api.PortForward{
-		"8080":            {"127.0.0.1", 8080, 8080},
-		"8080:80":         {"127.0.0.1", 8080, 80},
-		"0.0.0.0:8080:80": {"0.0.0.0", 8080, 80},
-		"[::1]:8080:80":   {"::1", 8080, 80},
-		"[::1]:9000":      {"::1", 9000, 9000},
+		"8080":            {HostAddr: "127.0.0.1", HostPort: 8080, GuestPort: 8080},
+		"8080:80":         {HostAddr: "127.0.0.1", HostPort: 8080, GuestPort: 80},
+		"0.0.0.0:8080:80": {HostAddr: "0.0.0.0", HostPort: 8080, GuestPort: 80},
+		"[::1]:8080:80":   {HostAddr: "::1", HostPort: 8080, GuestPort: 80},
+		"[::1]:9000":      {HostAddr: "::1", HostPort: 9000, GuestPort: 9000},
 	} {
 		got, err := Parse(in)
 		if err != nil || got != want {
