@@ -304,7 +304,15 @@ type execRun struct {
 	stdin  io.WriteCloser // the pipe, or the pty
 	pty    *os.File       // nil without a tty
 	output []outputPipe
+	// closers are the read ends of the output, closed to stop reading.
+	closers []io.Closer
 }
+
+// outputGrace is how long output is still read after the process exited:
+// what it wrote is in the pipe already, so this only bounds how long a
+// child it left behind (a `sleep &` that ignores SIGINT) may keep the
+// exec open by holding its stdout.
+const outputGrace = time.Second
 
 type outputPipe struct {
 	typ agentproto.Type
@@ -317,18 +325,35 @@ func startPipes(cmd *exec.Cmd) (*execRun, *api.Error) {
 	if run.stdin, err = cmd.StdinPipe(); err != nil {
 		return nil, startErr(cmd, err)
 	}
-	stdout, err := cmd.StdoutPipe()
+	// Our own pipes, not StdoutPipe: Wait must not close the read ends, so
+	// the process can be reaped while what it wrote is still being read.
+	var readers, writers []*os.File
+	closeAll := func() {
+		for _, f := range append(readers, writers...) {
+			f.Close()
+		}
+	}
+	for range 2 {
+		r, w, err := os.Pipe()
+		if err != nil {
+			closeAll()
+			return nil, startErr(cmd, err)
+		}
+		readers, writers = append(readers, r), append(writers, w)
+	}
+	cmd.Stdout, cmd.Stderr = writers[0], writers[1]
+	err = cmd.Start()
+	for _, w := range writers {
+		w.Close() // the child has its copies
+	}
 	if err != nil {
+		for _, r := range readers {
+			r.Close()
+		}
 		return nil, startErr(cmd, err)
 	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, startErr(cmd, err)
-	}
-	run.output = []outputPipe{{agentproto.TypeStdout, stdout}, {agentproto.TypeStderr, stderr}}
-	if err := cmd.Start(); err != nil {
-		return nil, startErr(cmd, err)
-	}
+	run.output = []outputPipe{{agentproto.TypeStdout, readers[0]}, {agentproto.TypeStderr, readers[1]}}
+	run.closers = []io.Closer{readers[0], readers[1]}
 	return run, nil
 }
 
@@ -342,7 +367,7 @@ func startPTY(cmd *exec.Cmd, req agentproto.ExecRequest) (*execRun, *api.Error) 
 	if err != nil {
 		return nil, startErr(cmd, err)
 	}
-	return &execRun{cmd: cmd, stdin: f, pty: f, output: []outputPipe{{agentproto.TypeStdout, f}}}, nil
+	return &execRun{cmd: cmd, stdin: f, pty: f, output: []outputPipe{{agentproto.TypeStdout, f}}, closers: []io.Closer{f}}, nil
 }
 
 func startErr(cmd *exec.Cmd, err error) *api.Error {
@@ -406,18 +431,22 @@ func (run *execRun) serve(conn net.Conn, rd *bufio.Reader, timeout time.Duration
 			}
 		})
 	}
-	var waitErr error
-	if run.pty != nil {
-		// A pty reads EIO once the session's last process has it closed,
-		// which for the shell we started is its exit: wait first, then
-		// drain what is left.
-		waitErr = run.cmd.Wait()
-		drained.Wait()
-		run.pty.Close()
-	} else {
-		drained.Wait()
-		waitErr = run.cmd.Wait()
+	// Reap the process, then read what is left of its output until every
+	// writer is gone, or for outputGrace when something it started still
+	// holds a pipe (or the pty) open.
+	waitErr := run.cmd.Wait()
+	drainedCh := make(chan struct{})
+	go func() { drained.Wait(); close(drainedCh) }()
+	grace := time.NewTimer(outputGrace)
+	select {
+	case <-drainedCh:
+	case <-grace.C:
 	}
+	grace.Stop()
+	for _, c := range run.closers {
+		c.Close()
+	}
+	<-drainedCh
 	close(exited)
 
 	var exitErr *exec.ExitError

@@ -346,3 +346,15 @@ func TestExecAsUser(t *testing.T) {
 		}
 	})
 }
+
+// A child left behind holding stdout (a background job ignores SIGINT in
+// a non-interactive shell) does not keep the exec open: the exit status
+// comes once the shell exits, with everything it wrote.
+func TestExecDoesNotWaitForLeftoverChildren(t *testing.T) {
+	transports(t, func(t *testing.T, c Client) {
+		res, err := runExec(t, c, agentproto.ExecRequest{Argv: []string{"sh", "-c", "sleep 5 & echo started; exit 3"}}, nil)
+		if err != nil || res.exit.Code != 3 || res.stdout != "started\n" {
+			t.Errorf("exit %+v stdout %q err %v; want 3 and the shell's output", res.exit, res.stdout, err)
+		}
+	})
+}

@@ -127,7 +127,7 @@ func TestAgentWorkOverFakeFirecracker(t *testing.T) {
 	t.Run("ctrl-c", func(t *testing.T) {
 		pr, pw := io.Pipe()
 		argv := env.Argv(filepath.Join(env.Bin, "banger"), "vm", "exec", "fc", "--",
-			"sh", "-c", `trap 'echo interrupted; exit 42' INT; echo ready; sleep 1000 & wait`)
+			"sh", "-c", `trap 'echo interrupted; exit 42' INT; echo ready; sleep 30 & wait`)
 		cmd, err := sysexec.Start(sysexec.Cmd{Argv: argv, Stdout: pw, Stderr: os.Stderr}, false)
 		if err != nil {
 			t.Fatal(err)
