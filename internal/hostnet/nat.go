@@ -46,8 +46,8 @@ import (
 
 // NATRule is what one NAT setup needs.
 type NATRule struct {
-	Subnet  netip.Prefix
-	Bridge  string
+	Subnet netip.Prefix
+	Bridge string
 	// Uplinks are the interfaces VM traffic may leave through. With none
 	// (the host has no default route: offline), only the isolation rules
 	// are installed; `banger host nat on` or a daemon restart once the host
