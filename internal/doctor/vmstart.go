@@ -256,7 +256,7 @@ const helperInstallFix = "from banger's source tree: make install-helper (asks s
 // helperRights reports whether a privileged verb can run: as root directly,
 // otherwise through `sudo -n` and the helper. sudo is asked about a full,
 // typical invocation (verb and example arguments), because a sudoers line
-// such as "bangerd helper tap-add *" does not match the bare verb.
+// such as "banger-helper ^tap-add bg-[0-9a-f]{8} ...$" does not match the bare verb.
 func helperRights(ctx context.Context, e *Env, verbArgs []string, what string) api.CheckResult {
 	if e.euid() == 0 {
 		return ok("running as root: " + what + " directly")
