@@ -198,7 +198,12 @@ func (s *Store) GetVM(ctx context.Context, nameOrID string) (api.VM, error) {
 
 // ListVMs returns all VMs by name.
 func (s *Store) ListVMs(ctx context.Context) ([]api.VM, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+vmCols+` FROM vms ORDER BY name`)
+	return s.queryVMs(ctx, `SELECT `+vmCols+` FROM vms ORDER BY name`)
+}
+
+// queryVMs runs a query selecting vmCols and scans every row.
+func (s *Store) queryVMs(ctx context.Context, query string, args ...any) ([]api.VM, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -240,20 +245,7 @@ func (s *Store) ListVMSummaries(ctx context.Context) ([]api.VMSummary, error) {
 // ListVMsInState returns the full records of the VMs in state, by name
 // (the vms_state index finds them without reading the others).
 func (s *Store) ListVMsInState(ctx context.Context, state api.VMState) ([]api.VM, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+vmCols+` FROM vms WHERE state = ? ORDER BY name`, string(state))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	vms := []api.VM{}
-	for rows.Next() {
-		vm, err := scanVM(rows)
-		if err != nil {
-			return nil, err
-		}
-		vms = append(vms, vm)
-	}
-	return vms, rows.Err()
+	return s.queryVMs(ctx, `SELECT `+vmCols+` FROM vms WHERE state = ? ORDER BY name`, string(state))
 }
 
 // VMUpdate lists fields to change; nil fields are left alone.
