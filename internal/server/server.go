@@ -37,6 +37,7 @@ type Server struct {
 	handlers map[string]Handler
 	http     *http.Server
 	streams  map[io.Closer]struct{} // upgraded connections being served
+	stopping bool                   // Shutdown has begun: no new streams
 
 	// base is every call's parent context; cancelling it tells running
 	// handlers to undo and return when shutdown cannot wait any longer.
@@ -140,6 +141,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	err := hs.Shutdown(ctx)
 	// Upgraded streams are not the HTTP server's any more: end them.
 	s.mu.Lock()
+	s.stopping = true
 	for c := range s.streams {
 		c.Close()
 	}
@@ -265,12 +267,15 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, method stri
 		return
 	}
 	_ = conn.SetDeadline(time.Time{})
-	if _, err := fmt.Fprintf(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", api.StreamUpgrade); err != nil {
+	// Registered before the 101 goes out, so a Shutdown that starts after
+	// the caller sees the upgrade always finds (and ends) this stream.
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
 		conn.Close()
 		st.Conn.Close()
 		return
 	}
-	s.mu.Lock()
 	if s.streams == nil {
 		s.streams = map[io.Closer]struct{}{}
 	}
@@ -283,6 +288,9 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, method stri
 		conn.Close()
 		st.Conn.Close()
 	}()
+	if _, err := fmt.Fprintf(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", api.StreamUpgrade); err != nil {
+		return
+	}
 	splice.Join(&hijacked{Conn: conn, r: brw.Reader}, st.Conn)
 }
 
