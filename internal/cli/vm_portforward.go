@@ -16,10 +16,12 @@ import (
 func newVMPortForwardCmd(a *App) *cobra.Command {
 	return &cobra.Command{
 		Use:   "port-forward NAME [HOST_ADDR:]HOST_PORT[:GUEST_PORT]...",
-		Short: "Forward host ports to a VM's ports through the guest agent, until Ctrl-C",
-		Long: "Forward TCP ports on this host to ports on the VM's loopback, over the guest agent: it\n" +
-			"works without the VM's network and reaches services that listen on 127.0.0.1 in the\n" +
-			"guest. Each host port binds 127.0.0.1 unless an address is given. It runs until Ctrl-C.",
+		Short: "Forward host ports to a VM's ports, until Ctrl-C",
+		Long: "Forward TCP ports on this host to ports of the VM. A connection goes straight to the\n" +
+			"VM's address when the guest port accepts there (the fast path), and through the guest\n" +
+			"agent otherwise, which works without the VM's network and reaches services that listen\n" +
+			"only on 127.0.0.1 in the guest. Each host port binds 127.0.0.1 unless an address is\n" +
+			"given. It runs until Ctrl-C.",
 		Example: "  banger vm port-forward dev 8080\n" +
 			"  banger vm port-forward dev 8080:80 0.0.0.0:5433:5432",
 		Args: cobra.MinimumNArgs(2),
@@ -56,9 +58,9 @@ func newVMPortForwardCmd(a *App) *cobra.Command {
 				lns = append(lns, ln)
 			}
 			agent := a.agent(name)
-			dial := func(ctx context.Context, port int) (io.ReadWriteCloser, error) {
+			dial := portfwd.DirectFirst(vm.IP, func(ctx context.Context, port int) (io.ReadWriteCloser, error) {
 				return agent.Connect(ctx, port)
-			}
+			})
 			var mu sync.Mutex
 			logf := func(format string, args ...any) {
 				mu.Lock()

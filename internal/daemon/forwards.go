@@ -169,7 +169,9 @@ func (d *Daemon) startForward(id string, f api.PortForward) *forward {
 			return nil, err
 		}
 		c := agentclient.Client{Dial: func(ctx context.Context) (net.Conn, error) { return d.Runtime.DialAgent(ctx, vm) }}
-		return c.Connect(ctx, port)
+		return portfwd.DirectFirst(vm.IP, func(ctx context.Context, port int) (io.ReadWriteCloser, error) {
+			return c.Connect(ctx, port)
+		})(ctx, port)
 	}
 	go portfwd.Serve(ctx, ln, f.GuestPort, dial, d.Log.Printf)
 	return &forward{cancel: cancel}

@@ -230,6 +230,15 @@ func (e *Env) BangerCtx(ctx context.Context, args ...string) (string, string, in
 	return string(res.Stdout), string(res.Stderr), res.ExitCode
 }
 
+// BangerResult runs the CLI and returns everything sysexec knows of the
+// run (its peak memory too).
+func (e *Env) BangerResult(args ...string) sysexec.Result {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	res, _ := sysexec.Exec{}.Run(ctx, sysexec.Cmd{Argv: e.Argv(append([]string{filepath.Join(e.Bin, "banger")}, args...)...)})
+	return res
+}
+
 // MustBanger runs the CLI and fails the test on a non-zero exit.
 func (e *Env) MustBanger(args ...string) string {
 	e.t.Helper()

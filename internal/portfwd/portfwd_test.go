@@ -86,3 +86,57 @@ func TestServeJoinsConnections(t *testing.T) {
 		t.Errorf("dialled %v, want one stream to port 80", dialled)
 	}
 }
+
+// DirectFirst connects straight to a port that accepts on the guest's
+// address and goes through the agent for one that does not.
+func TestDirectFirst(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("direct"))
+			c.Close()
+		}
+	}()
+	open := ln.Addr().(*net.TCPAddr).Port
+	closedLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := closedLn.Addr().(*net.TCPAddr).Port
+	closedLn.Close()
+
+	var agentPorts []int
+	agent := func(ctx context.Context, port int) (io.ReadWriteCloser, error) {
+		agentPorts = append(agentPorts, port)
+		a, b := net.Pipe()
+		go func() { b.Write([]byte("agent")); b.Close() }()
+		return a, nil
+	}
+	read := func(ip string, port int) string {
+		t.Helper()
+		c, err := DirectFirst(ip, agent)(context.Background(), port)
+		if err != nil {
+			t.Fatalf("dial %s:%d: %v", ip, port, err)
+		}
+		defer c.Close()
+		got, _ := io.ReadAll(c)
+		return string(got)
+	}
+	if got := read("127.0.0.1", open); got != "direct" || len(agentPorts) != 0 {
+		t.Errorf("open port: read %q, agent used for %v; want the direct connection", got, agentPorts)
+	}
+	if got := read("127.0.0.1", closed); got != "agent" || len(agentPorts) != 1 || agentPorts[0] != closed {
+		t.Errorf("closed port: read %q, agent used for %v; want the agent for port %d", got, agentPorts, closed)
+	}
+	if got := read("", open); got != "agent" || len(agentPorts) != 2 {
+		t.Errorf("no guest address: read %q, agent used for %v; want the agent", got, agentPorts)
+	}
+}

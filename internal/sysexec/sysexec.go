@@ -36,6 +36,9 @@ type Result struct {
 	Stdout   []byte
 	Stderr   []byte
 	ExitCode int
+	// MaxRSSKiB is the program's peak resident memory (getrusage's
+	// ru_maxrss, across the images it exec'd), when it ran.
+	MaxRSSKiB int64
 }
 
 // Error is returned when a program cannot be started or exits non-zero.
@@ -98,6 +101,11 @@ func (Exec) Run(ctx context.Context, c Cmd) (Result, error) {
 	}
 	err := cmd.Run()
 	res := Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: exitCode(cmd, err)}
+	if cmd.ProcessState != nil {
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			res.MaxRSSKiB = ru.Maxrss
+		}
+	}
 	if err != nil {
 		if ctx.Err() != nil && res.ExitCode < 0 {
 			err = fmt.Errorf("%w (%v)", ctx.Err(), err)

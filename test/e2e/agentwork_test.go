@@ -139,21 +139,31 @@ func TestAgentWorkInGuest(t *testing.T) {
 
 	t.Run("port-forward", func(t *testing.T) {
 		// The image has no web server: the host's static busybox, copied
-		// in, serves a page on the guest's loopback only.
+		// in, serves a page and a CGI script that says who connected.
 		bb, err := exec.LookPath("busybox")
 		if err != nil {
 			t.Skip("no busybox on the host to copy into the guest")
 		}
 		env.MustBanger("vm", "cp", bb, "dev:/usr/local/bin/busybox")
-		execIn(nil, io.Discard, "--", "sh", "-c", "mkdir -p /root/site && echo served-by-the-guest > /root/site/index.html")
+		execIn(nil, io.Discard, "--", "sh", "-c", "mkdir -p /root/site/cgi-bin && echo served-by-the-guest > /root/site/index.html && "+
+			"printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho $REMOTE_ADDR\\n' > /root/site/cgi-bin/peer && chmod 755 /root/site/cgi-bin/peer")
 		srvCtx, stopSrv := context.WithCancel(ctx)
 		defer stopSrv()
+		// On the guest's loopback only: the forward must go through the agent.
 		go env.BangerCtx(srvCtx, "vm", "exec", "dev", "--", "busybox", "httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/root/site")
+		// On every address: the forward takes the direct path over the VM network.
+		go env.BangerCtx(srvCtx, "vm", "exec", "dev", "--", "busybox", "httpd", "-f", "-p", "8081", "-h", "/root/site")
 		fwdCtx, stopFwd := context.WithCancel(ctx)
 		defer stopFwd()
-		go env.BangerCtx(fwdCtx, "vm", "port-forward", "dev", "18080:8080")
+		go env.BangerCtx(fwdCtx, "vm", "port-forward", "dev", "18080:8080", "18081:8081")
 		if got := fetchInNS(t, env, ctx, "http://127.0.0.1:18080/index.html"); got != "served-by-the-guest\n" {
 			t.Errorf("through the forward: %q", got)
+		}
+		if got := fetchInNS(t, env, ctx, "http://127.0.0.1:18080/cgi-bin/peer"); got != "127.0.0.1\n" {
+			t.Errorf("a loopback-only guest port was reached from %q, want 127.0.0.1 (through the agent)", got)
+		}
+		if got := strings.TrimSpace(fetchInNS(t, env, ctx, "http://127.0.0.1:18081/cgi-bin/peer")); got == "127.0.0.1" || got == "" {
+			t.Errorf("a guest port open on every address was reached from %q, want the host's bridge address (direct path)", got)
 		}
 	})
 
