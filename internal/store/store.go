@@ -42,6 +42,7 @@ type Store struct {
 	db *sql.DB
 	// newID draws VM ids; tests replace it to force collisions.
 	newID func() string
+	lists listCache
 }
 
 // Open opens (creating if needed) the database at path and applies pending
@@ -92,7 +93,10 @@ func makePrivate(path string) error {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.lists.close()
+	return s.db.Close()
+}
 
 type migration struct {
 	version int
