@@ -1,0 +1,169 @@
+package firecracker
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/banger-dev/banger/internal/vmm"
+)
+
+// Files SaveState writes into the snapshot directory: Firecracker's
+// microVM state (devices, vCPUs) and the guest memory (mem_size_mib long).
+const (
+	StateFile  = "vmstate"
+	MemoryFile = "memory"
+)
+
+var _ vmm.Snapshotter = (*Driver)(nil)
+
+// Pause stops the guest's vCPUs (PATCH /vm Paused).
+func (d *Driver) Pause(ctx context.Context, h vmm.Handle) error {
+	if err := NewClient(h.APISocket).PatchVM(ctx, VMPaused); err != nil {
+		return &vmm.Error{VM: handleVM(h), Step: "PATCH /vm Paused", Err: err}
+	}
+	return nil
+}
+
+// Resume continues a paused guest (PATCH /vm Resumed).
+func (d *Driver) Resume(ctx context.Context, h vmm.Handle) error {
+	if err := NewClient(h.APISocket).PatchVM(ctx, VMResumed); err != nil {
+		return &vmm.Error{VM: handleVM(h), Step: "PATCH /vm Resumed", Err: err}
+	}
+	return nil
+}
+
+// SaveState writes a Full snapshot of the paused VM into dir: StateFile and
+// MemoryFile. Firecracker refuses a running VM; the VM stays paused.
+func (d *Driver) SaveState(ctx context.Context, h vmm.Handle, dir string) error {
+	fail := func(err error) error {
+		return &vmm.Error{VM: handleVM(h), Step: "PUT /snapshot/create", Err: err}
+	}
+	if !filepath.IsAbs(dir) {
+		// Firecracker resolves relative paths against its own working
+		// directory, not the caller's.
+		return fail(fmt.Errorf("snapshot directory %q is not an absolute path", dir))
+	}
+	err := NewClient(h.APISocket).PutSnapshotCreate(ctx, SnapshotCreateParams{
+		SnapshotType: SnapshotFull,
+		SnapshotPath: filepath.Join(dir, StateFile),
+		MemFilePath:  filepath.Join(dir, MemoryFile),
+	})
+	if err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// Restore launches a new firecracker for spec, as Start does, and loads the
+// snapshot in dir into it instead of booting: the tap and the vsock socket
+// are spec's (network and vsock overrides), and drives whose paths differ
+// from the snapshot's (a clone) are switched to spec's disks before the
+// guest runs again. On any failure the process and its sockets are gone.
+//
+// Firecracker reopens the drives at the paths recorded in the snapshot
+// during the load, so those files must still exist then, even for a clone
+// whose own disks are elsewhere; the guest never runs on them.
+func (d *Driver) Restore(ctx context.Context, spec vmm.Spec, dir string) (vmm.Handle, error) {
+	state, mem := filepath.Join(dir, StateFile), filepath.Join(dir, MemoryFile)
+	for _, f := range []string{state, mem} {
+		if !filepath.IsAbs(f) {
+			return vmm.Handle{}, &vmm.Error{VM: vmName(spec), Step: "check snapshot",
+				Err: fmt.Errorf("snapshot directory %q is not an absolute path", dir)}
+		}
+		if _, err := os.Stat(f); err != nil {
+			return vmm.Handle{}, &vmm.Error{VM: vmName(spec), Step: "check snapshot",
+				Err: fmt.Errorf("%w: the snapshot is incomplete (take it again or delete it)", err)}
+		}
+	}
+	p, err := d.launch(ctx, spec)
+	if err != nil {
+		return vmm.Handle{}, err
+	}
+	c := NewClient(spec.APISocket)
+	// The serial console is not a boot resource: it may precede the load.
+	if err := c.PutSerial(ctx, Serial{SerialOutPath: spec.ConsoleLog}); err != nil {
+		return p.undo("PUT /serial", err)
+	}
+	load := SnapshotLoadParams{
+		SnapshotPath: state,
+		MemBackend:   &MemoryBackend{BackendType: MemBackendFile, BackendPath: mem},
+		// Paused, so that a clone's drives are switched before it runs.
+		ResumeVM:      false,
+		VsockOverride: &VsockOverride{UDSPath: spec.AgentSocket},
+	}
+	if spec.TapName != "" {
+		load.NetworkOverrides = []NetworkOverride{{IfaceID: "eth0", HostDevName: spec.TapName}}
+	}
+	if err := c.PutSnapshotLoad(ctx, load); err != nil {
+		return p.undo("PUT /snapshot/load", err)
+	}
+	if d.opts.Reclaim != nil {
+		if err := d.opts.Reclaim(ctx, spec.AgentSocket); err != nil {
+			return p.undo("reclaim vsock socket", err)
+		}
+	}
+	cfg, err := c.GetVMConfig(ctx)
+	if err != nil {
+		return p.undo("GET /vm/config", err)
+	}
+	if err := checkRestoredNetwork(spec, cfg); err != nil {
+		return p.undo("check restored devices", err)
+	}
+	patches, err := drivePatches(spec, cfg)
+	if err != nil {
+		return p.undo("check restored devices", err)
+	}
+	for _, pd := range patches {
+		if err := c.PatchDrive(ctx, pd); err != nil {
+			return p.undo("PATCH /drives/"+pd.DriveID, err)
+		}
+	}
+	if err := c.PatchVM(ctx, VMResumed); err != nil {
+		return p.undo("PATCH /vm Resumed", err)
+	}
+	return p.handle, nil
+}
+
+// checkRestoredNetwork refuses a snapshot whose guest has a network
+// interface when spec has no tap: the load would have reopened the source
+// VM's tap.
+func checkRestoredNetwork(spec vmm.Spec, cfg FullVMConfig) error {
+	if spec.TapName != "" {
+		return nil // the override named eth0, so the load checked it exists
+	}
+	if len(cfg.NetworkInterfaces) > 0 {
+		n := cfg.NetworkInterfaces[0]
+		return fmt.Errorf("the snapshot's guest has network interface %s (tap %s) but this VM has no tap", n.IfaceID, n.HostDevName)
+	}
+	return nil
+}
+
+// drivePatches lists the PATCH /drives calls that point the restored
+// drives at spec's disks, and refuses a snapshot whose drives do not match
+// spec's.
+func drivePatches(spec vmm.Spec, cfg FullVMConfig) ([]PartialDrive, error) {
+	want := map[string]string{DriveRoot: spec.RootfsPath}
+	if spec.WorkDiskPath != "" {
+		want[DriveWork] = spec.WorkDiskPath
+	}
+	var patches []PartialDrive
+	for _, dr := range cfg.Drives {
+		path, ok := want[dr.DriveID]
+		if !ok {
+			return nil, fmt.Errorf("the snapshot's guest has drive %s (%s), which this VM does not have", dr.DriveID, dr.PathOnHost)
+		}
+		delete(want, dr.DriveID)
+		if dr.PathOnHost != path {
+			patches = append(patches, PartialDrive{DriveID: dr.DriveID, PathOnHost: path})
+		}
+	}
+	if _, ok := want[DriveWork]; ok {
+		return nil, fmt.Errorf("the snapshot's guest has no drive %s: it was not taken from a VM with this disk layout", DriveWork)
+	}
+	if _, ok := want[DriveRoot]; ok {
+		return nil, fmt.Errorf("the snapshot's guest has no drive %s: it was not taken from a VM with this disk layout", DriveRoot)
+	}
+	return patches, nil
+}
