@@ -3,7 +3,9 @@
 // the same HTTP API on the same kind of Unix socket with the same status
 // codes and rules (pre/post-boot, unknown fields, required fields, files
 // opened at PUT time), and its hybrid vsock plays a guest agent that answers
-// GET /healthz once the "guest" has started. It boots nothing.
+// GET /healthz once the "guest" has started. It boots nothing. Snapshots
+// (PUT /snapshot/create, /snapshot/load) write and read real files in the
+// fake's own format, so a new fake process resumes the same "guest".
 package fcfake
 
 import (

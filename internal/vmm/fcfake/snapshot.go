@@ -18,6 +18,9 @@ import (
 // uptime. The memory file is mem_size_mib long and sparse; its first bytes
 // name the guest it belongs to, so a load that pairs a state file with
 // another snapshot's memory fails instead of resuming a wrong guest.
+//
+// clock_realtime is accepted and has no effect: the fake guest's uptime
+// continues from the snapshot's either way.
 
 // snapshotFormat tags the fake's state files.
 const snapshotFormat = "fake-firecracker-snapshot/1"
