@@ -2,6 +2,8 @@ package firecracker
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,10 +12,15 @@ import (
 )
 
 // Files SaveState writes into the snapshot directory: Firecracker's
-// microVM state (devices, vCPUs) and the guest memory (mem_size_mib long).
+// microVM state (devices, vCPUs), the guest memory (mem_size_mib long), and
+// the source VM's configuration as GET /vm/config reported it. The driver
+// reads the last one at restore to check the devices and find the drives a
+// clone must switch, before it launches anything and without relying on
+// what a restored Firecracker reports.
 const (
-	StateFile  = "vmstate"
-	MemoryFile = "memory"
+	StateFile   = "vmstate"
+	MemoryFile  = "memory"
+	DevicesFile = "devices.json"
 )
 
 var _ vmm.Snapshotter = (*Driver)(nil)
@@ -45,7 +52,12 @@ func (d *Driver) SaveState(ctx context.Context, h vmm.Handle, dir string) error 
 		// directory, not the caller's.
 		return fail(fmt.Errorf("snapshot directory %q is not an absolute path", dir))
 	}
-	err := NewClient(h.APISocket).PutSnapshotCreate(ctx, SnapshotCreateParams{
+	c := NewClient(h.APISocket)
+	cfg, err := c.GetVMConfig(ctx)
+	if err != nil {
+		return &vmm.Error{VM: handleVM(h), Step: "GET /vm/config", Err: err}
+	}
+	err = c.PutSnapshotCreate(ctx, SnapshotCreateParams{
 		SnapshotType: SnapshotFull,
 		SnapshotPath: filepath.Join(dir, StateFile),
 		MemFilePath:  filepath.Join(dir, MemoryFile),
@@ -53,29 +65,53 @@ func (d *Driver) SaveState(ctx context.Context, h vmm.Handle, dir string) error 
 	if err != nil {
 		return fail(err)
 	}
+	data, err := json.MarshalIndent(cfg, "", "  ")
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, DevicesFile), append(data, '\n'), 0o600)
+	}
+	if err != nil {
+		return &vmm.Error{VM: handleVM(h), Step: "write " + DevicesFile, Err: err}
+	}
 	return nil
 }
 
 // Restore launches a new firecracker for spec, as Start does, and loads the
 // snapshot in dir into it instead of booting: the tap and the vsock socket
 // are spec's (network and vsock overrides), and drives whose paths differ
-// from the snapshot's (a clone) are switched to spec's disks before the
-// guest runs again. On any failure the process and its sockets are gone.
+// from the source VM's (a clone; DevicesFile records them) are switched to
+// spec's disks before the guest runs again. A snapshot whose devices do not
+// match spec's is refused before anything is launched. On any failure the
+// process and its sockets are gone.
 //
 // Firecracker reopens the drives at the paths recorded in the snapshot
 // during the load, so those files must still exist then, even for a clone
 // whose own disks are elsewhere; the guest never runs on them.
 func (d *Driver) Restore(ctx context.Context, spec vmm.Spec, dir string) (vmm.Handle, error) {
+	fail := func(err error) (vmm.Handle, error) {
+		return vmm.Handle{}, &vmm.Error{VM: vmName(spec), Step: "check snapshot", Err: err}
+	}
+	if !filepath.IsAbs(dir) {
+		return fail(fmt.Errorf("snapshot directory %q is not an absolute path", dir))
+	}
 	state, mem := filepath.Join(dir, StateFile), filepath.Join(dir, MemoryFile)
 	for _, f := range []string{state, mem} {
-		if !filepath.IsAbs(f) {
-			return vmm.Handle{}, &vmm.Error{VM: vmName(spec), Step: "check snapshot",
-				Err: fmt.Errorf("snapshot directory %q is not an absolute path", dir)}
-		}
 		if _, err := os.Stat(f); err != nil {
-			return vmm.Handle{}, &vmm.Error{VM: vmName(spec), Step: "check snapshot",
-				Err: fmt.Errorf("%w: the snapshot is incomplete (take it again or delete it)", err)}
+			return fail(fmt.Errorf("%w: the snapshot is incomplete (take it again or delete it)", err))
 		}
+	}
+	src, err := readDevices(filepath.Join(dir, DevicesFile))
+	if err != nil {
+		return fail(err)
+	}
+	if err := checkNetwork(spec, src); err != nil {
+		return fail(err)
+	}
+	if src.Vsock == nil {
+		return fail(errors.New("the snapshot's guest has no vsock device, so no agent channel: it was not taken by banger"))
+	}
+	patches, err := drivePatches(spec, src)
+	if err != nil {
+		return fail(err)
 	}
 	p, err := d.launch(ctx, spec)
 	if err != nil {
@@ -104,17 +140,6 @@ func (d *Driver) Restore(ctx context.Context, spec vmm.Spec, dir string) (vmm.Ha
 			return p.undo("reclaim vsock socket", err)
 		}
 	}
-	cfg, err := c.GetVMConfig(ctx)
-	if err != nil {
-		return p.undo("GET /vm/config", err)
-	}
-	if err := checkRestoredNetwork(spec, cfg); err != nil {
-		return p.undo("check restored devices", err)
-	}
-	patches, err := drivePatches(spec, cfg)
-	if err != nil {
-		return p.undo("check restored devices", err)
-	}
 	for _, pd := range patches {
 		if err := c.PatchDrive(ctx, pd); err != nil {
 			return p.undo("PATCH /drives/"+pd.DriveID, err)
@@ -126,16 +151,32 @@ func (d *Driver) Restore(ctx context.Context, spec vmm.Spec, dir string) (vmm.Ha
 	return p.handle, nil
 }
 
-// checkRestoredNetwork refuses a snapshot whose guest has a network
-// interface when spec has no tap: the load would have reopened the source
-// VM's tap.
-func checkRestoredNetwork(spec vmm.Spec, cfg FullVMConfig) error {
-	if spec.TapName != "" {
-		return nil // the override named eth0, so the load checked it exists
+// readDevices reads the source VM's configuration SaveState recorded.
+func readDevices(path string) (FullVMConfig, error) {
+	var cfg FullVMConfig
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("%w: the snapshot is incomplete (take it again or delete it)", err)
 	}
-	if len(cfg.NetworkInterfaces) > 0 {
-		n := cfg.NetworkInterfaces[0]
-		return fmt.Errorf("the snapshot's guest has network interface %s (tap %s) but this VM has no tap", n.IfaceID, n.HostDevName)
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return cfg, fmt.Errorf("%s: %w (the snapshot is damaged: take it again or delete it)", path, err)
+	}
+	return cfg, nil
+}
+
+// checkNetwork matches the source's network interfaces with spec's tap:
+// the load reopens a tap for each interface, and only eth0 is overridden.
+func checkNetwork(spec vmm.Spec, src FullVMConfig) error {
+	for _, n := range src.NetworkInterfaces {
+		if n.IfaceID != "eth0" {
+			return fmt.Errorf("the snapshot's guest has network interface %s, which banger does not create", n.IfaceID)
+		}
+		if spec.TapName == "" {
+			return fmt.Errorf("the snapshot's guest has network interface eth0 (tap %s) but this VM has no tap", n.HostDevName)
+		}
+	}
+	if spec.TapName != "" && len(src.NetworkInterfaces) == 0 {
+		return fmt.Errorf("this VM has tap %s but the snapshot's guest has no network interface", spec.TapName)
 	}
 	return nil
 }
@@ -143,13 +184,13 @@ func checkRestoredNetwork(spec vmm.Spec, cfg FullVMConfig) error {
 // drivePatches lists the PATCH /drives calls that point the restored
 // drives at spec's disks, and refuses a snapshot whose drives do not match
 // spec's.
-func drivePatches(spec vmm.Spec, cfg FullVMConfig) ([]PartialDrive, error) {
+func drivePatches(spec vmm.Spec, src FullVMConfig) ([]PartialDrive, error) {
 	want := map[string]string{DriveRoot: spec.RootfsPath}
 	if spec.WorkDiskPath != "" {
 		want[DriveWork] = spec.WorkDiskPath
 	}
 	var patches []PartialDrive
-	for _, dr := range cfg.Drives {
+	for _, dr := range src.Drives {
 		path, ok := want[dr.DriveID]
 		if !ok {
 			return nil, fmt.Errorf("the snapshot's guest has drive %s (%s), which this VM does not have", dr.DriveID, dr.PathOnHost)

@@ -59,7 +59,7 @@ func snapshotOf(t *testing.T, d *firecracker.Driver, spec vmm.Spec) (vmm.Handle,
 	if err := d.SaveState(ctx, h, dir); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{firecracker.StateFile, firecracker.MemoryFile} {
+	for _, f := range []string{firecracker.StateFile, firecracker.MemoryFile, firecracker.DevicesFile} {
 		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() == 0 {
 			t.Fatalf("%s after SaveState: %v %v", f, fi, err)
 		}
@@ -225,13 +225,33 @@ func TestRestoreFailuresLeaveNothing(t *testing.T) {
 	t.Run("no tap for a guest with a network interface", func(t *testing.T) {
 		spec := newSpec(t)
 		_, err := d.Restore(context.Background(), spec, dir)
-		assertFailedCleanly(t, spec, err, "check restored devices", "has network interface eth0 (tap bg-src0) but this VM has no tap")
+		assertFailedCleanly(t, spec, err, "check snapshot", "has network interface eth0 (tap bg-src0) but this VM has no tap")
+	})
+	t.Run("tap for a guest without a network interface", func(t *testing.T) {
+		noNet := newSpec(t)
+		h, _, dir2 := snapshotOf(t, d, noNet)
+		d.Stop(context.Background(), h, time.Second)
+		spec := newSpec(t)
+		spec.TapName = "bg-clone0"
+		_, err := d.Restore(context.Background(), spec, dir2)
+		assertFailedCleanly(t, spec, err, "check snapshot", "the snapshot's guest has no network interface")
+	})
+	t.Run("devices record missing", func(t *testing.T) {
+		partial := t.TempDir()
+		for _, f := range []string{firecracker.StateFile, firecracker.MemoryFile} {
+			data, _ := os.ReadFile(filepath.Join(dir, f))
+			os.WriteFile(filepath.Join(partial, f), data, 0o600)
+		}
+		spec := newSpec(t)
+		spec.TapName = "bg-clone0"
+		_, err := d.Restore(context.Background(), spec, partial)
+		assertFailedCleanly(t, spec, err, "check snapshot", firecracker.DevicesFile)
 	})
 	t.Run("no work disk for a guest with one", func(t *testing.T) {
 		spec := newSpec(t)
 		spec.TapName, spec.WorkDiskPath = "bg-clone0", ""
 		_, err := d.Restore(context.Background(), spec, dir)
-		assertFailedCleanly(t, spec, err, "check restored devices", "drive work")
+		assertFailedCleanly(t, spec, err, "check snapshot", "drive work")
 	})
 	t.Run("source disks gone", func(t *testing.T) {
 		spec := newSpec(t)
