@@ -295,3 +295,51 @@ func TestRestoreWithRealTaps(t *testing.T) {
 		t.Errorf("clone agent %+v", h)
 	}
 }
+
+// BenchmarkRestore measures Restore against the fake (checks, process
+// launch, socket wait, serial, load, resume) from one saved state, then
+// stops the VM. Compare with BenchmarkStart from the same run.
+func BenchmarkRestore(b *testing.B) {
+	d := newDriver()
+	dir := b.TempDir()
+	for _, f := range []string{"vmlinux", "rootfs.ext4", "work.ext4"} {
+		os.WriteFile(filepath.Join(dir, f), []byte(f), 0o600)
+	}
+	spec := vmm.Spec{
+		VMID: "bench002", VCPUs: 1, MemoryMiB: 128, KernelPath: filepath.Join(dir, "vmlinux"),
+		RootfsPath: filepath.Join(dir, "rootfs.ext4"), WorkDiskPath: filepath.Join(dir, "work.ext4"),
+		APISocket: filepath.Join(dir, "api.sock"), AgentSocket: filepath.Join(dir, "v.sock"), VsockCID: 3,
+		ConsoleLog: filepath.Join(dir, "console.log"), VMMLog: filepath.Join(dir, "vmm.log"),
+	}
+	ctx := context.Background()
+	h, err := d.Start(ctx, spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	snap := filepath.Join(dir, "snap")
+	os.Mkdir(snap, 0o700)
+	if err := d.Pause(ctx, h); err != nil {
+		b.Fatal(err)
+	}
+	if err := d.SaveState(ctx, h, snap); err != nil {
+		b.Fatal(err)
+	}
+	if err := d.Stop(ctx, h, time.Second); err != nil {
+		b.Fatal(err)
+	}
+	var total time.Duration
+	for b.Loop() {
+		start := time.Now()
+		h, err := d.Restore(ctx, spec, snap)
+		total += time.Since(start)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := d.Stop(ctx, h, 2*time.Second); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/restore")
+}
