@@ -216,13 +216,20 @@ func (d *Driver) launch(ctx context.Context, spec vmm.Spec) (*launched, error) {
 // undo kills the process, removes its sockets and returns the failure of
 // step with the tail of the process's log.
 func (p *launched) undo(step string, err error) (vmm.Handle, error) {
-	// The pid is our unreaped child, so it cannot belong to anyone else:
-	// match no command line (a child killed before its exec finished
-	// does not show firecracker's yet, and must die all the same).
-	vmm.Terminate(p.handle.PID, "", p.d.opts.KillGrace)
 	select {
 	case <-p.exited:
-	case <-time.After(p.d.opts.KillGrace):
+		// Already gone and reaped (Firecracker exits by itself after a
+		// failed snapshot load): its pid may no longer be ours to signal.
+	default:
+		// The pid is our unreaped child, so it cannot belong to anyone
+		// else: match no command line (a child killed before its exec
+		// finished does not show firecracker's yet, and must die all the
+		// same).
+		vmm.Terminate(p.handle.PID, "", p.d.opts.KillGrace)
+		select {
+		case <-p.exited:
+		case <-time.After(p.d.opts.KillGrace):
+		}
 	}
 	removeSocket(p.spec.APISocket)
 	removeSocket(p.spec.AgentSocket)
