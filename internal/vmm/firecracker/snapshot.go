@@ -7,21 +7,29 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/banger-dev/banger/internal/vmm"
 )
 
 // Files SaveState writes into the snapshot directory: Firecracker's
 // microVM state (devices, vCPUs), the guest memory (mem_size_mib long), and
-// the source VM's configuration as GET /vm/config reported it. The driver
-// reads the last one at restore to check the devices and find the drives a
-// clone must switch, before it launches anything and without relying on
-// what a restored Firecracker reports.
+// the driver's own record of the source (SourceFile).
 const (
-	StateFile   = "vmstate"
-	MemoryFile  = "memory"
-	DevicesFile = "devices.json"
+	StateFile  = "vmstate"
+	MemoryFile = "memory"
+	SourceFile = "firecracker.json"
 )
+
+// Source is SourceFile: the Firecracker release that took the snapshot (a
+// memory snapshot loads only in that release) and the source VM's
+// configuration as GET /vm/config reported it. Restore reads it to check
+// the devices and find the drives a clone must switch before it launches
+// anything, without relying on what a restored Firecracker reports.
+type Source struct {
+	VMMVersion string       `json:"vmm_version"`
+	Config     FullVMConfig `json:"config"`
+}
 
 var _ vmm.Snapshotter = (*Driver)(nil)
 
@@ -53,6 +61,10 @@ func (d *Driver) SaveState(ctx context.Context, h vmm.Handle, dir string) error 
 		return fail(fmt.Errorf("snapshot directory %q is not an absolute path", dir))
 	}
 	c := NewClient(h.APISocket)
+	info, err := c.GetInstanceInfo(ctx)
+	if err != nil {
+		return &vmm.Error{VM: handleVM(h), Step: "GET /", Err: err}
+	}
 	cfg, err := c.GetVMConfig(ctx)
 	if err != nil {
 		return &vmm.Error{VM: handleVM(h), Step: "GET /vm/config", Err: err}
@@ -65,12 +77,12 @@ func (d *Driver) SaveState(ctx context.Context, h vmm.Handle, dir string) error 
 	if err != nil {
 		return fail(err)
 	}
-	data, err := json.MarshalIndent(cfg, "", "  ")
+	data, err := json.MarshalIndent(Source{VMMVersion: info.VMMVersion, Config: cfg}, "", "  ")
 	if err == nil {
-		err = os.WriteFile(filepath.Join(dir, DevicesFile), append(data, '\n'), 0o600)
+		err = os.WriteFile(filepath.Join(dir, SourceFile), append(data, '\n'), 0o600)
 	}
 	if err != nil {
-		return &vmm.Error{VM: handleVM(h), Step: "write " + DevicesFile, Err: err}
+		return &vmm.Error{VM: handleVM(h), Step: "write " + SourceFile, Err: err}
 	}
 	return nil
 }
@@ -78,7 +90,7 @@ func (d *Driver) SaveState(ctx context.Context, h vmm.Handle, dir string) error 
 // Restore launches a new firecracker for spec, as Start does, and loads the
 // snapshot in dir into it instead of booting: the tap and the vsock socket
 // are spec's (network and vsock overrides), and drives whose paths differ
-// from the source VM's (a clone; DevicesFile records them) are switched to
+// from the source VM's (a clone; SourceFile records them) are switched to
 // spec's disks before the guest runs again. A snapshot whose devices do not
 // match spec's is refused before anything is launched. On any failure the
 // process and its sockets are gone.
@@ -99,10 +111,11 @@ func (d *Driver) Restore(ctx context.Context, spec vmm.Spec, dir string) (vmm.Ha
 			return fail(fmt.Errorf("%w: the snapshot is incomplete (take it again or delete it)", err))
 		}
 	}
-	src, err := readDevices(filepath.Join(dir, DevicesFile))
+	source, err := readSource(filepath.Join(dir, SourceFile))
 	if err != nil {
 		return fail(err)
 	}
+	src := source.Config
 	if err := checkNetwork(spec, src); err != nil {
 		return fail(err)
 	}
@@ -118,6 +131,15 @@ func (d *Driver) Restore(ctx context.Context, spec vmm.Spec, dir string) (vmm.Ha
 		return vmm.Handle{}, err
 	}
 	c := NewClient(spec.APISocket)
+	info, err := c.GetInstanceInfo(ctx)
+	if err != nil {
+		return p.undo("GET /", err)
+	}
+	if trimV(info.VMMVersion) != trimV(source.VMMVersion) {
+		return p.undo("check Firecracker version", fmt.Errorf(
+			"the snapshot was taken by Firecracker %s and this is %s: a memory snapshot loads only in the release that made it "+
+				"(restore it with that release, or use a disk-only snapshot)", source.VMMVersion, info.VMMVersion))
+	}
 	// The serial console is not a boot resource: it may precede the load.
 	if err := c.PutSerial(ctx, Serial{SerialOutPath: spec.ConsoleLog}); err != nil {
 		return p.undo("PUT /serial", err)
@@ -151,18 +173,24 @@ func (d *Driver) Restore(ctx context.Context, spec vmm.Spec, dir string) (vmm.Ha
 	return p.handle, nil
 }
 
-// readDevices reads the source VM's configuration SaveState recorded.
-func readDevices(path string) (FullVMConfig, error) {
-	var cfg FullVMConfig
+// readSource reads what SaveState recorded about the source VM.
+func readSource(path string) (Source, error) {
+	var src Source
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return cfg, fmt.Errorf("%w: the snapshot is incomplete (take it again or delete it)", err)
+		return src, fmt.Errorf("%w: the snapshot is incomplete (take it again or delete it)", err)
 	}
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		return cfg, fmt.Errorf("%s: %w (the snapshot is damaged: take it again or delete it)", path, err)
+	if err := json.Unmarshal(data, &src); err != nil {
+		return src, fmt.Errorf("%s: %w (the snapshot is damaged: take it again or delete it)", path, err)
 	}
-	return cfg, nil
+	if src.VMMVersion == "" {
+		return src, fmt.Errorf("%s records no Firecracker version (the snapshot is damaged: take it again or delete it)", path)
+	}
+	return src, nil
 }
+
+// trimV drops the "v" some places put before a version number.
+func trimV(v string) string { return strings.TrimPrefix(v, "v") }
 
 // checkNetwork matches the source's network interfaces with spec's tap:
 // the load reopens a tap for each interface, and only eth0 is overridden.

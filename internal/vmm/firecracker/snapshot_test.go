@@ -46,6 +46,16 @@ func agentHealth(t *testing.T, sock string) api.AgentHealth {
 	return h
 }
 
+// linkFiles hard-links files of dir into to (the memory file is large).
+func linkFiles(t *testing.T, dir, to string, files ...string) {
+	t.Helper()
+	for _, f := range files {
+		if err := os.Link(filepath.Join(dir, f), filepath.Join(to, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // snapshotOf starts spec, pauses it and saves its state into a new dir.
 func snapshotOf(t *testing.T, d *firecracker.Driver, spec vmm.Spec) (vmm.Handle, api.AgentHealth, string) {
 	t.Helper()
@@ -59,7 +69,7 @@ func snapshotOf(t *testing.T, d *firecracker.Driver, spec vmm.Spec) (vmm.Handle,
 	if err := d.SaveState(ctx, h, dir); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{firecracker.StateFile, firecracker.MemoryFile, firecracker.DevicesFile} {
+	for _, f := range []string{firecracker.StateFile, firecracker.MemoryFile, firecracker.SourceFile} {
 		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() == 0 {
 			t.Fatalf("%s after SaveState: %v %v", f, fi, err)
 		}
@@ -236,16 +246,29 @@ func TestRestoreFailuresLeaveNothing(t *testing.T) {
 		_, err := d.Restore(context.Background(), spec, dir2)
 		assertFailedCleanly(t, spec, err, "check snapshot", "the snapshot's guest has no network interface")
 	})
-	t.Run("devices record missing", func(t *testing.T) {
-		partial := t.TempDir()
-		for _, f := range []string{firecracker.StateFile, firecracker.MemoryFile} {
-			data, _ := os.ReadFile(filepath.Join(dir, f))
-			os.WriteFile(filepath.Join(partial, f), data, 0o600)
+	t.Run("other Firecracker release", func(t *testing.T) {
+		other := t.TempDir()
+		linkFiles(t, dir, other, firecracker.StateFile, firecracker.MemoryFile)
+		data, _ := os.ReadFile(filepath.Join(dir, firecracker.SourceFile))
+		var src firecracker.Source
+		if err := json.Unmarshal(data, &src); err != nil || src.VMMVersion != "1.16.1" {
+			t.Fatalf("%s: %+v %v", firecracker.SourceFile, src, err)
 		}
+		src.VMMVersion = "1.15.0"
+		data, _ = json.Marshal(src)
+		os.WriteFile(filepath.Join(other, firecracker.SourceFile), data, 0o600)
+		spec := newSpec(t)
+		spec.TapName = "bg-clone0"
+		_, err := d.Restore(context.Background(), spec, other)
+		assertFailedCleanly(t, spec, err, "check Firecracker version", "taken by Firecracker 1.15.0 and this is 1.16.1")
+	})
+	t.Run("source record missing", func(t *testing.T) {
+		partial := t.TempDir()
+		linkFiles(t, dir, partial, firecracker.StateFile, firecracker.MemoryFile)
 		spec := newSpec(t)
 		spec.TapName = "bg-clone0"
 		_, err := d.Restore(context.Background(), spec, partial)
-		assertFailedCleanly(t, spec, err, "check snapshot", firecracker.DevicesFile)
+		assertFailedCleanly(t, spec, err, "check snapshot", firecracker.SourceFile)
 	})
 	t.Run("no work disk for a guest with one", func(t *testing.T) {
 		spec := newSpec(t)
