@@ -22,14 +22,20 @@ const (
 )
 
 // Source is SourceFile: the Firecracker release that took the snapshot (a
-// memory snapshot loads only in that release) and the source VM's
-// configuration as GET /vm/config reported it. Restore reads it to check
-// the devices and find the drives a clone must switch before it launches
-// anything, without relying on what a restored Firecracker reports.
+// memory snapshot loads only in that release), the host CPU model it ran on
+// (and must be restored on), and the source VM's configuration as GET
+// /vm/config reported it. Restore reads it to check the release, the CPU
+// and the devices and to find the drives a clone must switch, before it
+// launches anything and without relying on what a restored Firecracker
+// reports.
 type Source struct {
 	VMMVersion string       `json:"vmm_version"`
+	HostCPU    HostCPU      `json:"host_cpu"`
 	Config     FullVMConfig `json:"config"`
 }
+
+// cpuinfoPath is where the host's CPU model is read.
+const cpuinfoPath = "/proc/cpuinfo"
 
 var _ vmm.Snapshotter = (*Driver)(nil)
 
@@ -69,6 +75,10 @@ func (d *Driver) SaveState(ctx context.Context, h vmm.Handle, dir string) error 
 	if err != nil {
 		return &vmm.Error{VM: handleVM(h), Step: "GET /vm/config", Err: err}
 	}
+	cpu, err := readHostCPU(cpuinfoPath)
+	if err != nil {
+		return &vmm.Error{VM: handleVM(h), Step: "read host CPU model", Err: err}
+	}
 	err = c.PutSnapshotCreate(ctx, SnapshotCreateParams{
 		SnapshotType: SnapshotFull,
 		SnapshotPath: filepath.Join(dir, StateFile),
@@ -77,7 +87,7 @@ func (d *Driver) SaveState(ctx context.Context, h vmm.Handle, dir string) error 
 	if err != nil {
 		return fail(err)
 	}
-	data, err := json.MarshalIndent(Source{VMMVersion: info.VMMVersion, Config: cfg}, "", "  ")
+	data, err := json.MarshalIndent(Source{VMMVersion: info.VMMVersion, HostCPU: cpu, Config: cfg}, "", "  ")
 	if err == nil {
 		err = os.WriteFile(filepath.Join(dir, SourceFile), append(data, '\n'), 0o600)
 	}
@@ -114,6 +124,14 @@ func (d *Driver) Restore(ctx context.Context, spec vmm.Spec, dir string) (vmm.Ha
 	source, err := readSource(filepath.Join(dir, SourceFile))
 	if err != nil {
 		return fail(err)
+	}
+	cpu, err := readHostCPU(cpuinfoPath)
+	if err != nil {
+		return fail(fmt.Errorf("read host CPU model: %w", err))
+	}
+	if source.HostCPU.ID != cpu.ID {
+		return fail(fmt.Errorf("the snapshot was taken on a %s CPU and this host has a %s: a Firecracker memory snapshot "+
+			"restores only on the same CPU model (restore it on that host, or use a disk-only snapshot)", source.HostCPU, cpu))
 	}
 	src := source.Config
 	if err := checkNetwork(spec, src); err != nil {

@@ -262,6 +262,22 @@ func TestRestoreFailuresLeaveNothing(t *testing.T) {
 		_, err := d.Restore(context.Background(), spec, other)
 		assertFailedCleanly(t, spec, err, "check Firecracker version", "taken by Firecracker 1.15.0 and this is 1.16.1")
 	})
+	t.Run("other CPU model", func(t *testing.T) {
+		other := t.TempDir()
+		linkFiles(t, dir, other, firecracker.StateFile, firecracker.MemoryFile)
+		data, _ := os.ReadFile(filepath.Join(dir, firecracker.SourceFile))
+		var src firecracker.Source
+		if err := json.Unmarshal(data, &src); err != nil || src.HostCPU.ID == "" {
+			t.Fatalf("%s records no host CPU: %+v %v", firecracker.SourceFile, src, err)
+		}
+		src.HostCPU = firecracker.HostCPU{ID: "vendor_id=GenuineIntel cpu family=6 model=85", Name: "Intel Xeon"}
+		data, _ = json.Marshal(src)
+		os.WriteFile(filepath.Join(other, firecracker.SourceFile), data, 0o600)
+		spec := newSpec(t)
+		spec.TapName = "bg-clone0"
+		_, err := d.Restore(context.Background(), spec, other)
+		assertFailedCleanly(t, spec, err, "check snapshot", "taken on a Intel Xeon (vendor_id=GenuineIntel cpu family=6 model=85) CPU")
+	})
 	t.Run("source record missing", func(t *testing.T) {
 		partial := t.TempDir()
 		linkFiles(t, dir, partial, firecracker.StateFile, firecracker.MemoryFile)
