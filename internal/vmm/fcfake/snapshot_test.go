@@ -1,6 +1,7 @@
 package fcfake
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/sysexec"
 )
 
 // bootWithTap configures and starts a VM with a network interface eth0 on
@@ -241,5 +243,46 @@ func TestSnapshotLoadFailureEndsProcess(t *testing.T) {
 				t.Fatalf("Serve returned %v, want the load failure", err)
 			}
 		})
+	}
+}
+
+// TestSnapshotRestoreRunsRealAgent: with Options.Agent, the restored guest
+// runs a real banger-agent of its own and the new vsock socket reaches it.
+func TestSnapshotRestoreRunsRealAgent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds banger-agent")
+	}
+	agent := filepath.Join(t.TempDir(), "banger-agent")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if _, err := sysexec.Run(ctx, "go", "build", "-o", agent, "github.com/banger-dev/banger/cmd/banger-agent"); err != nil {
+		t.Fatal(err)
+	}
+	src := start(t, Options{Agent: agent})
+	src.configure()
+	src.must("PUT", "/actions", `{"action_type":"InstanceStart"}`, 204, "")
+	state, mem := src.snapshot(t.TempDir())
+	dst := start(t, Options{Agent: agent})
+	sock := dst.path("clone-v.sock")
+	dst.must("PUT", "/snapshot/load", fmt.Sprintf(`{"snapshot_path":%q,"mem_backend":{"backend_type":"File","backend_path":%q},"resume_vm":true,"vsock_override":{"uds_path":%q}}`,
+		state, mem, sock), 204, "")
+	// The real agent may take a moment to listen: the vsock closes the
+	// connection until it does, as a guest's would.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		conn, err := connect(sock, 1024)
+		if err == nil {
+			var h api.AgentHealth
+			getJSON(t, conn, "/healthz", &h)
+			conn.Close()
+			if h.Status != "ok" || h.Version == AgentVersion {
+				t.Fatalf("healthz = %+v, want the real agent's", h)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the restored guest's real agent never answered: %v\nconsole: %s", err, dst.console.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
