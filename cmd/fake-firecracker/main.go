@@ -1,7 +1,9 @@
 // Command fake-firecracker stands in for the firecracker binary where the
 // real one cannot run (no /dev/kvm, CI): it takes the same --api-sock and
 // --id flags, serves the Firecracker v1.16.1 API with internal/vmm/fcfake and
-// writes the "guest" console to stdout. It boots nothing.
+// writes the "guest" console to stdout. It boots nothing. Snapshots write
+// real files, and like Firecracker it exits with status 1 after a snapshot
+// load that failed.
 //
 // Test hooks (environment): FAKE_FC_FAIL="PUT /boot-source" answers that
 // call with 400; FAKE_FC_HANG_STOP=1 ignores SendCtrlAltDel;

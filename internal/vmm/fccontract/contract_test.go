@@ -120,6 +120,24 @@ func TestDriverRequestsMatchSpec(t *testing.T) {
 			t.Errorf("%s: %v", call.name, err)
 		}
 	}
+	// Snapshot and restore as a clone (other disks, tap and sockets): the
+	// driver's PATCH /vm, /snapshot/create, /snapshot/load and drive switch.
+	snapDir := t.TempDir()
+	if err := d.Pause(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SaveState(ctx, h, snapDir); err != nil {
+		t.Fatal(err)
+	}
+	clone := newSpec(t)
+	clone.VMID, clone.TapName = "5e6f7a8b", "bg-5e6f7a8b"
+	ch, err := d.Restore(ctx, clone, snapDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Stop(ctx, ch, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	if err := d.Stop(ctx, h, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +202,8 @@ func TestDriverRequestsMatchSpec(t *testing.T) {
 		"PUT /machine-config", "PUT /serial", "PUT /boot-source", "PUT /drives/rootfs", "PUT /drives/work",
 		"PUT /network-interfaces/eth0", "PUT /vsock", "PUT /actions InstanceStart", "PUT /actions SendCtrlAltDel",
 		"PUT /actions FlushMetrics", "GET /", "GET /vm/config", "PATCH /drives/work", "PATCH /vm Paused",
-		"PATCH /vm Resumed", "PUT /logger", "PUT /metrics",
+		"PATCH /vm Resumed", "PUT /logger", "PUT /metrics", "PUT /snapshot/create", "PUT /snapshot/load",
+		"PATCH /drives/rootfs",
 	}
 	for _, w := range want {
 		if !seen[w] {
@@ -236,6 +255,11 @@ func TestDriverTypesUseSpecFieldNames(t *testing.T) {
 		"RateLimiter":          firecracker.RateLimiter{},
 		"TokenBucket":          firecracker.TokenBucket{},
 		"FullVmConfiguration":  firecracker.FullVMConfig{},
+		"SnapshotCreateParams": firecracker.SnapshotCreateParams{},
+		"SnapshotLoadParams":   firecracker.SnapshotLoadParams{},
+		"MemoryBackend":        firecracker.MemoryBackend{},
+		"NetworkOverride":      firecracker.NetworkOverride{},
+		"VsockOverride":        firecracker.VsockOverride{},
 	} {
 		props, err := spec.Properties(def)
 		if err != nil {
@@ -259,6 +283,10 @@ func TestDriverTypesUseSpecFieldNames(t *testing.T) {
 		{"InstanceInfo", "state", firecracker.StateNotStarted},
 		{"InstanceInfo", "state", firecracker.StateRunning},
 		{"InstanceInfo", "state", firecracker.StatePaused},
+		{"SnapshotCreateParams", "snapshot_type", firecracker.SnapshotFull},
+		{"SnapshotCreateParams", "snapshot_type", firecracker.SnapshotDiff},
+		{"MemoryBackend", "backend_type", firecracker.MemBackendFile},
+		{"MemoryBackend", "backend_type", firecracker.MemBackendUffd},
 	} {
 		if !contains(spec.Definitions[c.def].Properties[c.prop].Enum, c.v) {
 			t.Errorf("%s.%s: %q not in the spec's enum", c.def, c.prop, c.v)
@@ -296,6 +324,7 @@ func TestFakeResponsesMatchSpec(t *testing.T) {
 	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	}}}
+	snapBody := `{"snapshot_path":"` + filepath.Join(dir, "vmstate") + `","mem_file_path":"` + filepath.Join(dir, "memory") + `"}`
 	steps := []struct {
 		method, path, body string
 		status             int
@@ -304,7 +333,10 @@ func TestFakeResponsesMatchSpec(t *testing.T) {
 		{"GET", "/vm/config", "", 200},
 		{"GET", "/machine-config", "", 200},
 		{"GET", "/version", "", 200},
+		{"PUT", "/snapshot/load", `{"snapshot_path":"/s"}`, 400},
+		{"PUT", "/snapshot/create", snapBody, 400},
 		{"PUT", "/machine-config", `{"vcpu_count":2,"mem_size_mib":256}`, 204},
+		{"PUT", "/snapshot/load", `{"snapshot_path":"/s","mem_backend":{"backend_type":"File","backend_path":"/m"}}`, 400},
 		{"PUT", "/boot-source", `{"kernel_image_path":"` + filepath.Join(dir, "vmlinux") + `","boot_args":"console=ttyS0"}`, 204},
 		{"PUT", "/drives/rootfs", `{"drive_id":"rootfs","is_root_device":true,"path_on_host":"` + filepath.Join(dir, "rootfs.ext4") + `"}`, 204},
 		{"PUT", "/network-interfaces/eth0", `{"iface_id":"eth0","host_dev_name":"bg-1a2b3c4d","guest_mac":"06:00:ac:1e:00:02"}`, 204},
@@ -317,6 +349,12 @@ func TestFakeResponsesMatchSpec(t *testing.T) {
 		{"GET", "/", "", 200},
 		{"GET", "/vm/config", "", 200},
 		{"PUT", "/boot-source", `{"kernel_image_path":"/x"}`, 400},
+		{"PUT", "/snapshot/create", snapBody, 400}, // running
+		{"PATCH", "/vm", `{"state":"Paused"}`, 204},
+		{"PUT", "/snapshot/create", `{"snapshot_type":"Diff","snapshot_path":"/s","mem_file_path":"/m"}`, 400},
+		{"PUT", "/snapshot/create", snapBody, 204},
+		{"PUT", "/snapshot/load", `{"snapshot_path":"/s","mem_backend":{"backend_type":"File","backend_path":"/m"}}`, 400},
+		{"PATCH", "/vm", `{"state":"Resumed"}`, 204},
 	}
 	for _, s := range steps {
 		var body io.Reader
@@ -425,6 +463,17 @@ func TestValidatorCatchesViolations(t *testing.T) {
 		{"PUT", "/nosuch", `{}`, "no such path"},
 		{"DELETE", "/drives/rootfs", ``, "no DELETE"},
 		{"GET", "/", `{}`, "takes no body"},
+		{"PUT", "/snapshot/create", `{"snapshot_type":"Full","snapshot_path":"/s","mem_file_path":"/m"}`, ""},
+		{"PUT", "/snapshot/create", `{"snapshot_path":"/s"}`, `required property "mem_file_path"`},
+		{"PUT", "/snapshot/create", `{"snapshot_type":"Incremental","snapshot_path":"/s","mem_file_path":"/m"}`, "not one of"},
+		{"PUT", "/snapshot/load", `{"snapshot_path":"/s","mem_backend":{"backend_type":"File","backend_path":"/m"},"resume_vm":true,` +
+			`"network_overrides":[{"iface_id":"eth0","host_dev_name":"tap1"}],"vsock_override":{"uds_path":"/v"},"clock_realtime":true,"track_dirty_pages":true}`, ""},
+		{"PUT", "/snapshot/load", `{"snapshot_path":"/s","mem_backend":{"backend_type":"File"}}`, `required property "backend_path"`},
+		{"PUT", "/snapshot/load", `{"snapshot_path":"/s","mem_backend":{"backend_type":"Disk","backend_path":"/m"}}`, "not one of"},
+		{"PUT", "/snapshot/load", `{"snapshot_path":"/s","mem_file_path":"/m","network_overrides":[{"iface_id":"eth0"}]}`, `required property "host_dev_name"`},
+		{"PUT", "/snapshot/load", `{"snapshot_path":"/s","mem_file_path":"/m","vsock_override":{}}`, `required property "uds_path"`},
+		{"PUT", "/snapshot/load", `{"mem_file_path":"/m"}`, `required property "snapshot_path"`},
+		{"PUT", "/snapshot/load", `{"snapshot_path":"/s","mem_file_path":"/m","resume":true}`, `unknown property "resume"`},
 	} {
 		err := spec.ValidateRequest(c.method, c.path, []byte(c.body))
 		switch {
@@ -439,5 +488,105 @@ func TestValidatorCatchesViolations(t *testing.T) {
 	}
 	if err := spec.ValidateResponse("PUT", "/actions", 204, []byte(`{"x":1}`)); err == nil {
 		t.Error("a 204 with a body passed")
+	}
+}
+
+// TestFakeSnapshotCallsRejectWhatTheSpecRejects sends snapshot bodies that
+// break the spec to a fresh fake (load) and to a paused one (create): each
+// must be refused with a 400 Error, as an argument error that does not end
+// the process. The exactly-one memory rule, which the spec states only in
+// prose, is held to the same standard.
+func TestFakeSnapshotCallsRejectWhatTheSpecRejects(t *testing.T) {
+	spec := loadSpec(t)
+	dir := t.TempDir()
+	for _, f := range []string{"vmlinux", "rootfs.ext4"} {
+		os.WriteFile(filepath.Join(dir, f), nil, 0o600)
+	}
+	serve := func(name string) *http.Client {
+		sock := filepath.Join(dir, name+".sock")
+		l, err := net.Listen("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- fcfake.Serve(ctx, l, fcfake.Options{ID: name}) }()
+		t.Cleanup(func() { cancel(); <-done })
+		return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}}}
+	}
+	send := func(hc *http.Client, method, path, body string) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(method, "http://localhost"+path, strings.NewReader(body))
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s %s: %v", method, path, body, err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, data
+	}
+	fresh := serve("fresh")
+	paused := serve("paused")
+	for _, step := range []struct{ method, path, body string }{
+		{"PUT", "/boot-source", `{"kernel_image_path":"` + filepath.Join(dir, "vmlinux") + `"}`},
+		{"PUT", "/drives/rootfs", `{"drive_id":"rootfs","is_root_device":true,"path_on_host":"` + filepath.Join(dir, "rootfs.ext4") + `"}`},
+		{"PUT", "/actions", `{"action_type":"InstanceStart"}`},
+		{"PATCH", "/vm", `{"state":"Paused"}`},
+	} {
+		if code, data := send(paused, step.method, step.path, step.body); code != 204 {
+			t.Fatalf("%s %s: %d %s", step.method, step.path, code, data)
+		}
+	}
+	cases := []struct {
+		path, body  string
+		specInvalid bool
+	}{
+		{"/snapshot/create", `{"snapshot_path":"/s"}`, true},
+		{"/snapshot/create", `{"mem_file_path":"/m"}`, true},
+		{"/snapshot/create", `{"snapshot_type":"Incremental","snapshot_path":"/s","mem_file_path":"/m"}`, true},
+		{"/snapshot/create", `{"snapshot_path":"/s","mem_file_path":"/m","version":"1.10.0"}`, true},
+		{"/snapshot/create", `{"snapshot_path":1,"mem_file_path":"/m"}`, true},
+		{"/snapshot/load", `{"mem_backend":{"backend_type":"File","backend_path":"/m"}}`, true},
+		{"/snapshot/load", `{"snapshot_path":"/s","mem_backend":{"backend_type":"File"}}`, true},
+		{"/snapshot/load", `{"snapshot_path":"/s","mem_backend":{"backend_path":"/m"}}`, true},
+		{"/snapshot/load", `{"snapshot_path":"/s","mem_backend":{"backend_type":"Disk","backend_path":"/m"}}`, true},
+		{"/snapshot/load", `{"snapshot_path":"/s","mem_file_path":"/m","network_overrides":[{"iface_id":"eth0"}]}`, true},
+		{"/snapshot/load", `{"snapshot_path":"/s","mem_file_path":"/m","network_overrides":{"iface_id":"eth0"}}`, true},
+		{"/snapshot/load", `{"snapshot_path":"/s","mem_file_path":"/m","vsock_override":{}}`, true},
+		{"/snapshot/load", `{"snapshot_path":"/s","mem_file_path":"/m","resume_vm":"yes"}`, true},
+		{"/snapshot/load", `{"snapshot_path":"/s","mem_file_path":"/m","resume":true}`, true},
+		// Valid for the schema, refused by the prose rule: exactly one of
+		// mem_backend and mem_file_path.
+		{"/snapshot/load", `{"snapshot_path":"/s"}`, false},
+		{"/snapshot/load", `{"snapshot_path":"/s","mem_file_path":"/m","mem_backend":{"backend_type":"File","backend_path":"/m"}}`, false},
+	}
+	for _, c := range cases {
+		err := spec.ValidateRequest("PUT", c.path, []byte(c.body))
+		if (err != nil) != c.specInvalid {
+			t.Errorf("spec verdict on %s %s: %v, want invalid=%v", c.path, c.body, err, c.specInvalid)
+		}
+		hc := fresh
+		if c.path == "/snapshot/create" {
+			hc = paused
+		}
+		code, data := send(hc, "PUT", c.path, c.body)
+		if code != 400 {
+			t.Errorf("fake accepted %s %s: %d %s", c.path, c.body, code, data)
+			continue
+		}
+		if err := spec.ValidateResponse("PUT", c.path, code, data); err != nil {
+			t.Errorf("%s %s: answer %s does not match the spec: %v", c.path, c.body, data, err)
+		}
+	}
+	// Argument errors leave both processes serving, as Firecracker does.
+	for _, hc := range []*http.Client{fresh, paused} {
+		if code, data := send(hc, "GET", "/", ""); code != 200 {
+			t.Fatalf("GET / after refused snapshot calls: %d %s", code, data)
+		}
+	}
+	if _, data := send(paused, "GET", "/", ""); !strings.Contains(string(data), `"state":"Paused"`) {
+		t.Errorf("paused instance: %s", data)
 	}
 }

@@ -3,7 +3,9 @@
 // the same HTTP API on the same kind of Unix socket with the same status
 // codes and rules (pre/post-boot, unknown fields, required fields, files
 // opened at PUT time), and its hybrid vsock plays a guest agent that answers
-// GET /healthz once the "guest" has started. It boots nothing.
+// GET /healthz once the "guest" has started. It boots nothing. Snapshots
+// (PUT /snapshot/create, /snapshot/load) write and read real files in the
+// fake's own format, so a new fake process resumes the same "guest".
 package fcfake
 
 import (
@@ -118,6 +120,9 @@ func Serve(ctx context.Context, l net.Listener, opts Options) error {
 	if f.console != nil {
 		f.console.Close()
 	}
+	if err == nil {
+		err = f.exitErr
+	}
 	f.mu.Unlock()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
@@ -134,7 +139,14 @@ type fake struct {
 	startedAt time.Time
 	bootID    string
 	exiting   bool
+	exitErr   error // why the process ends, when it is a failure
 	exit      chan struct{}
+	// bootPath is set by the first boot-specific configuration call;
+	// after it a snapshot load is refused, as Firecracker does.
+	bootPath bool
+	// restored: the VM came from a snapshot (GET /vm/config then shows no
+	// boot source, as Firecracker's does).
+	restored bool
 
 	machine machineConfig
 	boot    *bootSource
@@ -217,17 +229,17 @@ func (f *fake) route(method, path string, body []byte) (out any, flt fault) {
 	case method == http.MethodGet && path == "/version":
 		return map[string]string{"firecracker_version": VMMVersion}, ""
 	case method == http.MethodPut && path == "/machine-config":
-		return nil, f.preBoot(func() fault { return f.putMachine(body) })
+		return nil, f.bootResource(func() fault { return f.putMachine(body) })
 	case method == http.MethodPut && path == "/boot-source":
-		return nil, f.preBoot(func() fault { return f.putBoot(body) })
+		return nil, f.bootResource(func() fault { return f.putBoot(body) })
 	case method == http.MethodPut && resource == "drives" && id != "":
-		return nil, f.preBoot(func() fault { return f.putDrive(id, body) })
+		return nil, f.bootResource(func() fault { return f.putDrive(id, body) })
 	case method == http.MethodPatch && resource == "drives" && id != "":
 		return nil, f.postBoot(func() fault { return f.patchDrive(id, body) })
 	case method == http.MethodPut && resource == "network-interfaces" && id != "":
-		return nil, f.preBoot(func() fault { return f.putIface(id, body) })
+		return nil, f.bootResource(func() fault { return f.putIface(id, body) })
 	case method == http.MethodPut && path == "/vsock":
-		return nil, f.preBoot(func() fault { return f.putVsock(body) })
+		return nil, f.bootResource(func() fault { return f.putVsock(body) })
 	case method == http.MethodPut && path == "/logger":
 		return nil, f.preBoot(func() fault { return f.putLogger(body) })
 	case method == http.MethodPut && path == "/metrics":
@@ -238,6 +250,10 @@ func (f *fake) route(method, path string, body []byte) (out any, flt fault) {
 		return nil, f.action(body)
 	case method == http.MethodPatch && path == "/vm":
 		return nil, f.postBoot(func() fault { return f.patchVM(body) })
+	case method == http.MethodPut && path == "/snapshot/create":
+		return nil, f.snapshotCreate(body)
+	case method == http.MethodPut && path == "/snapshot/load":
+		return nil, f.snapshotLoad(body)
 	}
 	return nil, faultf("Invalid request method and/or path: %s %s.", method, path)
 }
@@ -246,6 +262,18 @@ func (f *fake) preBoot(do func() fault) fault {
 	if f.started {
 		return msgAfterStart
 	}
+	return do()
+}
+
+// bootResource is a pre-boot call that configures a boot-specific resource
+// (machine, boot source, drive, network interface, vsock). Firecracker marks
+// the boot path before it checks the body, so even a refused call rules out
+// a later snapshot load; the logger, metrics and serial do not.
+func (f *fake) bootResource(do func() fault) fault {
+	if f.started {
+		return msgAfterStart
+	}
+	f.bootPath = true
 	return do()
 }
 
@@ -651,6 +679,11 @@ func (f *fake) instanceStart() fault {
 	fmt.Fprintf(console, "fake-firecracker: booting kernel %s with boot args %q\n", *f.boot.KernelImagePath, f.bootArgs())
 	fmt.Fprintf(console, "fake-firecracker: %d vCPUs, %d MiB, %d drives, %d network interfaces\n",
 		*f.machine.VCPUCount, *f.machine.MemSizeMib, len(f.drives), len(f.ifaces))
+	return f.startGuestAgent(console)
+}
+
+// startGuestAgent brings up the guest's agent after a boot or a restore.
+func (f *fake) startGuestAgent(console io.Writer) fault {
 	if f.opts.NoAgent {
 		fmt.Fprintln(console, "fake-firecracker: guest agent failed to start (FAKE_FC_NO_AGENT)")
 	} else if f.opts.Agent != "" {
@@ -721,8 +754,12 @@ func (f *fake) instanceInfo() instanceInfo {
 }
 
 func (f *fake) fullConfig() fullConfig {
+	boot := f.boot
+	if f.restored {
+		boot = nil
+	}
 	c := fullConfig{
-		BootSource:        f.boot,
+		BootSource:        boot,
 		Drives:            append([]drive{}, f.drives...),
 		MachineConfig:     f.machine,
 		NetworkInterfaces: append([]networkInterface{}, f.ifaces...),

@@ -107,3 +107,37 @@ type fullConfig struct {
 	Logger            *loggerConfig      `json:"logger,omitempty"`
 	Metrics           *metricsConfig     `json:"metrics,omitempty"`
 }
+
+type snapshotCreateParams struct {
+	SnapshotType string  `json:"snapshot_type,omitempty"`
+	SnapshotPath *string `json:"snapshot_path"`
+	MemFilePath  *string `json:"mem_file_path"`
+}
+
+type memoryBackend struct {
+	BackendType *string `json:"backend_type"`
+	BackendPath *string `json:"backend_path"`
+}
+
+type networkOverride struct {
+	IfaceID     *string `json:"iface_id"`
+	HostDevName *string `json:"host_dev_name"`
+}
+
+type vsockOverride struct {
+	UDSPath *string `json:"uds_path"`
+}
+
+// snapshotLoadParams carries the deprecated fields too: Firecracker still
+// accepts them.
+type snapshotLoadParams struct {
+	SnapshotPath        *string           `json:"snapshot_path"`
+	MemFilePath         *string           `json:"mem_file_path,omitempty"`
+	MemBackend          *memoryBackend    `json:"mem_backend,omitempty"`
+	EnableDiffSnapshots bool              `json:"enable_diff_snapshots,omitempty"`
+	TrackDirtyPages     bool              `json:"track_dirty_pages,omitempty"`
+	ResumeVM            bool              `json:"resume_vm,omitempty"`
+	NetworkOverrides    []networkOverride `json:"network_overrides,omitempty"`
+	VsockOverride       *vsockOverride    `json:"vsock_override,omitempty"`
+	ClockRealtime       bool              `json:"clock_realtime,omitempty"`
+}

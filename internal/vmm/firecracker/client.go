@@ -121,6 +121,17 @@ func (c *Client) PatchVM(ctx context.Context, state string) error {
 	return c.do(ctx, http.MethodPatch, "/vm", VMState{State: state}, nil)
 }
 
+// PutSnapshotCreate is PUT /snapshot/create: the VM must be paused.
+func (c *Client) PutSnapshotCreate(ctx context.Context, p SnapshotCreateParams) error {
+	return c.do(ctx, http.MethodPut, "/snapshot/create", p, nil)
+}
+
+// PutSnapshotLoad is PUT /snapshot/load, on a fresh process only. A load
+// that fails past its argument checks ends the Firecracker process.
+func (c *Client) PutSnapshotLoad(ctx context.Context, p SnapshotLoadParams) error {
+	return c.do(ctx, http.MethodPut, "/snapshot/load", p, nil)
+}
+
 // do sends one call. Bodies go with a Content-Length (Firecracker does not
 // read chunked bodies). A refused call returns *APIError; a transport
 // failure is returned as is (the caller names the call).

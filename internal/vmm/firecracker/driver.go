@@ -112,12 +112,47 @@ func (d *Driver) Version(ctx context.Context) (string, error) {
 // Start launches firecracker in its own session, configures the VM and
 // boots it. On any failure it kills the process and removes its sockets.
 func (d *Driver) Start(ctx context.Context, spec vmm.Spec) (vmm.Handle, error) {
-	vmName := spec.Name
-	if vmName == "" {
-		vmName = spec.VMID
+	p, err := d.launch(ctx, spec)
+	if err != nil {
+		return vmm.Handle{}, err
 	}
-	fail := func(step string, err error) (vmm.Handle, error) {
-		return vmm.Handle{}, &vmm.Error{VM: vmName, Step: step, Err: err}
+	c := NewClient(spec.APISocket)
+	for _, call := range d.bootCalls(spec) {
+		if err := call.do(ctx, c); err != nil {
+			return p.undo(call.name, err)
+		}
+		if call.name == "PUT /vsock" && d.opts.Reclaim != nil {
+			if err := d.opts.Reclaim(ctx, spec.AgentSocket); err != nil {
+				return p.undo("reclaim vsock socket", err)
+			}
+		}
+	}
+	return p.handle, nil
+}
+
+// launched is a firecracker process that Start or Restore has not handed
+// over yet: undo kills it and removes what it made.
+type launched struct {
+	d        *Driver
+	spec     vmm.Spec
+	handle   vmm.Handle
+	exited   chan struct{}
+	logStart int64
+}
+
+// vmName names the VM in errors.
+func vmName(spec vmm.Spec) string {
+	if spec.Name != "" {
+		return spec.Name
+	}
+	return spec.VMID
+}
+
+// launch checks spec, clears stale sockets, starts firecracker in its own
+// session and waits for its API socket. On failure nothing is left.
+func (d *Driver) launch(ctx context.Context, spec vmm.Spec) (*launched, error) {
+	fail := func(step string, err error) (*launched, error) {
+		return nil, &vmm.Error{VM: vmName(spec), Step: step, Err: err}
 	}
 	if err := checkSpec(spec); err != nil {
 		return fail("check spec", err)
@@ -158,47 +193,50 @@ func (d *Driver) Start(ctx context.Context, spec vmm.Spec) (vmm.Handle, error) {
 	// parent; exited reports an early death while booting.
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
-	pid := cmd.Process.Pid
-
-	h := vmm.Handle{Driver: Name, PID: pid, APISocket: spec.APISocket, AgentSocket: spec.AgentSocket}
-	undo := func(step string, err error) (vmm.Handle, error) {
-		// The pid is our unreaped child, so it cannot belong to anyone else:
-		// match no command line (a child killed before its exec finished
-		// does not show firecracker's yet, and must die all the same).
-		vmm.Terminate(pid, "", d.opts.KillGrace)
-		select {
-		case <-exited:
-		case <-time.After(d.opts.KillGrace):
-		}
-		removeSocket(spec.APISocket)
-		removeSocket(spec.AgentSocket)
-		if tail := logTail(spec.VMMLog, logStart); tail != "" {
-			err = fmt.Errorf("%w; firecracker log (%s): %s", err, spec.VMMLog, tail)
-		}
-		return fail(step, err)
+	p := &launched{
+		d:        d,
+		spec:     spec,
+		handle:   vmm.Handle{Driver: Name, PID: cmd.Process.Pid, APISocket: spec.APISocket, AgentSocket: spec.AgentSocket},
+		exited:   exited,
+		logStart: logStart,
 	}
-
 	if err := waitSocket(ctx, spec.APISocket, d.opts.SocketTimeout, exited); err != nil {
-		return undo("wait for API socket", err)
+		_, err := p.undo("wait for API socket", err)
+		return nil, err
 	}
 	if d.opts.Reclaim != nil {
 		if err := d.opts.Reclaim(ctx, spec.APISocket); err != nil {
-			return undo("reclaim API socket", err)
+			_, err := p.undo("reclaim API socket", err)
+			return nil, err
 		}
 	}
+	return p, nil
+}
 
-	c := NewClient(spec.APISocket)
-	for _, call := range d.bootCalls(spec) {
-		if err := call.do(ctx, c); err != nil {
-			return undo(call.name, err)
-		}
-		if call.name == "PUT /vsock" && d.opts.Reclaim != nil {
-			if err := d.opts.Reclaim(ctx, spec.AgentSocket); err != nil {
-				return undo("reclaim vsock socket", err)
-			}
+// undo kills the process, removes its sockets and returns the failure of
+// step with the tail of the process's log.
+func (p *launched) undo(step string, err error) (vmm.Handle, error) {
+	select {
+	case <-p.exited:
+		// Already gone and reaped (Firecracker exits by itself after a
+		// failed snapshot load): its pid may no longer be ours to signal.
+	default:
+		// The pid is our unreaped child, so it cannot belong to anyone
+		// else: match no command line (a child killed before its exec
+		// finished does not show firecracker's yet, and must die all the
+		// same).
+		vmm.Terminate(p.handle.PID, "", p.d.opts.KillGrace)
+		select {
+		case <-p.exited:
+		case <-time.After(p.d.opts.KillGrace):
 		}
 	}
-	return h, nil
+	removeSocket(p.spec.APISocket)
+	removeSocket(p.spec.AgentSocket)
+	if tail := logTail(p.spec.VMMLog, p.logStart); tail != "" {
+		err = fmt.Errorf("%w; firecracker log (%s): %s", err, p.spec.VMMLog, tail)
+	}
+	return vmm.Handle{}, &vmm.Error{VM: vmName(p.spec), Step: step, Err: err}
 }
 
 type bootCall struct {

@@ -143,3 +143,56 @@ type FullVMConfig struct {
 	Logger            *Logger            `json:"logger,omitempty"`
 	Metrics           *Metrics           `json:"metrics,omitempty"`
 }
+
+// Snapshot types for PUT /snapshot/create. A Diff snapshot needs dirty page
+// tracking (machine-config track_dirty_pages, or track_dirty_pages at load).
+const (
+	SnapshotFull = "Full"
+	SnapshotDiff = "Diff"
+)
+
+// SnapshotCreateParams is PUT /snapshot/create (after boot, VM paused).
+// Firecracker creates or truncates both files; their directory must exist.
+type SnapshotCreateParams struct {
+	SnapshotType string `json:"snapshot_type,omitempty"` // "Full" (default) | "Diff"
+	SnapshotPath string `json:"snapshot_path"`           // microVM (device and vCPU) state
+	MemFilePath  string `json:"mem_file_path"`           // guest memory, mem_size_mib long
+}
+
+// Memory backends for PUT /snapshot/load.
+const (
+	MemBackendFile = "File"
+	MemBackendUffd = "Uffd"
+)
+
+// MemoryBackend is where a snapshot load takes guest memory from: a file
+// (mapped privately) or a userfaultfd page server listening on a Unix socket.
+type MemoryBackend struct {
+	BackendType string `json:"backend_type"` // "File" | "Uffd"
+	BackendPath string `json:"backend_path"`
+}
+
+// NetworkOverride points a restored network interface at another tap.
+type NetworkOverride struct {
+	IfaceID     string `json:"iface_id"`
+	HostDevName string `json:"host_dev_name"`
+}
+
+// VsockOverride binds a restored vsock device's host socket elsewhere.
+type VsockOverride struct {
+	UDSPath string `json:"uds_path"`
+}
+
+// SnapshotLoadParams is PUT /snapshot/load, accepted only by a fresh
+// process (nothing configured but the logger, metrics and serial). The
+// deprecated mem_file_path and enable_diff_snapshots are not offered:
+// MemBackend replaces them.
+type SnapshotLoadParams struct {
+	SnapshotPath     string            `json:"snapshot_path"`
+	MemBackend       *MemoryBackend    `json:"mem_backend,omitempty"`
+	TrackDirtyPages  bool              `json:"track_dirty_pages,omitempty"`
+	ResumeVM         bool              `json:"resume_vm,omitempty"`
+	NetworkOverrides []NetworkOverride `json:"network_overrides,omitempty"`
+	VsockOverride    *VsockOverride    `json:"vsock_override,omitempty"`
+	ClockRealtime    bool              `json:"clock_realtime,omitempty"` // x86_64 only
+}
