@@ -155,7 +155,11 @@ func Serve(ctx context.Context, ln net.Listener, guestPort int, dial Dialer, log
 			mu.Lock()
 			open[conn], open[guest] = struct{}{}, struct{}{}
 			mu.Unlock()
-			splice.Join(conn, rw{guest})
+			var g io.ReadWriter = rw{guest}
+			if tc, ok := guest.(*net.TCPConn); ok {
+				g = tc // the direct path: TCP to TCP, which io.Copy splices in the kernel
+			}
+			splice.Join(conn, g)
 			mu.Lock()
 			delete(open, conn)
 			delete(open, guest)
