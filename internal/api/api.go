@@ -57,6 +57,7 @@ const (
 	MethodImageGet       = "image.get"
 	MethodImageVerify    = "image.verify"
 	MethodImageDelete    = "image.delete"
+	MethodImageImport    = "image.import"
 	MethodHostResources  = "host.resources"
 	MethodHostNAT        = "host.nat"
 	MethodHostTeardown   = "host.teardown"
@@ -379,6 +380,20 @@ type Image struct {
 	SHA256        string    `json:"sha256"`
 	KernelVersion string    `json:"kernel_version,omitempty"`
 	CreatedAt     time.Time `json:"created_at"`
+	// Source and Digest: where an imported image came from (image import):
+	// its reference and its manifest digest.
+	Source string `json:"source,omitempty"`
+	Digest string `json:"digest,omitempty"`
+}
+
+// ImageImportParams: image.import makes an image from an OCI image.
+type ImageImportParams struct {
+	Name string `json:"name"`
+	// Ref is a registry reference, oci:DIR[:TAG] or docker-archive:FILE.
+	Ref       string `json:"ref"`
+	SizeBytes *int64 `json:"size_bytes,omitempty"`
+	// Force replaces an image of that name imported from another digest.
+	Force bool `json:"force,omitempty"`
 }
 
 type ImageBuildParams struct {

@@ -2,16 +2,11 @@ package ociimage
 
 import (
 	"context"
-	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -19,66 +14,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/banger-dev/banger/internal/ociimage/registrytest"
 	"github.com/banger-dev/banger/internal/sysexec"
 )
-
-// need skips (fails under CI=true, where .ci/run installs it) without prog.
-func need(t *testing.T, prog, pkg string) string {
-	t.Helper()
-	p, err := sysexec.LookPath(prog)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing (apt-get install %s)", prog, pkg)
-		}
-		t.Skipf("%s is missing (apt-get install %s)", prog, pkg)
-	}
-	return p
-}
-
-// startRegistry runs Debian's docker-registry (the distribution registry)
-// on 127.0.0.1 with its storage in a temporary directory, until the test
-// ends; it returns host:port.
-func startRegistry(t *testing.T) string {
-	t.Helper()
-	bin := need(t, "docker-registry", "docker-registry")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "config.yml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\n"+
-		"  delete:\n    enabled: true\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)), 0o600)
-	logf, err := os.Create(filepath.Join(dir, "registry.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd, err := sysexec.StartChild(sysexec.Cmd{Argv: []string{bin, "serve", cfg}, Stdout: logf, Stderr: logf}, syscall.SIGKILL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		logf.Close()
-	})
-	for i := 0; ; i++ {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr
-			}
-		}
-		if i == 100 {
-			log, _ := os.ReadFile(logf.Name())
-			t.Fatalf("the registry did not answer on %s: %v\n%s", addr, err, log)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 // Images pushed to a real registry come back with the digest they were
 // pushed with (a multi-platform index resolved to linux/amd64), and
@@ -87,7 +25,7 @@ func TestRegistryPushOpenFlatten(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a registry")
 	}
-	addr := startRegistry(t)
+	addr := registrytest.Start(t)
 	img := testImage(t)
 	want, _ := img.Digest()
 	ref, err := name.ParseReference(addr + "/banger/app:v1")
@@ -136,8 +74,8 @@ func TestFlattenedTreeInExt4(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("unpacking with owners and device nodes needs root")
 	}
-	need(t, "mkfs.ext4", "e2fsprogs")
-	need(t, "debugfs", "e2fsprogs")
+	registrytest.Need(t, "mkfs.ext4", "e2fsprogs")
+	registrytest.Need(t, "debugfs", "e2fsprogs")
 	work := t.TempDir()
 	archive := filepath.Join(work, "rootfs.tar")
 	f, err := os.Create(archive)
