@@ -101,17 +101,17 @@ func (b *Builder) Import(ctx context.Context, req ImportRequest, img *ociimage.I
 			return api.Image{}, api.NewError(api.CodeFailedPrecondition, "the bundle is incomplete: "+err.Error(), "banger bundle build --force")
 		}
 	}
-	sb, err := b.sandbox(ctx)
-	if err != nil {
-		return api.Image{}, err
-	}
 	archive, err := b.ociArchive(img, progress)
 	if err != nil {
 		return api.Image{}, err
 	}
 	init, err := bootKind(archive)
 	if err != nil {
-		return api.Image{}, fmt.Errorf("%s: %w", img.Ref, err)
+		return api.Image{}, err
+	}
+	sb, err := b.sandbox(ctx)
+	if err != nil {
+		return api.Image{}, err
 	}
 	info, err := readArchive(archive)
 	if err != nil {
