@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -26,8 +27,11 @@ const (
 
 // ImportRequest describes one `image import`. Zero fields take defaults.
 type ImportRequest struct {
-	Name          string
-	SizeBytes     int64 // default: DefaultSizeBytes, more when the tree needs it
+	Name      string
+	SizeBytes int64 // default: DefaultSizeBytes, more when the tree needs it
+	// Packages are installed with the image's apt over its tree (images
+	// with apt only).
+	Packages      []string
 	PublicKeyPath string
 	AgentPath     string
 	ModulesDir    string
@@ -42,6 +46,8 @@ type Origin struct {
 	Source string `json:"source"`
 	Digest string `json:"digest"`
 	Init   string `json:"init"` // how it boots: "systemd"
+	// Packages installed over it (--packages).
+	Packages []string `json:"packages,omitempty"`
 }
 
 // OriginPath is the origin file of an image's rootfs.
@@ -88,6 +94,11 @@ func (b *Builder) Import(ctx context.Context, req ImportRequest, img *ociimage.I
 	if err := validateName(req.Name); err != nil {
 		return api.Image{}, err
 	}
+	for _, p := range req.Packages {
+		if !debPkgRe.MatchString(p) {
+			return api.Image{}, invalid(fmt.Sprintf("%q is not a package name", p), "use names like curl or python3")
+		}
+	}
 	breq := BuildRequest{Name: req.Name, Distro: "debian", SizeBytes: req.SizeBytes, OutputPath: req.OutputPath, WorkDir: req.WorkDir,
 		PublicKeyPath: req.PublicKeyPath, AgentPath: req.AgentPath, ModulesDir: req.ModulesDir, KernelVersion: req.KernelVersion}
 	if breq.OutputPath == "" {
@@ -105,9 +116,18 @@ func (b *Builder) Import(ctx context.Context, req ImportRequest, img *ociimage.I
 	if err != nil {
 		return api.Image{}, err
 	}
-	init, err := bootKind(archive)
+	init, hasApt, err := bootKind(archive)
 	if err != nil {
 		return api.Image{}, err
+	}
+	var packEnv []string
+	if len(req.Packages) > 0 {
+		if !hasApt {
+			return api.Image{}, api.NewError(api.CodeFailedPrecondition,
+				"--packages needs apt in the image (/usr/bin/apt-get); this banger installs packages only into apt-based images",
+				"install them in the image itself (RUN ... in its Dockerfile), or drop --packages")
+		}
+		packEnv = []string{"BANGER_EXTRA_PACKAGES=" + strings.Join(req.Packages, ","), "BANGER_APT_CACHE=" + AptCacheDir(b.Layout)}
 	}
 	sb, err := b.sandbox(ctx)
 	if err != nil {
@@ -139,11 +159,11 @@ func (b *Builder) Import(ctx context.Context, req ImportRequest, img *ociimage.I
 		return api.Image{}, err
 	}
 	progress(api.Progress{Step: StepPrepare, Message: fmt.Sprintf("%s (%s), boots %s, %s", img.Ref, img.Digest, init, sb.Describe())})
-	sum, size, err := b.packImage(ctx, sb, breq, nil, archive, work, scripts, progress)
+	sum, size, err := b.packImage(ctx, sb, breq, packEnv, archive, work, scripts, progress)
 	if err != nil {
 		return api.Image{}, err
 	}
-	data, _ := json.MarshalIndent(Origin{Source: img.Ref.String(), Digest: img.Digest, Init: init}, "", "  ")
+	data, _ := json.MarshalIndent(Origin{Source: img.Ref.String(), Digest: img.Digest, Init: init, Packages: req.Packages}, "", "  ")
 	if err := os.WriteFile(OriginPath(breq.OutputPath), append(data, '\n'), 0o644); err != nil {
 		os.Remove(breq.OutputPath)
 		return api.Image{}, err
@@ -202,12 +222,12 @@ func (b *Builder) ociArchive(img *ociimage.Image, progress func(api.Progress)) (
 }
 
 // bootKind says how an image's tree boots: "systemd" when it has systemd
-// and bash (banger's guest layer, customize.sh, needs both). Anything else
-// is refused, saying what is missing.
-func bootKind(archive string) (string, error) {
+// and bash (banger's guest layer, customize.sh, needs both), and whether it
+// has apt. Anything else is refused, saying what is missing.
+func bootKind(archive string) (kind string, hasApt bool, err error) {
 	f, err := os.Open(archive)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	defer f.Close()
 	have := map[string]bool{}
@@ -219,7 +239,7 @@ func bootKind(archive string) (string, error) {
 			break
 		}
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
 		n := strings.TrimSuffix(h.Name, "/")
 		have[n] = true
@@ -243,15 +263,16 @@ func bootKind(archive string) (string, error) {
 	}
 	systemd := exists("lib/systemd/systemd") || exists("usr/lib/systemd/systemd")
 	bash := exists("bin/bash") || exists("usr/bin/bash")
+	hasApt = exists("usr/bin/apt-get")
 	switch {
 	case systemd && bash:
-		return "systemd", nil
+		return "systemd", hasApt, nil
 	case !systemd:
-		return "", api.NewError(api.CodeFailedPrecondition,
+		return "", false, api.NewError(api.CodeFailedPrecondition,
 			"the image has no systemd (/lib/systemd/systemd): banger boots imported images with their systemd, and images without an init (alpine, distroless, slim language images) cannot be imported yet",
 			"import an image that installs systemd (e.g. FROM debian:12 with RUN apt-get install -y systemd-sysv openssh-server bash)")
 	default:
-		return "", api.NewError(api.CodeFailedPrecondition, "the image has systemd but no bash, which banger's guest layer needs",
+		return "", false, api.NewError(api.CodeFailedPrecondition, "the image has systemd but no bash, which banger's guest layer needs",
 			"install bash in the image")
 	}
 }
@@ -284,7 +305,8 @@ func (s *Service) Import(ctx context.Context, p api.ImageImportParams, progress 
 	}
 	progress(api.Progress{Step: StepResolve, Message: img.Digest})
 	if existing, err := s.Get(ctx, p.Name); err == nil {
-		if existing.Digest == img.Digest && existing.Source == img.Ref.String() {
+		o, _ := ReadOrigin(existing.RootfsPath)
+		if existing.Digest == img.Digest && existing.Source == img.Ref.String() && slices.Equal(o.Packages, p.Packages) {
 			progress(api.Progress{Step: StepResolve, Message: "image " + p.Name + " is already " + img.Digest})
 			return existing, nil
 		}
@@ -305,7 +327,7 @@ func (s *Service) Import(ctx context.Context, p api.ImageImportParams, progress 
 		s.BuildLock.Lock()
 		defer s.BuildLock.Unlock()
 	}
-	req := ImportRequest{Name: p.Name, PublicKeyPath: b.SSHPubKeyPath, AgentPath: b.AgentPath,
+	req := ImportRequest{Name: p.Name, Packages: p.Packages, PublicKeyPath: b.SSHPubKeyPath, AgentPath: b.AgentPath,
 		ModulesDir: b.ModulesDir, KernelVersion: b.KernelVersion}
 	if p.SizeBytes != nil {
 		req.SizeBytes = *p.SizeBytes

@@ -80,7 +80,8 @@ func appLayer(t *testing.T) v1.Layer {
 // layer, an application layer above it) to a real registry and imports it:
 // the ext4 image has the application files with their owners, the hard link
 // as one inode, the whiteout applied, banger's guest layer, and the source
-// and digest beside it; a second import of the same digest reads no layer.
+// and digest beside it, a package installed with the image's apt
+// (--packages); a second import of the same digest reads no layer.
 func TestImportFromRegistry(t *testing.T) {
 	shared := imagetest.Get(t) // root, not -short; inputs ready
 	addr := registrytest.Start(t)
@@ -110,7 +111,7 @@ func TestImportFromRegistry(t *testing.T) {
 	defer cancel()
 	var steps []string
 	progress := func(p api.Progress) { steps = append(steps, p.Step+": "+p.Message) }
-	req := image.ImportRequest{Name: "deb", PublicKeyPath: shared.PublicKeyPath, AgentPath: shared.AgentPath,
+	req := image.ImportRequest{Name: "deb", Packages: []string{"hello"}, PublicKeyPath: shared.PublicKeyPath, AgentPath: shared.AgentPath,
 		OutputPath: filepath.Join(root, "images", "deb.ext4")}
 	opened, err := b.OpenRef(ctx, ref.String())
 	if err != nil {
@@ -151,7 +152,7 @@ func TestImportFromRegistry(t *testing.T) {
 	if st := debugfs("stat /etc/issue"); strings.Contains(st, "File not found") {
 		t.Errorf("the base's /etc/issue is missing:\n%s", st)
 	}
-	for _, p := range []string{"/usr/local/bin/banger-agent", "/etc/ssh/banger_authorized_keys", "/etc/systemd/system/multi-user.target.wants/banger-agent.service"} {
+	for _, p := range []string{"/usr/bin/hello", "/usr/local/bin/banger-agent", "/etc/ssh/banger_authorized_keys", "/etc/systemd/system/multi-user.target.wants/banger-agent.service"} {
 		if st := debugfs("stat " + p); strings.Contains(st, "File not found") {
 			t.Errorf("banger's guest layer lacks %s", p)
 		}
@@ -170,7 +171,7 @@ func TestImportFromRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	req.OutputPath = filepath.Join(root, "images", "deb2.ext4")
-	req.Name = "deb2"
+	req.Name, req.Packages = "deb2", nil
 	if _, err := b.Import(ctx, req, again, progress); err != nil {
 		t.Fatal(err)
 	}
