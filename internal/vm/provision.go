@@ -353,10 +353,12 @@ func (p *provisioner) runScript(ctx context.Context, s provisionScript) error {
 		return fmt.Errorf("%s: upload %s: %w", p.vmName, s.Source, err)
 	}
 	guestPath := path.Join(p.guestDir, s.File)
-	// A script with a #! line runs with its interpreter, any other with sh.
-	argv := []string{"/bin/sh", guestPath}
+	// A script with a #! line runs with its interpreter, any other with
+	// sh. Its stderr joins its stdout in the guest, so the lines keep the
+	// order they were written in (two pipes would not).
+	argv := []string{"/bin/sh", "-c", `exec "$@" 2>&1`, "sh", "/bin/sh", guestPath}
 	if bytes.HasPrefix(data, []byte("#!")) {
-		argv = []string{guestPath}
+		argv = []string{"/bin/sh", "-c", `exec "$@" 2>&1`, "sh", guestPath}
 	}
 	out, err := p.openLog(s)
 	if err != nil {
