@@ -57,6 +57,7 @@ const (
 	MethodImageGet       = "image.get"
 	MethodImageVerify    = "image.verify"
 	MethodImageDelete    = "image.delete"
+	MethodImageImport    = "image.import"
 	MethodHostResources  = "host.resources"
 	MethodHostNAT        = "host.nat"
 	MethodHostTeardown   = "host.teardown"
@@ -105,6 +106,7 @@ const (
 	CodeTooLarge           ErrorCode = "too_large"
 	CodeVersionMismatch    ErrorCode = "version_mismatch"
 	CodeInternal           ErrorCode = "internal"
+	CodeProvisionFailed    ErrorCode = "provision_failed" // a provisioning script, copy or ready check failed; the VM is kept, stopped
 )
 
 // Error is the wire form of a failure. It implements error so that the client
@@ -170,6 +172,9 @@ type VM struct {
 	// Forwards is what bangerd forwards for the VM right now, each with
 	// its problem if it could not (vm.get and vm.list fill it).
 	Forwards []ForwardStatus `json:"forwards,omitempty"`
+	// Provision is the VM's provisioning record, when it has one (vm.get
+	// fills it).
+	Provision *VMProvision `json:"provision,omitempty"`
 }
 
 // ForwardStatus is one forward bangerd serves (or failed to).
@@ -191,6 +196,35 @@ type VMCreateParams struct {
 	// Publish: persistent port forwards, [HOST_ADDR:]HOST_PORT[:GUEST_PORT].
 	Publish     []string `json:"publish,omitempty"`
 	AutoForward *bool    `json:"auto_forward,omitempty"`
+	// Provisioning (vm create --provision/--copy/--ready): absolute host
+	// paths of shell scripts run once, in order, as root at the first
+	// boot; files or trees placed in the guest before them; and what must
+	// hold before the VM counts as running ("tcp:PORT" or "cmd:COMMAND").
+	Provision []string        `json:"provision,omitempty"`
+	Copy      []ProvisionCopy `json:"copy,omitempty"`
+	Ready     string          `json:"ready,omitempty"`
+}
+
+// ProvisionCopy is one --copy SRC:DST: an absolute host path and a guest
+// path (relative paths are under /root).
+type ProvisionCopy struct {
+	Src string `json:"src"`
+	Dst string `json:"dst"`
+}
+
+// VMProvision is a VM's provisioning record (vm show): what runs at its
+// first boot and how far it got.
+type VMProvision struct {
+	// State: "pending" (first boot to come), "done", or "failed" (the next
+	// start resumes at the script that failed).
+	State       string   `json:"state"`
+	Scripts     []string `json:"scripts,omitempty"`
+	ScriptsDone int      `json:"scripts_done"`
+	Copies      int      `json:"copies,omitempty"`
+	CopiesDone  bool     `json:"copies_done,omitempty"`
+	Ready       string   `json:"ready,omitempty"`
+	Error       string   `json:"error,omitempty"`
+	LogPath     string   `json:"log_path,omitempty"`
 }
 
 // VMRef names a VM by name or id.
@@ -323,6 +357,9 @@ type VMLogsParams struct {
 	TailBytes int64 `json:"tail_bytes,omitempty"`
 	// Offset returns the log from this byte offset on (used by `logs -f`).
 	Offset int64 `json:"offset,omitempty"`
+	// Provision returns the output of the VM's provisioning scripts
+	// instead of the console.
+	Provision bool `json:"provision,omitempty"`
 }
 
 type VMLogsResult struct {
@@ -343,6 +380,22 @@ type Image struct {
 	SHA256        string    `json:"sha256"`
 	KernelVersion string    `json:"kernel_version,omitempty"`
 	CreatedAt     time.Time `json:"created_at"`
+	// Source and Digest: where an imported image came from (image import):
+	// its reference and its manifest digest.
+	Source string `json:"source,omitempty"`
+	Digest string `json:"digest,omitempty"`
+}
+
+// ImageImportParams: image.import makes an image from an OCI image.
+type ImageImportParams struct {
+	Name string `json:"name"`
+	// Ref is a registry reference, oci:DIR[:TAG] or docker-archive:FILE.
+	Ref       string `json:"ref"`
+	SizeBytes *int64 `json:"size_bytes,omitempty"`
+	// Packages are installed with the image's apt.
+	Packages []string `json:"packages,omitempty"`
+	// Force replaces an image of that name imported from another digest.
+	Force bool `json:"force,omitempty"`
 }
 
 type ImageBuildParams struct {

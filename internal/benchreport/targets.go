@@ -141,6 +141,10 @@ var Rows = []Row{
 		Figure:   Ref{"internal/image", "BenchmarkImageRebuildOneMorePackage", "plus-one-s", 1},
 		Baseline: &Ref{"internal/image", "BenchmarkImageRebuildOneMorePackage", "rebuild-s", 1},
 		Target:   "≤ 1.2x cached rebuild", Met: func(f, b float64) bool { return f/b <= 1.2 }, MetUsesBaseline: true},
+	{Label: "image import of 200 MB from a local registry (fetch, flatten, unpack) vs skopeo copy + tar -x", Unit: "s", Gate: "BANGER_BENCH_IMAGE=1",
+		Figure:   Ref{"internal/ociimage", "BenchmarkImportVsSkopeo", "import-s", 1},
+		Baseline: &Ref{"internal/ociimage", "BenchmarkImportVsSkopeo", "skopeo-s", 1},
+		Target:   "≤ 1.5x", Met: func(f, b float64) bool { return f/b <= 1.5 }, MetUsesBaseline: true},
 }
 
 // Line is one formatted report line.

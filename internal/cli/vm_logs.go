@@ -12,7 +12,7 @@ import (
 )
 
 func newVMLogsCmd(a *App) *cobra.Command {
-	var follow, raw bool
+	var follow, raw, provision bool
 	var tail int
 	cmd := &cobra.Command{
 		Use:   "logs NAME",
@@ -23,7 +23,7 @@ func newVMLogsCmd(a *App) *cobra.Command {
 				return usageErr("--tail must not be negative", "")
 			}
 			ctx := cmd.Context()
-			p := api.VMLogsParams{Name: args[0]}
+			p := api.VMLogsParams{Name: args[0], Provision: provision}
 			if tail > 0 {
 				// Fetch generously, then cut to whole lines.
 				p.TailBytes = int64(tail) * 1024
@@ -46,7 +46,11 @@ func newVMLogsCmd(a *App) *cobra.Command {
 			}
 			io.WriteString(out, data)
 			if res.Data == "" && !follow {
-				a.status("no console output yet (" + res.Path + ")")
+				if provision {
+					a.status("no provisioning output (" + res.Path + ")")
+				} else {
+					a.status("no console output yet (" + res.Path + ")")
+				}
 			}
 			for follow {
 				select {
@@ -54,7 +58,7 @@ func newVMLogsCmd(a *App) *cobra.Command {
 					return nil
 				case <-time.After(500 * time.Millisecond):
 				}
-				p = api.VMLogsParams{Name: args[0], Offset: res.Offset}
+				p = api.VMLogsParams{Name: args[0], Offset: res.Offset, Provision: provision}
 				if err := a.call(ctx, api.MethodVMLogs, p, &res); err != nil {
 					if ctx.Err() != nil {
 						return nil
@@ -68,6 +72,7 @@ func newVMLogsCmd(a *App) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output (Ctrl-C to stop)")
 	cmd.Flags().IntVar(&tail, "tail", 0, "print only the last N lines")
+	cmd.Flags().BoolVar(&provision, "provision", false, "print the output of the VM's provisioning scripts (vm create --provision) instead of the console")
 	cmd.Flags().BoolVar(&raw, "raw", false, "print the console's bytes as they are, escape sequences included (the default on a terminal drops them)")
 	return cmd
 }

@@ -54,6 +54,7 @@ func newVMShowCmd(a *App) *cobra.Command {
 				{"pid", dash(pidStr(vm.PID))}, {"agent channel", agentChannel(vm)},
 				{"published", publishedText(vm.Publish)}, {"auto-forward", autoForwardText(vm.AutoForward)},
 				{"forwarding", forwardingText(vm)},
+				{"provisioning", provisionText(vm.Provision)},
 				{"created", vm.CreatedAt.Local().Format(time.DateTime)}, {"started", started}, {"last error", dash(vm.LastError)},
 			} {
 				t.row(kv[0], kv[1])
@@ -115,4 +116,24 @@ func autoForwardText(v *bool) string {
 		return "on"
 	}
 	return "off"
+}
+
+// provisionText sums up a VM's provisioning record: how far its scripts
+// got, and what must hold before it counts as running.
+func provisionText(p *api.VMProvision) string {
+	if p == nil {
+		return "-"
+	}
+	s := fmt.Sprintf("%s (%d/%d scripts", p.State, p.ScriptsDone, len(p.Scripts))
+	if p.Copies > 0 {
+		s += fmt.Sprintf(", %d copies", p.Copies)
+	}
+	s += ")"
+	if p.Ready != "" {
+		s += "; ready when " + p.Ready
+	}
+	if p.LogPath != "" {
+		s += "; output: banger vm logs --provision"
+	}
+	return s
 }

@@ -101,6 +101,7 @@ func (d *Daemon) methods() []method {
 		m(api.MethodImageDelete, func(ctx context.Context, p api.ImageRef, _ func(api.Progress)) (struct{}, error) {
 			return struct{}{}, images.Delete(ctx, p.Name)
 		}),
+		m(api.MethodImageImport, images.Import),
 
 		m(api.MethodHostResources, func(ctx context.Context, _ struct{}, _ func(api.Progress)) (api.HostResources, error) {
 			return vms.HostResources(ctx)

@@ -175,34 +175,59 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest, progress func(api
 	if err != nil {
 		return api.Image{}, err
 	}
-	info, err := readArchive(base)
+	sum, size, err := b.packImage(ctx, sb, req, recipe.packEnv, base, work, scripts, progress)
 	if err != nil {
 		return api.Image{}, err
+	}
+	suite := req.Suite
+	if req.Distro == "void" {
+		suite = req.Libc
+	}
+	return api.Image{
+		Name:          req.Name,
+		Distro:        req.Distro,
+		Suite:         suite,
+		RootfsPath:    req.OutputPath,
+		SizeBytes:     size,
+		SHA256:        sum,
+		KernelVersion: req.KernelVersion,
+		CreatedAt:     time.Now().UTC(),
+	}, nil
+}
+
+// packImage makes req.OutputPath from a base tree archive: pack-image.sh
+// (overlay or unpack, extra packages, customize.sh, mkfs.ext4 -d) in the
+// sandbox, device nodes written with debugfs when rootless, then the
+// checksum. work is the build's work directory (removed by the caller).
+func (b *Builder) packImage(ctx context.Context, sb Sandbox, req BuildRequest, packEnv []string, base, work, scripts string, progress func(api.Progress)) (sum string, size int64, err error) {
+	info, err := readArchive(base)
+	if err != nil {
+		return "", 0, err
 	}
 	need := info.Bytes
 	for _, extra := range []string{req.AgentPath, req.ModulesDir} {
 		if extra != "" {
 			n, err := treeBytes(extra)
 			if err != nil {
-				return api.Image{}, err
+				return "", 0, err
 			}
 			need += n - 128<<20 // treeBytes adds the fixed headroom once more
 		}
 	}
 	if need > req.SizeBytes {
-		return api.Image{}, invalid(fmt.Sprintf("the image needs about %d MiB but its size is %d MiB", need>>20, req.SizeBytes>>20),
+		return "", 0, invalid(fmt.Sprintf("the image needs about %d MiB but its size is %d MiB", need>>20, req.SizeBytes>>20),
 			fmt.Sprintf("pass a size of at least %d MiB (the file is sparse)", (need>>20)+1))
 	}
 
 	if err := os.MkdirAll(filepath.Dir(req.OutputPath), 0o700); err != nil {
-		return api.Image{}, fmt.Errorf("create image dir: %w", err)
+		return "", 0, fmt.Errorf("create image dir: %w", err)
 	}
 	// The image file is made here, as the user, so the user owns it; the
 	// sandbox only writes into it.
 	tmpImg := filepath.Join(filepath.Dir(req.OutputPath), "."+filepath.Base(req.OutputPath)+".tmp-"+randHex(4))
 	f, err := os.OpenFile(tmpImg, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
-		return api.Image{}, fmt.Errorf("create the image file: %w", err)
+		return "", 0, fmt.Errorf("create the image file: %w", err)
 	}
 	f.Close()
 	defer func() {
@@ -223,54 +248,41 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest, progress func(api
 		"BANGER_MODULES_DIR=" + req.ModulesDir,
 		"BANGER_KERNEL_VERSION=" + req.KernelVersion,
 	}
-	env = append(env, recipe.packEnv...)
+	env = append(env, packEnv...)
 	// A user namespace cannot make device nodes: they are left out of the
 	// unpacked tree and written into the image afterwards.
 	exclude := ""
 	if sb.Rootless() && len(info.Devices) > 0 {
 		exclude = filepath.Join(work, "devices.exclude")
 		if err := os.WriteFile(exclude, []byte(excludeList(info.Devices)), 0o644); err != nil {
-			return api.Image{}, err
+			return "", 0, err
 		}
 		env = append(env, "BANGER_EXCLUDE="+exclude)
 	}
 	tree, err := b.cachedTree(ctx, sb, base, exclude, scripts, progress)
 	if err != nil {
-		return api.Image{}, err
+		return "", 0, err
 	}
 	env = append(env, "BANGER_LOWER="+tree)
 	if tail, err := b.runScript(ctx, sb, Script{Dir: scripts, Name: ScriptPack, Env: env}, packStep, progress); err != nil {
-		return api.Image{}, packError(req, tail, err)
+		return "", 0, packError(req, tail, err)
 	}
 	if sb.Rootless() && len(info.Devices) > 0 {
 		progress(api.Progress{Step: StepDevices, Message: fmt.Sprintf("writing %d device nodes into the image (debugfs)", len(info.Devices))})
 		if err := writeDevices(ctx, b.runner(), tmpImg, info.Devices); err != nil {
-			return api.Image{}, err
+			return "", 0, err
 		}
 	}
 
 	progress(api.Progress{Step: StepChecksum, Message: "sha256"})
-	sum, size, err := disk.SHA256(tmpImg)
+	sum, size, err = disk.SHA256(tmpImg)
 	if err != nil {
-		return api.Image{}, err
+		return "", 0, err
 	}
 	if err := os.Rename(tmpImg, req.OutputPath); err != nil {
-		return api.Image{}, fmt.Errorf("move the image into place: %w", err)
+		return "", 0, fmt.Errorf("move the image into place: %w", err)
 	}
-	suite := req.Suite
-	if req.Distro == "void" {
-		suite = req.Libc
-	}
-	return api.Image{
-		Name:          req.Name,
-		Distro:        req.Distro,
-		Suite:         suite,
-		RootfsPath:    req.OutputPath,
-		SizeBytes:     size,
-		SHA256:        sum,
-		KernelVersion: req.KernelVersion,
-		CreatedAt:     time.Now().UTC(),
-	}, nil
+	return sum, size, nil
 }
 
 func dirExists(p string) bool {

@@ -37,12 +37,18 @@ type Service struct {
 // List returns every image record.
 func (s *Service) List(ctx context.Context) ([]api.Image, error) {
 	imgs, err := s.Store.ListImages(ctx)
+	for i := range imgs {
+		imgs[i] = withOrigin(imgs[i])
+	}
 	return imgs, mapErr(err)
 }
 
 // Get returns one image record.
 func (s *Service) Get(ctx context.Context, name string) (api.Image, error) {
 	img, err := s.Store.GetImage(ctx, name)
+	if err == nil {
+		img = withOrigin(img)
+	}
 	return img, mapErr(err)
 }
 

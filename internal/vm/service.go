@@ -83,6 +83,10 @@ type Service struct {
 	SSHKeyPath func() string
 
 	locks sync.Map // VM id -> *sync.Mutex: one lifecycle operation per VM at a time
+
+	// provisionGuestDir and provisionUser, when set, replace the guest's
+	// /var/lib/banger/provision and root (tests run the agent in-process).
+	provisionGuestDir, provisionUser string
 }
 
 // crashHook, when set, is called at named points of stop and delete. The
@@ -208,6 +212,10 @@ func (s *Service) Create(ctx context.Context, p api.VMCreateParams, progress fun
 	if err != nil {
 		return api.VM{}, err
 	}
+	prov, err := checkProvision(p)
+	if err != nil {
+		return api.VM{}, err
+	}
 	if !p.NoStart {
 		// Refuse before the record exists: nothing to undo, and the user
 		// gets the failing checks with their fixes.
@@ -229,6 +237,12 @@ func (s *Service) Create(ctx context.Context, p api.VMCreateParams, progress fun
 	if err := s.Runtime.Provision(ctx, vm, progress); err != nil {
 		s.undoCreate(vm)
 		return api.VM{}, fmt.Errorf("provision VM %s: %w", vm.Name, err)
+	}
+	if prov != nil {
+		if err := prov.save(s.Layout.VM(vm.ID)); err != nil {
+			s.undoCreate(vm)
+			return api.VM{}, fmt.Errorf("record the provisioning of VM %s: %w", vm.Name, err)
+		}
 	}
 	if p.NoStart {
 		return vm, nil
@@ -365,6 +379,7 @@ func (s *Service) Get(ctx context.Context, name string) (api.VM, error) {
 		return api.VM{}, s.mapErr(err)
 	}
 	vm.DiskAllocatedBytes = s.allocated(vm.ID)
+	vm.Provision = provisionStatus(s.Layout.VM(vm.ID))
 	return s.refresh(ctx, vm), nil
 }
 
@@ -520,6 +535,9 @@ func (s *Service) start(ctx context.Context, vm api.VM, progress func(api.Progre
 	if started.State != "" {
 		st = started.State
 	}
+	if err := s.afterBoot(ctx, vm, started, startedAt, progress); err != nil {
+		return api.VM{}, err
+	}
 	empty := ""
 	out, err := s.Store.UpdateVM(context.Background(), vm.ID, store.VMUpdate{
 		State: &st, VMM: &started.VMM, PID: &started.PID, StartedAt: &startedAt, LastError: &empty,
@@ -657,6 +675,9 @@ func (s *Service) Logs(ctx context.Context, p api.VMLogsParams) (api.VMLogsResul
 		return api.VMLogsResult{}, api.NewError(api.CodeInvalidArgument, "tail and offset must not be negative", "")
 	}
 	path := s.Layout.VM(vm.ID).ConsoleLog()
+	if p.Provision {
+		path = ProvisionLogPath(s.Layout.VM(vm.ID))
+	}
 	res := api.VMLogsResult{Path: path}
 	if err := consolelog.Trim(path, consolelog.MaxBytes); err != nil {
 		return res, err

@@ -1,0 +1,101 @@
+package e2e
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/e2etest"
+)
+
+// TestImportedImageBoots is issue 19's import proof in a real guest: an
+// OCI layout the test writes (the cached Debian base tree as one layer, an
+// application layer with a whiteout above it) is imported with `banger image
+// import oci:DIR:TAG`, a VM boots from it, and the application layer's file
+// is there (the whited-out one is not); a second import of the same digest
+// is answered at once.
+func TestImportedImageBoots(t *testing.T) {
+	env := e2etest.New(t, e2etest.Options{Subnet: "172.30.94.0/24", Bridge: "bangeroci", Config: "nat = false\n"})
+	// The Debian base tree the shared image was built from (by the image
+	// tests, or by the e2e data build under cache/).
+	tars, _ := filepath.Glob(filepath.Join(e2etest.CacheDir(), "build", "rootfs", "*.tar"))
+	more, _ := filepath.Glob(filepath.Join(e2etest.CacheDir(), "cache", "build", "rootfs", "*.tar"))
+	tars = append(tars, more...)
+	if len(tars) == 0 {
+		t.Fatal("no cached Debian base tree archive under " + e2etest.CacheDir())
+	}
+	sort.Slice(tars, func(i, j int) bool {
+		a, _ := os.Stat(tars[i])
+		b, _ := os.Stat(tars[j])
+		return a.ModTime().After(b.ModTime())
+	})
+	base, err := tarball.LayerFromFile(tars[0], tarball.WithCompressionLevel(gzip.BestSpeed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	body := "from the application layer\n"
+	mt := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	tw.WriteHeader(&tar.Header{Name: "srv/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mt})
+	tw.WriteHeader(&tar.Header{Name: "srv/index.html", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body)), ModTime: mt})
+	tw.Write([]byte(body))
+	tw.WriteHeader(&tar.Header{Name: "etc/.wh.issue.net", Typeflag: tar.TypeReg, ModTime: mt})
+	tw.Close()
+	data := buf.Bytes()
+	app, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.ConfigFile(empty.Image, &v1.ConfigFile{OS: "linux", Architecture: "amd64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img, err = mutate.AppendLayers(img, base, app); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "layout")
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "v1"})); err != nil {
+		t.Fatal(err)
+	}
+	digest, _ := img.Digest()
+
+	env.MustBanger("image", "import", "oci:"+dir+":v1", "--name", "app")
+	var got api.Image
+	env.JSON(&got, "image", "show", "app")
+	if got.Digest != digest.String() || got.Source != "oci:"+dir+":v1" {
+		t.Errorf("image show: source %q digest %q; want oci:%s:v1 %s", got.Source, got.Digest, dir, digest)
+	}
+	if _, errOut, code := env.Banger("image", "import", "oci:"+dir+":v1", "--name", "app"); code != 0 || !strings.Contains(errOut, "already "+digest.String()) {
+		t.Errorf("re-import of the same digest: exit %d\n%s", code, errOut)
+	}
+
+	env.MustBanger("vm", "create", "--name", "web", "--image", "app")
+	if out := env.MustBanger("vm", "exec", "web", "--", "cat", "/srv/index.html"); out != body {
+		t.Errorf("/srv/index.html in the guest: %q", out)
+	}
+	if _, _, code := env.Banger("vm", "exec", "web", "--", "test", "-e", "/etc/issue.net"); code != 1 {
+		t.Errorf("/etc/issue.net: test -e exited %d, want 1 (whited out)", code)
+	}
+	if out, _, code := env.SSH("web", "cat", "/etc/issue"); code != 0 || !strings.Contains(out, "Debian") {
+		t.Errorf("ssh into the imported image: exit %d, %q", code, out)
+	}
+}
