@@ -36,3 +36,21 @@ func TestCompletesVMNames(t *testing.T) {
 		t.Errorf("__complete image show: %q (asked %s)", out, rec.method)
 	}
 }
+
+// vm health exits 1 for an unhealthy VM whatever the output format: a
+// script reading the JSON tests the status too.
+func TestHealthExitStatusInBothFormats(t *testing.T) {
+	for _, healthy := range []bool{true, false} {
+		rec := &recorder{reply: api.VMHealthResult{Name: "dev", State: api.VMStopped, Healthy: healthy}}
+		want := 0
+		if !healthy {
+			want = 1
+		}
+		for _, args := range [][]string{{"vm", "health", "dev"}, {"vm", "health", "dev", "--output", "json"}} {
+			out, errOut, code := run(t, rec, args...)
+			if code != want || !strings.Contains(out, "dev") {
+				t.Errorf("%v (healthy %v): exit %d, want %d\n%s%s", args, healthy, code, want, out, errOut)
+			}
+		}
+	}
+}
