@@ -497,6 +497,9 @@ type DaemonInfo struct {
 	VMM        string    `json:"vmm,omitempty"`        // driver new VMs would use
 	VMMReason  string    `json:"vmm_reason,omitempty"` // why (e.g. "no /dev/kvm: QEMU under TCG, slow")
 	Reconciled []string  `json:"reconciled,omitempty"` // what start-up reconcile fixed
+	// TestSwitches are the test-only environment switches (NAME=value) the
+	// daemon runs with; none in real use.
+	TestSwitches []string `json:"test_switches,omitempty"`
 }
 
 type DaemonStopParams struct {

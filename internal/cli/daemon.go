@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -68,6 +69,7 @@ func newDaemonCmd(a *App) *cobra.Command {
 				{"pid", fmt.Sprint(info.PID)}, {"version", info.Version}, {"build", info.BuildID},
 				{"api", fmt.Sprint(info.APIVersion)}, {"up", age(time.Since(info.StartedAt))}, {"socket", info.Socket},
 				{"state dir", info.StateDir}, {"log", info.LogPath}, {"vmm", dash(info.VMM)}, {"vmm reason", dash(info.VMMReason)},
+				{"test switches", dash(strings.Join(info.TestSwitches, " "))},
 			} {
 				t.row(kv[0], kv[1])
 			}

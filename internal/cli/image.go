@@ -16,6 +16,7 @@ func newImageCmd(a *App) *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Short: "Build, register and manage root filesystem images"}
 	cmd.AddCommand(newImageListCmd(a), newImageShowCmd(a), newImageDeleteCmd(a), newImageRegisterCmd(a),
 		newImageBuildCmd(a), newImageVerifyCmd(a), newImageImportCmd(a))
+	completeNameArgs(cmd, a.imageNames)
 	return cmd
 }
 

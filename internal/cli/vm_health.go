@@ -24,7 +24,11 @@ func newVMHealthCmd(a *App) *cobra.Command {
 				return err
 			}
 			if output == "json" {
-				return a.printJSON(h)
+				// The same exit status as the table: scripts test it.
+				if err := a.printJSON(h); err != nil || h.Healthy {
+					return err
+				}
+				return &exitError{code: 1}
 			}
 			t := newTable(a.Stdout, "NAME", "STATE", "HEALTHY", "RTT", "UPTIME", "DETAIL")
 			rtt, up, detail := "-", "-", h.Error

@@ -19,6 +19,7 @@ import (
 
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/config"
+	"github.com/banger-dev/banger/internal/envknob"
 	"github.com/banger-dev/banger/internal/image"
 	"github.com/banger-dev/banger/internal/mapdns"
 	"github.com/banger-dev/banger/internal/paths"
@@ -83,6 +84,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 		out = io.MultiWriter(logFile, opts.LogOutput)
 	}
 	logger := log.New(out, fmt.Sprintf("bangerd[%d] ", os.Getpid()), log.LstdFlags|log.Lmicroseconds)
+	for _, s := range envknob.Active() {
+		logger.Printf("test-only switch set: %s (inherited from the environment; it changes what bangerd does)", s)
+	}
 
 	lock, err := AcquireLock(layout.DaemonLock())
 	if err != nil {

@@ -18,6 +18,7 @@ type dnsState struct {
 	srv  *dnsserver.Server
 	addr netip.AddrPort // where it serves; zero when it does not
 	stop context.CancelFunc
+	done chan struct{} // closed once the server stopped and let go of its port
 }
 
 // startDNS serves <name>.<domain> on the bridge address once the bridge
@@ -46,8 +47,9 @@ func (d *Daemon) startDNS(gw netip.Addr) {
 			continue
 		}
 		serveCtx, stop := context.WithCancel(context.Background())
-		d.dns.srv, d.dns.addr, d.dns.stop = srv, addr, stop
-		go func() { _ = srv.Serve(serveCtx) }()
+		done := make(chan struct{})
+		d.dns.srv, d.dns.addr, d.dns.stop, d.dns.done = srv, addr, stop, done
+		go func() { _ = srv.Serve(serveCtx); close(done) }()
 		d.Log.Printf("dns: serving *.%s on %s", cfg.DNSDomain, addr)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		d.guestResolver(ctx, gw, port)
@@ -86,8 +88,16 @@ func (d *Daemon) stopDNS() {
 	defer d.dns.mu.Unlock()
 	if d.dns.stop != nil {
 		d.dns.stop()
+		// Wait for the port to be free again: a DNS server started right
+		// after (the next VM's bridge) would otherwise find its own port
+		// taken and fall back to dns_fallback_port.
+		select {
+		case <-d.dns.done:
+		case <-time.After(5 * time.Second):
+			d.Log.Printf("dns: the server on %s did not stop within 5s", d.dns.addr)
+		}
 	}
-	d.dns.srv, d.dns.addr, d.dns.stop = nil, netip.AddrPort{}, nil
+	d.dns.srv, d.dns.addr, d.dns.stop, d.dns.done = nil, netip.AddrPort{}, nil, nil
 }
 
 // dnsPort is the port DNS is served on, 0 when it is not.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/doctor"
+	"github.com/banger-dev/banger/internal/envknob"
 	"github.com/banger-dev/banger/internal/server"
 	"github.com/banger-dev/banger/internal/version"
 )
@@ -124,6 +125,7 @@ func (d *Daemon) Info() api.DaemonInfo {
 		Version: version.Version, BuildID: version.ID(), APIVersion: api.Version, PID: os.Getpid(),
 		StartedAt: d.StartedAt, Socket: d.Layout.DaemonSocket(), StateDir: d.Layout.StateDir,
 		LogPath: d.Layout.DaemonLog(), VMM: d.VMM, VMMReason: d.VMMReason, Reconciled: d.reconciled,
+		TestSwitches: testSwitches(),
 	}
 }
 
@@ -142,4 +144,14 @@ func (d *Daemon) daemonStop(ctx context.Context, p api.DaemonStopParams, _ func(
 	// Shutdown waits for this call to finish, so the reply gets out.
 	d.stopOnce.Do(func() { d.stopCh <- p })
 	return struct{}{}, nil
+}
+
+// testSwitches lists the test-only switches set in the daemon's environment
+// (NAME=value), for `daemon status` and doctor.
+func testSwitches() []string {
+	var out []string
+	for _, s := range envknob.Active() {
+		out = append(out, s.String())
+	}
+	return out
 }

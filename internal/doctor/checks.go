@@ -47,6 +47,7 @@ func All() []Check {
 
 		one("daemon-socket", ScopeDaemon, checkDaemonSocket),
 		one("daemon-version", ScopeDaemon, checkDaemonVersion),
+		one("test-switches", ScopeDaemon, checkTestSwitches),
 		one("state-dir", ScopeDaemon, checkStateDir),
 		one("database", ScopeDaemon, checkDatabase),
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/paths"
@@ -47,6 +48,30 @@ func checkDaemonVersion(ctx context.Context, e *Env) api.CheckResult {
 			info.Version, info.BuildID, e.CLIVersion, e.CLIBuildID), daemonRestartFix)
 	}
 	return ok(fmt.Sprintf("bangerd and banger are both %s (build %s)", info.Version, info.BuildID))
+}
+
+// checkTestSwitches warns of test-only switches (internal/envknob) in the
+// daemon's environment: it inherited them from whichever CLI started it, and
+// they bend what it does (assume KVM, skip the ssh wait, kill itself at a
+// step), so nothing it reports is the plain truth about the host.
+func checkTestSwitches(ctx context.Context, e *Env) api.CheckResult {
+	if e.DaemonInfo == nil {
+		return notChecked("no daemon client was provided")
+	}
+	info, err := e.DaemonInfo(ctx)
+	if err != nil {
+		return warn("not checked: bangerd does not answer (see daemon-socket)", "banger daemon start")
+	}
+	if len(info.TestSwitches) == 0 {
+		return ok("bangerd runs with no test-only switch set")
+	}
+	var names []string
+	for _, s := range info.TestSwitches {
+		names = append(names, strings.SplitN(s, "=", 2)[0])
+	}
+	return warn(fmt.Sprintf("bangerd runs with test-only switches set: %s (they change what it does; they are for banger's own tests)",
+		strings.Join(info.TestSwitches, ", ")),
+		"unset "+strings.Join(names, " ")+", then banger daemon stop (the next command starts it without them)")
 }
 
 func checkStateDir(ctx context.Context, e *Env) api.CheckResult {

@@ -144,7 +144,7 @@ func TestRunScopes(t *testing.T) {
 		names = append(names, r.Scope+"/"+r.Name)
 	}
 	wantNames := []string{"ssh/ssh-client", "ssh/ssh-key", "ssh/known-hosts",
-		"daemon/daemon-socket", "daemon/daemon-version", "daemon/state-dir", "daemon/database"}
+		"daemon/daemon-socket", "daemon/daemon-version", "daemon/test-switches", "daemon/state-dir", "daemon/database"}
 	if !slices.Equal(names, wantNames) {
 		t.Errorf("got %v, want %v", names, wantNames)
 	}

@@ -110,11 +110,18 @@ func checkHypervisor(ctx context.Context, e *Env) api.CheckResult {
 	if err != nil {
 		return fail(err.Error(), fmt.Sprintf("set vmm = \"auto\" in %s (or fix what the kvm and firecracker checks report)", e.configFile()))
 	}
+	if envknob.AssumeKVM.On() {
+		return warn(fmt.Sprintf("%s (%s), chosen under %s: not what this host would choose", driver, reason, assumedKVM),
+			"unset "+string(envknob.AssumeKVM)+" (a test-only switch) and restart the daemon: banger daemon stop")
+	}
 	if driver == "qemu" && e.kvmError() != nil {
 		return warn(fmt.Sprintf("qemu (%s): software emulation: boots take ~15 s", reason), kvmEnableFix+"; "+kvmGroupFix)
 	}
 	return ok(fmt.Sprintf("%s (%s)", driver, reason))
 }
+
+// assumedKVM says what BANGER_TEST_ASSUME_KVM=1 makes banger assume.
+var assumedKVM = "KVM is assumed usable because the test-only switch " + string(envknob.AssumeKVM) + "=1 is set"
 
 func checkKVM(ctx context.Context, e *Env) api.CheckResult {
 	mustHave := e.vmmPref() == "firecracker"
@@ -125,9 +132,11 @@ func checkKVM(ctx context.Context, e *Env) api.CheckResult {
 		return warn(detail+"; QEMU under software emulation (TCG) will be used: boots take ~15 s", fix)
 	}
 	if envknob.AssumeKVM.On() {
-		// As the daemon's chooser and probe do: the end-to-end tests drive
-		// the Firecracker path through its fake on hosts without KVM.
-		return ok("assumed usable by " + string(envknob.AssumeKVM) + " (tests only)")
+		// The daemon's chooser and probe assume KVM too (the end-to-end
+		// tests drive the Firecracker path through its fake on hosts without
+		// KVM), but a test switch is never reported as a fact about the host.
+		return warn(assumedKVM+": /dev/kvm was not checked",
+			"unset "+string(envknob.AssumeKVM)+" (a test-only switch) and restart the daemon: banger daemon stop")
 	}
 	if _, err := os.Stat(e.sys("/dev/kvm")); err != nil {
 		return degrade("no /dev/kvm: no hardware virtualization, or the kvm module is not loaded", kvmEnableFix)

@@ -191,3 +191,27 @@ func TestVersionParsing(t *testing.T) {
 		t.Error("versionLess is wrong")
 	}
 }
+
+// BANGER_TEST_ASSUME_KVM makes the daemon assume KVM; doctor says that it is
+// assumed, as a warning naming the test switch, never as an ok.
+func TestAssumedKVMIsAWarning(t *testing.T) {
+	t.Setenv("BANGER_TEST_ASSUME_KVM", "1")
+	h := newFakeHost(t)
+	h.env.OpenKVM = func() error { t.Fatal("OpenKVM called although KVM is assumed"); return nil }
+	want(t, h.run("kvm"), api.CheckWarn, "assumed usable because the test-only switch BANGER_TEST_ASSUME_KVM=1 is set", "unset BANGER_TEST_ASSUME_KVM")
+	h.env.ChooseVMM = func() (string, string, error) { return "firecracker", "assumed by BANGER_TEST_ASSUME_KVM", nil }
+	want(t, h.run("hypervisor"), api.CheckWarn, "firecracker (assumed by BANGER_TEST_ASSUME_KVM), chosen under KVM is assumed", "unset BANGER_TEST_ASSUME_KVM")
+}
+
+func TestTestSwitches(t *testing.T) {
+	h := newFakeHost(t)
+	want(t, h.run("test-switches"), api.CheckWarn, "not checked: no daemon client", "")
+	info := api.DaemonInfo{PID: 7}
+	h.env.DaemonInfo = func(context.Context) (api.DaemonInfo, error) { return info, nil }
+	want(t, h.run("test-switches"), api.CheckOK, "no test-only switch set", "")
+	info.TestSwitches = []string{"BANGER_TEST_SKIP_SSH_WAIT=1", "BANGER_TEST_CRASH_AT=stop:record"}
+	want(t, h.run("test-switches"), api.CheckWarn, "BANGER_TEST_SKIP_SSH_WAIT=1, BANGER_TEST_CRASH_AT=stop:record",
+		"unset BANGER_TEST_SKIP_SSH_WAIT BANGER_TEST_CRASH_AT")
+	h.env.DaemonInfo = func(context.Context) (api.DaemonInfo, error) { return info, errors.New("refused") }
+	want(t, h.run("test-switches"), api.CheckWarn, "not checked: bangerd does not answer", "banger daemon start")
+}

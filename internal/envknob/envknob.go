@@ -54,7 +54,64 @@ const (
 	HelperSandbox Knob = "BANGER_TEST_HELPER_SANDBOX"
 	HelperBins    Knob = "BANGER_TEST_HELPER_BINS"
 	HelperUsers   Knob = "BANGER_TEST_HELPER_USERS"
+	// QEMUAccel=tcg|kvm forces the QEMU driver's accelerator (tests exercise
+	// TCG on a KVM host with it).
+	QEMUAccel Knob = "BANGER_QEMU_ACCEL"
+	// TUIHelper=1 makes the TUI test binary run the TUI in a pseudo-terminal
+	// (a re-executed child); TUIGate names the file its backend waits on.
+	TUIHelper Knob = "BANGER_TUI_HELPER"
+	TUIGate   Knob = "BANGER_TUI_GATE"
+	// BenchVM=1 runs the benchmarks that boot guests; BenchVMWait (a Go
+	// duration) bounds their wait for other guests to finish. BenchImage=1
+	// runs the image-build benchmark.
+	BenchVM     Knob = "BANGER_BENCH_VM"
+	BenchVMWait Knob = "BANGER_BENCH_VM_WAIT"
+	BenchImage  Knob = "BANGER_BENCH_IMAGE"
+	// MapDNSRun makes a test binary play mapdns (internal/mapdns/mapdnstest),
+	// serving in the network namespace MapDNSNetns names; MapDNSSupervise
+	// ("BIN DATAFILE") makes it a supervisor of that mapdns.
+	MapDNSRun       Knob = "BANGER_TEST_MAPDNS"
+	MapDNSNetns     Knob = "BANGER_TEST_MAPDNS_NETNS"
+	MapDNSSupervise Knob = "BANGER_TEST_SUPERVISE"
+	// RootlessBuild is the build spec the rootless image-build test's child
+	// (run as a throwaway user) builds.
+	RootlessBuild Knob = "BANGER_TEST_ROOTLESS_BUILD"
 )
+
+// All lists every knob above (a test keeps it complete).
+var All = []Knob{
+	AssumeKVM, SkipSSHWait, CrashAt, Cache, RequireKernel, E2EReuseData, E2EKeep, FCSpec,
+	FakeFCFail, FakeFCHangStop, FakeFCSkipTapCheck, FakeFCNoAgent, FakeFCAgent, FakeFCRecord,
+	E2EHelper, OpenTap, OpenTapAs, HelperSandbox, HelperBins, HelperUsers, QEMUAccel,
+	TUIHelper, TUIGate, BenchVM, BenchVMWait, BenchImage, MapDNSRun, MapDNSNetns, MapDNSSupervise,
+	RootlessBuild,
+}
+
+// Setting is one knob set in this process's environment.
+type Setting struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+func (s Setting) String() string { return s.Name + "=" + s.Value }
+
+// InBinaries lists the knobs that banger's own binaries (bangerd, banger,
+// the helper) read; the rest only steer test programs and harnesses.
+var InBinaries = []Knob{AssumeKVM, SkipSSHWait, CrashAt, QEMUAccel}
+
+// Active returns the InBinaries knobs set in this process's environment. A
+// daemon started with any of them set (inherited from whichever CLI started
+// it) is not telling the plain truth about the host, so it says so: in its
+// log at start, in `daemon status` and as a doctor warning.
+func Active() []Setting {
+	var out []Setting
+	for _, k := range InBinaries {
+		if v, ok := os.LookupEnv(string(k)); ok {
+			out = append(out, Setting{Name: string(k), Value: v})
+		}
+	}
+	return out
+}
 
 // Value is the knob's value ("" when unset).
 func (k Knob) Value() string { return os.Getenv(string(k)) }

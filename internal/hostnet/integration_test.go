@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -383,6 +384,9 @@ func (tp *natTopology) dial(t *testing.T) (string, error) {
 	return seen, dialErr
 }
 
+// counters matches packet counters in nft and iptables-save output.
+var counters = regexp.MustCompile(`counter packets \d+ bytes \d+|\[\d+:\d+\]`)
+
 func TestNATEndToEnd(t *testing.T) {
 	nettest.RequireRoot(t)
 	for _, tc := range []struct {
@@ -401,6 +405,22 @@ func TestNATEndToEnd(t *testing.T) {
 			}
 			// The administrator's own rule, there before banger.
 			tp.host.Exec(t, "iptables", "-w", "-A", "FORWARD", "-i", "admin0", "-j", "DROP")
+			tp.host.Exec(t, "iptables", "-w", "-t", "nat", "-A", "POSTROUTING", "-s", "10.99.0.0/16", "-o", "up0", "-j", "MASQUERADE")
+			tp.host.Exec(t, "nft", "add", "table", "inet", "admin")
+			tp.host.Exec(t, "nft", "add", "chain", "inet", "admin", "adminin", "{ type filter hook input priority 0; policy accept; }")
+			tp.host.Exec(t, "nft", "add", "rule", "inet", "admin", "adminin", "tcp", "dport", "22", "accept")
+			// The whole rulesets, before banger's NAT and after its removal.
+			rulesets := func() string {
+				var keep []string
+				for _, l := range strings.Split(tp.host.Exec(t, "iptables-save"), "\n") {
+					if !strings.HasPrefix(l, "#") { // comments carry the time
+						keep = append(keep, l)
+					}
+				}
+				// Packet counters move with traffic (the dials); rules do not.
+				return counters.ReplaceAllString(tp.host.Exec(t, "nft", "list", "ruleset")+"\n---\n"+strings.Join(keep, "\n"), "[counters]")
+			}
+			before := rulesets()
 			if seen, err := tp.dial(t); err == nil {
 				t.Fatalf("guest reached the internet before NAT (seen %s)", seen)
 			}
@@ -447,6 +467,9 @@ func TestNATEndToEnd(t *testing.T) {
 			}
 			if tc.forwardDrop && !strings.Contains(tp.host.Exec(t, "iptables", "-w", "-S", "FORWARD"), "-P FORWARD DROP") {
 				t.Error("RemoveNAT changed someone else's FORWARD policy")
+			}
+			if after := rulesets(); after != before {
+				t.Errorf("RemoveNAT did not restore the rulesets (someone else's nft table and iptables rules among them):\n%s\nwant\n%s", after, before)
 			}
 			if _, err := tp.dial(t); err == nil {
 				t.Error("guest still reaches the internet after RemoveNAT")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/envknob"
 	"github.com/banger-dev/banger/internal/image"
 	"github.com/banger-dev/banger/internal/image/imagetest"
 	"github.com/banger-dev/banger/internal/paths"
@@ -20,7 +21,7 @@ import (
 //
 //	BANGER_BENCH_IMAGE=1 go test -run '^$' -bench Image -benchtime=1x ./internal/image/
 func benchInputs(b *testing.B) imagetest.Image {
-	if os.Getenv("BANGER_BENCH_IMAGE") != "1" {
+	if !envknob.BenchImage.On() {
 		b.Skip("set BANGER_BENCH_IMAGE=1 to run the image build benchmarks (minutes, network)")
 	}
 	return imagetest.Get(b)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/envknob"
 	"github.com/banger-dev/banger/internal/image"
 	"github.com/banger-dev/banger/internal/image/imagetest"
 	"github.com/banger-dev/banger/internal/paths"
@@ -23,7 +24,7 @@ import (
 
 // helperEnv makes the test binary, run as the throwaway user, build an
 // image instead of testing (see TestRootlessBuildHelper).
-const helperEnv = "BANGER_TEST_ROOTLESS_BUILD"
+var helperEnv = string(envknob.RootlessBuild)
 
 // rootlessRequest is what the parent hands the helper process.
 type rootlessRequest struct {
@@ -34,7 +35,7 @@ type rootlessRequest struct {
 // TestRootlessBuildHelper is not a test: it is the build that
 // TestBuildAsNormalUser runs as a throwaway user, in this test binary.
 func TestRootlessBuildHelper(t *testing.T) {
-	spec := os.Getenv(helperEnv)
+	spec := envknob.RootlessBuild.Value()
 	if spec == "" {
 		t.Skip("helper process of TestBuildAsNormalUser")
 	}

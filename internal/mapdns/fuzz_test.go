@@ -13,8 +13,8 @@ import (
 	"testing"
 )
 
-// canonical is a JSON value as Write re-encodes it (compact, HTML-escaped),
-// so values can be compared whatever their original layout.
+// canonical is a JSON value compact and HTML-escaped, to compare the
+// values banger writes whatever their layout.
 func canonical(v json.RawMessage) string {
 	out, err := json.Marshal(v)
 	if err != nil {
@@ -55,7 +55,8 @@ func entriesOf(list string) map[string]netip.Addr {
 // (anything at all); banger then writes one set of VMs, then another.
 // Invariants: a refused write (not a JSON object, a bad name) leaves the
 // file byte for byte as it was; after each write every key banger does not
-// manage is still there with the same value, banger's names map to exactly
+// manage is still there with its value byte for byte as the other program
+// wrote it (and with no VM names ever written, the whole file is), banger's names map to exactly
 // their addresses, a name banger wrote before and no longer writes is gone,
 // nothing else appears, and the .banger-managed list names exactly the
 // current VMs.
@@ -116,9 +117,20 @@ func FuzzWriteKeepsForeignEntries(f *testing.F) {
 				if !ok {
 					t.Fatalf("round %d: foreign key %q was removed", round, k)
 				}
-				if canonical(gv) != canonical(v) {
-					t.Fatalf("round %d: foreign key %q changed: %s, was %s", round, k, gv, v)
+				// json.RawMessage holds a value's text exactly as written
+				// (spacing, escapes, number spelling, key order inside), so
+				// this is the other program's bytes, not a re-encoding.
+				if !bytes.Equal(gv, v) {
+					t.Fatalf("round %d: foreign key %q changed: %q, was %q", round, k, gv, v)
 				}
+				if !bytes.Contains(data, v) {
+					t.Fatalf("round %d: foreign value of %q not in the file byte for byte: %q", round, k, v)
+				}
+			}
+			if len(owned) == 0 && len(bytes.TrimSpace(original)) > 0 && !bytes.Equal(data, original) {
+				// Banger has no name to write and never had: the other
+				// program's file stays exactly as it wrote it.
+				t.Fatalf("round %d: with no VM names to write, Write changed the file:\nbefore %q\nafter  %q", round, original, data)
 			}
 			for k := range got {
 				_, foreign := orig[k]

@@ -8,11 +8,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/banger-dev/banger/internal/envknob"
 	"github.com/banger-dev/banger/internal/mapdns/mapdnstest"
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(envSupervise) != "" {
+	if envknob.MapDNSSupervise.Value() != "" {
 		superviseMain()
 	}
 	mapdnstest.Main() // the test binary plays mapdns when asked to

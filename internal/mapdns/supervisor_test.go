@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/banger-dev/banger/internal/envknob"
 	"github.com/banger-dev/banger/internal/hostnet/nettest"
 	"github.com/banger-dev/banger/internal/mapdns/mapdnstest"
 	"github.com/banger-dev/banger/internal/sysexec"
@@ -197,11 +198,11 @@ func TestSupervisorLeavesForeignMapdnsAlone(t *testing.T) {
 	answers(t, ns, "dev.vm.", "172.30.0.2")
 }
 
-const envSupervise = "BANGER_TEST_SUPERVISE" // "BIN DATAFILE": this process supervises
+var envSupervise = string(envknob.MapDNSSupervise) // "BIN DATAFILE": this process supervises
 
 // superviseMain runs a supervisor and prints its mapdns's pid, until killed.
 func superviseMain() {
-	bin, data, _ := strings.Cut(os.Getenv(envSupervise), " ")
+	bin, data, _ := strings.Cut(envknob.MapDNSSupervise.Value(), " ")
 	os.Unsetenv(envSupervise) // mapdns plays mapdns, not this
 	s := &Supervisor{Bin: bin, DataFile: data}
 	if err := s.Start(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/banger-dev/banger/internal/envknob"
 	"github.com/banger-dev/banger/internal/tui/tuitest"
 )
 
@@ -35,12 +36,12 @@ func (g gatedBackend) Connect(ctx context.Context) error {
 // TestRunHelperProcess is not a test: it is the TUI that TestRunInPTY runs
 // in a pseudo-terminal by re-executing the test binary.
 func TestRunHelperProcess(t *testing.T) {
-	if os.Getenv("BANGER_TUI_HELPER") != "1" {
+	if !envknob.TUIHelper.On() {
 		t.Skip("helper process for TestRunInPTY")
 	}
 	b := gatedBackend{
 		fakeBackend: &fakeBackend{vms: sampleVMs(), images: sampleImages(), host: sampleHost()},
-		gate:        os.Getenv("BANGER_TUI_GATE"),
+		gate:        envknob.TUIGate.Value(),
 	}
 	_, noColor := os.LookupEnv("NO_COLOR")
 	err := Run(context.Background(), b, Options{Version: "v9.9.9", NoColor: noColor, Poll: time.Second})

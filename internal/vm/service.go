@@ -90,11 +90,23 @@ type Service struct {
 }
 
 // crashHook, when set, is called at named points of stop and delete. The
-// crash-safety tests set BANGER_TEST_CRASH_AT=<op>:<point> (ops "stop" and
-// "delete"; points "stop-vmm", "record", "delete-row", "destroy") so the
-// daemon SIGKILLs itself there, as a crash would. Create and start points
-// live in internal/vmruntime under the same variable.
+// crash-safety tests set BANGER_TEST_CRASH_AT=<op>:<point> so the daemon
+// SIGKILLs itself there, as a crash would. Create and start points live in
+// internal/vmruntime under the same variable.
 var crashHook func(op, point string)
+
+// crashPointNames declares the crashPoint calls of stop and delete in the
+// order they run. A test reads this package's source and fails when a call
+// is missing here, so the crash-safety suite (test/e2e, through CrashPoints)
+// covers a new point without anyone remembering to add it.
+var crashPointNames = map[string][]string{
+	"stop":   {"stop-vmm", "record"},
+	"delete": {"delete-row", "destroy"},
+}
+
+// CrashPoints returns the crash points of op ("stop", "delete") in order:
+// the places where BANGER_TEST_CRASH_AT=<op>:<point> kills the daemon.
+func CrashPoints(op string) []string { return slices.Clone(crashPointNames[op]) }
 
 func init() {
 	if at := envknob.CrashAt.Value(); at != "" {

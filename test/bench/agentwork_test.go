@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/e2etest"
+	"github.com/banger-dev/banger/internal/envknob"
 )
 
 // BenchmarkAgentWork measures issue 16's figures on one real guest, each
@@ -32,7 +32,7 @@ import (
 //     is the same fetch from a server on the guest's loopback, which the
 //     forward reaches through the agent (fwd-agent/direct).
 func BenchmarkAgentWork(b *testing.B) {
-	if os.Getenv("BANGER_BENCH_VM") != "1" {
+	if !envknob.BenchVM.On() {
 		b.Skip("set BANGER_BENCH_VM=1 to boot a real guest (a minute or two)")
 	}
 	for _, p := range []string{"busybox", "scp", "curl"} {

@@ -20,6 +20,7 @@ import (
 	"github.com/banger-dev/banger/internal/bundle"
 	"github.com/banger-dev/banger/internal/disk"
 	"github.com/banger-dev/banger/internal/e2etest"
+	"github.com/banger-dev/banger/internal/envknob"
 	"github.com/banger-dev/banger/internal/sysexec"
 	"github.com/banger-dev/banger/internal/vmm"
 	"github.com/banger-dev/banger/internal/vmm/qemu"
@@ -49,7 +50,7 @@ const (
 // the iterations no other guest disturbed (contended-boots counts the
 // others), or over all when every one was.
 func BenchmarkCreateToHealthy(b *testing.B) {
-	if os.Getenv("BANGER_BENCH_VM") != "1" {
+	if !envknob.BenchVM.On() {
 		b.Skip("set BANGER_BENCH_VM=1 to boot real guests (about a minute per iteration, one guest at a time)")
 	}
 	e := e2etest.New(b, e2etest.Options{Subnet: benchSubnet, Bridge: benchBridge})
@@ -296,7 +297,7 @@ func bareBoot(b *testing.B, e *e2etest.Env, bdl *bundle.Bundle, image, name stri
 func waitNoGuests(b *testing.B) bool {
 	b.Helper()
 	limit := 20 * time.Minute
-	if v := os.Getenv("BANGER_BENCH_VM_WAIT"); v != "" {
+	if v := envknob.BenchVMWait.Value(); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
 			b.Fatalf("BANGER_BENCH_VM_WAIT=%q: %v (use a Go duration such as 10m)", v, err)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/e2etest"
 	"github.com/banger-dev/banger/internal/sysexec"
+	"github.com/banger-dev/banger/internal/vm"
 	"github.com/banger-dev/banger/internal/vmruntime"
 )
 
@@ -313,20 +315,31 @@ func settleAndClean(t *testing.T, env *e2etest.Env, vms []api.VM, name string) {
 	must(t, env, "vm", "delete", "--force", name)
 }
 
-// crashPoints are the BANGER_TEST_CRASH_AT values of op's steps.
+// crashPoints are the BANGER_TEST_CRASH_AT values of op: the steps the
+// runtime declares for provision and start, the crash points the VM service
+// declares for stop and delete (both refuse or fail a test on code that
+// drifts from its declaration).
 func crashPoints(op string) []string {
+	names := vmruntime.StepNames(op)
+	if op == "stop" || op == "delete" {
+		names = vm.CrashPoints(op)
+	}
 	var points []string
-	for _, step := range vmruntime.StepNames(op) {
+	for _, step := range names {
 		points = append(points, op+":"+step)
 	}
 	return points
 }
 
 func TestCrashSafety(t *testing.T) {
-	for _, op := range []string{"provision", "start"} {
+	for _, op := range []string{"provision", "start", "stop", "delete"} {
 		if len(crashPoints(op)) == 0 {
-			t.Fatalf("vmruntime declares no steps for %s: the crash points would silently be none", op)
+			t.Fatalf("no crash points declared for %s: the suite would silently cover none", op)
 		}
+	}
+	// The last step of a boot, the one the old hard-coded list missed.
+	if !slices.Contains(crashPoints("start"), "start:wait-ssh") {
+		t.Fatalf("the start crash points %q lack start:wait-ssh", crashPoints("start"))
 	}
 	env := newFakeFCEnv(t, "172.30.80.0/24", "bangerc1")
 	must(t, env, "vm", "create", "--name", "keep")
@@ -375,9 +388,9 @@ func TestCrashSafety(t *testing.T) {
 		})
 	}
 
-	// Stop: before the VMM is stopped, and after it is gone but before the
-	// record says so.
-	for _, point := range []string{"stop:stop-vmm", "stop:record"} {
+	// Stop, at each point the VM service declares (before the VMM is
+	// stopped, after it is gone but before the record says so, ...).
+	for _, point := range crashPoints("stop") {
 		t.Run(point, func(t *testing.T) {
 			must(t, env, "vm", "start", "st")
 			crashDuring(t, env, point, "vm", "stop", "st")
@@ -399,9 +412,9 @@ func TestCrashSafety(t *testing.T) {
 		})
 	}
 
-	// Delete: before the record goes, and after it went but before the
-	// files and tap did.
-	for i, point := range []string{"delete:delete-row", "delete:destroy"} {
+	// Delete, at each declared point (before the record goes, after it went
+	// but before the files and tap did, ...).
+	for i, point := range crashPoints("delete") {
 		t.Run(point, func(t *testing.T) {
 			name := fmt.Sprintf("del%d", i)
 			must(t, env, "vm", "create", "--no-start", "--name", name)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -166,5 +167,59 @@ func TestDoctorOnThisHost(t *testing.T) {
 			t.Errorf("QEMU under software emulation (%s), but the hypervisor check does not warn of it: %+v", info.VMMReason, hv)
 		}
 	}
+	// A daemon started without test switches reports none.
+	if ts := checks["test-switches"]; ts.Status != api.CheckOK || len(info.TestSwitches) != 0 {
+		t.Errorf("no test switch set, but doctor says %+v and daemon status %q", ts, info.TestSwitches)
+	}
 	t.Logf("doctor on this host:\n%s", table)
+}
+
+// A daemon started with test-only switches in its environment (here the
+// fake-Firecracker tier's BANGER_TEST_ASSUME_KVM and _SKIP_SSH_WAIT) says
+// so: in its log at start, in `daemon status`, and as doctor warnings; the
+// KVM it assumes is never reported as a fact about the host.
+func TestTestSwitchesAreReported(t *testing.T) {
+	env := newFakeFCEnv(t, "172.30.94.0/24", "bangerd5", "BANGER_TEST_CRASH_AT=stop:nowhere")
+	want := []string{"BANGER_TEST_ASSUME_KVM=1", "BANGER_TEST_SKIP_SSH_WAIT=1", "BANGER_TEST_CRASH_AT=stop:nowhere"}
+
+	var info api.DaemonInfo
+	jsonOf(t, env, &info, "daemon", "status")
+	for _, w := range want {
+		if !slices.Contains(info.TestSwitches, w) {
+			t.Errorf("daemon status --output json: test_switches %q lacks %s", info.TestSwitches, w)
+		}
+	}
+	table := env.MustBanger("daemon", "status")
+	if !strings.Contains(table, "test switches") || !strings.Contains(table, "BANGER_TEST_ASSUME_KVM=1") {
+		t.Errorf("daemon status table does not show the test switches:\n%s", table)
+	}
+	log, err := os.ReadFile(info.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range want {
+		if !strings.Contains(string(log), "test-only switch set: "+w) {
+			t.Errorf("daemon log does not record %s at start:\n%s", w, log)
+		}
+	}
+
+	var res api.DoctorResult
+	jsonOut, errOut, _ := env.Banger("doctor", "--output", "json")
+	if err := json.Unmarshal([]byte(jsonOut), &res); err != nil {
+		t.Fatalf("doctor --output json: %v\n%s%s", err, jsonOut, errOut)
+	}
+	checks := map[string]api.CheckResult{}
+	for _, c := range res.Checks {
+		checks[c.Name] = c
+	}
+	for name, detail := range map[string]string{
+		"kvm":           "BANGER_TEST_ASSUME_KVM=1 is set",
+		"hypervisor":    "BANGER_TEST_ASSUME_KVM=1 is set",
+		"test-switches": "BANGER_TEST_CRASH_AT=stop:nowhere",
+	} {
+		c := checks[name]
+		if c.Status != api.CheckWarn || !strings.Contains(c.Detail, detail) || !strings.Contains(c.Fix, "unset") {
+			t.Errorf("doctor %s under test switches: %+v; want warn mentioning %q with an unset fix", name, c, detail)
+		}
+	}
 }

@@ -30,20 +30,21 @@ import (
 	"github.com/miekg/dns"
 	"github.com/vishvananda/netns"
 
+	"github.com/banger-dev/banger/internal/envknob"
 	"github.com/banger-dev/banger/internal/hostnet/nettest"
 	"github.com/banger-dev/banger/internal/sysexec"
 )
 
 // Environment of the stand-in.
 const (
-	EnvRun   = "BANGER_TEST_MAPDNS"       // set: this process is mapdns
-	EnvNetns = "BANGER_TEST_MAPDNS_NETNS" // the named network namespace to serve in
+	EnvRun   = string(envknob.MapDNSRun)   // set: this process is mapdns
+	EnvNetns = string(envknob.MapDNSNetns) // the named network namespace to serve in
 )
 
 // Main runs the stand-in, and exits, when EnvRun is set; otherwise it
 // returns at once.
 func Main() {
-	if os.Getenv(EnvRun) == "" {
+	if envknob.MapDNSRun.Value() == "" {
 		return
 	}
 	os.Exit(run())
@@ -54,7 +55,7 @@ type entry struct{ A string }
 func run() int {
 	// The socket is bound on this thread: keep it in the namespace.
 	runtime.LockOSThread()
-	if name := os.Getenv(EnvNetns); name != "" {
+	if name := envknob.MapDNSNetns.Value(); name != "" {
 		h, err := netns.GetFromName(name)
 		if err == nil {
 			err = netns.Set(h)

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/banger-dev/banger/internal/envknob"
 	"github.com/banger-dev/banger/internal/logtail"
 	"github.com/banger-dev/banger/internal/paths"
 	"github.com/banger-dev/banger/internal/sysexec"
@@ -24,7 +25,7 @@ import (
 
 // AccelEnv forces the accelerator ("tcg" or "kvm"), overriding Options.Accel;
 // tests use it to exercise TCG on a KVM host.
-const AccelEnv = "BANGER_QEMU_ACCEL"
+const AccelEnv = string(envknob.QEMUAccel)
 
 // Options configure the driver. Zero values pick the defaults.
 type Options struct {
@@ -73,7 +74,7 @@ func (d *Driver) Name() string { return vmm.DriverQEMU }
 // Accel resolves the accelerator Start will use and why.
 func (d *Driver) Accel() (accel, reason string, err error) {
 	want := d.opts.Accel
-	if env := os.Getenv(AccelEnv); env != "" {
+	if env := envknob.QEMUAccel.Value(); env != "" {
 		want = env
 	}
 	switch want {
