@@ -530,6 +530,11 @@ type SnapshotListParams struct {
 	VM string `json:"vm"`
 }
 
+// SnapshotListResult: vm.snapshot.list.
+type SnapshotListResult struct {
+	Snapshots []Snapshot `json:"snapshots"`
+}
+
 // VMRestoreParams: vm.restore.
 type VMRestoreParams struct {
 	VM       string `json:"vm"`

@@ -21,8 +21,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/banger-dev/banger/internal/sysexec"
 	"github.com/banger-dev/banger/internal/vmm"
 )
 
@@ -192,4 +194,19 @@ func (d *Driver) Restore(ctx context.Context, spec vmm.Spec, dir string) (vmm.Ha
 		}
 		return c.Execute(ctx, "migrate-incoming", map[string]any{"uri": "fd:" + migrateFD}, nil)
 	})
+}
+
+// VMMVersion is the first line of `qemu-system-x86_64 --version`: a saved
+// state loads only into the QEMU build that wrote it.
+func (d *Driver) VMMVersion(ctx context.Context) (string, error) {
+	bin, err := sysexec.LookPath(d.opts.Binary)
+	if err != nil {
+		return "", err
+	}
+	out, err := sysexec.Output(ctx, bin, "--version")
+	if err != nil {
+		return "", err
+	}
+	line, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
+	return line, nil
 }
