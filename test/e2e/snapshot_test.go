@@ -16,8 +16,9 @@ import (
 // snapshots: a counting process keeps counting after a restore from a
 // memory snapshot (same boot id: no reboot), files written after the
 // snapshot are gone and /root is as it was, bad input is refused with
-// nothing left behind, and suspend ends the QEMU process while resume
-// continues the counter. One VM for all of it: each boot costs ~20 s here.
+// nothing left behind, suspend ends the QEMU process while resume
+// continues the counter, a disk-only snapshot restores by booting from its
+// disks, and a snapshot whose image changed is refused. One VM for all of it: each boot costs ~20 s here.
 func TestSnapshotRestoreSuspend(t *testing.T) {
 	env := e2etest.New(t, e2etest.Options{Subnet: "172.30.87.0/24", Bridge: "bangersnap"})
 	env.MustBanger("vm", "create", "--name", "dev")
@@ -148,6 +149,34 @@ func TestSnapshotRestoreSuspend(t *testing.T) {
 	counting(c4, "after resume")
 	if _, err := os.Stat(filepath.Join(env.Layout().VM(vm.ID).Dir, "suspend")); !os.IsNotExist(err) {
 		t.Errorf("saved suspend state left after resume: %v", err)
+	}
+
+	// A disk-only snapshot of the running VM: a restore boots from its
+	// disks (a new boot id, no counter) with /root as it was.
+	env.MustSSH("dev", "sh", "-c", "echo at-d1 > /root/state && sync")
+	env.MustBanger("vm", "snapshot", "create", "dev", "--name", "d1", "--no-memory")
+	counting(counter("after d1"), "after the disk-only snapshot")
+	env.MustSSH("dev", "sh", "-c", "echo after-d1 > /root/state && sync")
+	env.MustBanger("vm", "restore", "dev", "d1", "--yes", "--no-safety")
+	if got := bootID(); got == boot {
+		t.Errorf("boot id after a disk-only restore = %s, the same as before: want a fresh boot", got)
+	}
+	if got := strings.TrimSpace(env.MustSSH("dev", "cat", "/root/state")); got != "at-d1" {
+		t.Errorf("/root/state after the disk-only restore = %q, want at-d1", got)
+	}
+	if _, _, code := env.SSH("dev", "test", "-e", "/run/counter"); code != 1 {
+		t.Errorf("/run/counter exists after a disk-only restore (exit %d): the guest did not boot afresh", code)
+	}
+	env.JSON(&snaps, "vm", "snapshot", "list", "dev")
+	if len(snaps) != 2 || snaps[1].Name != "d1" || snaps[1].HasMemory {
+		t.Errorf("after --no-safety restore, want s1 and d1 (disk only), no safety snapshot: %+v", snaps)
+	}
+
+	// A snapshot whose image was rebuilt is refused, saying so.
+	env.MarkImageRebuilt("debian")
+	bad("image debian was rebuilt", "vm", "restore", "dev", "s1", "--yes", "--no-safety")
+	if v := env.VM("dev"); v.State != api.VMRunning {
+		t.Errorf("a refused restore changed the VM: state %s", v.State)
 	}
 
 	env.MustBanger("vm", "delete", "--force", "-y", "dev")
