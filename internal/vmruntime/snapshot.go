@@ -268,9 +268,10 @@ func (r *Runtime) CheckManifest(ctx context.Context, vm api.VM, m api.SnapshotMa
 	if vm.VMM != "" && m.VMM != vm.VMM {
 		bad = append(bad, fmt.Sprintf("the VM now runs on %s, the snapshot was taken under %s", vm.VMM, m.VMM))
 	}
-	if d, ok := r.Drivers[m.VMM]; !ok {
+	// A disk-only snapshot of a VM that never ran names no VMM.
+	if d, ok := r.Drivers[m.VMM]; m.VMM != "" && !ok {
 		bad = append(bad, "no "+m.VMM+" driver in this bangerd")
-	} else if v, ok := d.(versioner); ok && m.VMMVersion != "" {
+	} else if v, isV := d.(versioner); ok && isV && m.VMMVersion != "" {
 		if have, err := v.VMMVersion(ctx); err == nil && have != m.VMMVersion {
 			bad = append(bad, fmt.Sprintf("%s is now %q, the snapshot was saved by %q", m.VMM, have, m.VMMVersion))
 		}
