@@ -10,7 +10,17 @@ import (
 
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/e2etest"
+	"github.com/banger-dev/banger/internal/vmruntime"
 )
+
+func dirNames(dir string) []string {
+	entries, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
 
 // TestSnapshotRestoreSuspend walks one real guest (QEMU, TCG here) through
 // snapshots: a counting process keeps counting after a restore from a
@@ -149,6 +159,74 @@ func TestSnapshotRestoreSuspend(t *testing.T) {
 	counting(c4, "after resume")
 	if _, err := os.Stat(filepath.Join(env.Layout().VM(vm.ID).Dir, "suspend")); !os.IsNotExist(err) {
 		t.Errorf("saved suspend state left after resume: %v", err)
+	}
+
+	// Crash safety: bangerd SIGKILLs itself before each step of snapshot,
+	// suspend and resume (the points come from vmruntime's step lists plus
+	// the service's own). The restarted daemon must leave no half snapshot
+	// listed or on disk, no VM paused forever (the counter moves on), no
+	// stray VMM or tap, and a suspended VM resumable.
+	settled := func(point string) {
+		t.Helper()
+		v := env.VM("dev")
+		pids := e2etest.PIDsMentioning(env.Layout().VM(v.ID).Dir)
+		switch v.State {
+		case api.VMRunning:
+			if len(pids) != 1 || pids[0] != v.PID {
+				t.Errorf("%s: running VM has VMM pid %d, processes on its files %v", point, v.PID, pids)
+			}
+			if !env.HasLink("bg-" + v.ID) {
+				t.Errorf("%s: running VM has no tap", point)
+			}
+		case api.VMSuspended:
+			if len(pids) != 0 || env.HasLink("bg-"+v.ID) {
+				t.Errorf("%s: suspended VM has processes %v or a tap (%v)", point, pids, env.HasLink("bg-"+v.ID))
+			}
+			env.MustBanger("vm", "resume", "dev")
+		default:
+			t.Fatalf("%s: VM left %s (%s)", point, v.State, v.LastError)
+		}
+		if got := bootID(); got != boot {
+			t.Fatalf("%s: the guest rebooted (boot id %s, want %s)", point, got, boot)
+		}
+		counting(counter(point+": settled"), point)
+		env.JSON(&snaps, "vm", "snapshot", "list", "dev")
+		for _, sn := range snaps {
+			if sn.Name != "s1" {
+				t.Errorf("%s: snapshot %s listed after the crash", point, sn.Name)
+			}
+		}
+		for _, e := range dirNames(snapDir) {
+			if e != "s1" {
+				t.Errorf("%s: %s left in the snapshots directory", point, e)
+			}
+		}
+		if v := env.VM("dev"); v.State == api.VMRunning {
+			if _, err := os.Stat(filepath.Join(env.Layout().VM(v.ID).Dir, "suspend")); !os.IsNotExist(err) {
+				t.Errorf("%s: saved suspend state left for a running VM", point)
+			}
+		}
+	}
+	var snapPoints []string
+	for _, step := range vmruntime.StepNames("snapshot") {
+		snapPoints = append(snapPoints, "snapshot:"+step)
+	}
+	if len(snapPoints) == 0 || len(vmruntime.StepNames("resume")) == 0 {
+		t.Fatal("vmruntime declares no snapshot or resume steps: the crash points would silently be none")
+	}
+	for i, point := range append(snapPoints, "snapshot:rename", "snapshot:record") {
+		crashDuring(t, env, point, "vm", "snapshot", "create", "dev", "--name", "c"+strconv.Itoa(i))
+		settled(point)
+	}
+	for _, point := range append(snapPoints, "suspend:stop-vmm", "suspend:record") {
+		crashDuring(t, env, point, "vm", "suspend", "dev")
+		settled("suspend/" + point)
+	}
+	for _, step := range append(vmruntime.StepNames("resume"), "remove-state") {
+		point := "resume:" + step
+		env.MustBanger("vm", "suspend", "dev")
+		crashDuring(t, env, point, "vm", "resume", "dev")
+		settled(point)
 	}
 
 	// A disk-only snapshot of the running VM: a restore boots from its
