@@ -250,6 +250,24 @@ func TestSnapshotRestoreSuspend(t *testing.T) {
 		t.Errorf("after --no-safety restore, want s1 and d1 (disk only), no safety snapshot: %+v", snaps)
 	}
 
+	// A restore interrupted after the VM was stopped leaves it stopped and
+	// whole: no VMM, no tap, no extra snapshot; it boots again.
+	for _, point := range []string{"restore:restore-disks", "restore:resume"} {
+		crashDuring(t, env, point, "vm", "restore", "dev", "s1", "--yes", "--no-safety")
+		v := env.VM("dev")
+		if v.State != api.VMStopped {
+			t.Errorf("%s: VM is %s after the crash, want stopped", point, v.State)
+		}
+		if pids := e2etest.PIDsMentioning(env.Layout().VM(v.ID).Dir); len(pids) > 0 || env.HasLink("bg-"+v.ID) {
+			t.Errorf("%s: stopped VM has processes %v or a tap (%v)", point, pids, env.HasLink("bg-"+v.ID))
+		}
+		if got := dirNames(snapDir); len(got) != 2 {
+			t.Errorf("%s: snapshots directory holds %v, want s1 and d1", point, got)
+		}
+		env.MustBanger("vm", "start", "dev")
+		bootID()
+	}
+
 	// A snapshot whose image was rebuilt is refused, saying so.
 	env.MarkImageRebuilt("debian")
 	bad("image debian was rebuilt", "vm", "restore", "dev", "s1", "--yes", "--no-safety")
