@@ -221,6 +221,14 @@ func (s *Service) Restore(ctx context.Context, p api.VMRestoreParams, progress f
 	var res api.VMRestoreResult
 	if !p.NoSafety {
 		name := "safety-" + time.Now().UTC().Format("20060102-150405")
+		// Two restores within a second: the second safety snapshot gets a
+		// suffix rather than failing on the name.
+		for n := 2; ; n++ {
+			if _, err := s.Store.GetSnapshot(ctx, vm.ID, name); err != nil {
+				break
+			}
+			name = fmt.Sprintf("safety-%s-%d", time.Now().UTC().Format("20060102-150405"), n)
+		}
 		progress(api.Progress{Step: "safety", Message: "saving the current state as snapshot " + name})
 		if _, err := s.snapshotLocked(ctx, vm, api.SnapshotCreateParams{Name: name, Stop: vm.State == api.VMRunning}, progress); err != nil {
 			return res, fmt.Errorf("safety snapshot (skip it with --no-safety): %w", err)

@@ -155,6 +155,17 @@ func TestRestoreRefusals(t *testing.T) {
 	if res.VM.State != api.VMRunning || !strings.HasPrefix(res.Safety, "safety-") {
 		t.Errorf("restore result = %+v", res)
 	}
+	// At once again: the second safety snapshot gets its own name.
+	if _, err := s.Stop(ctx, "dev", false); err != nil {
+		t.Fatal(err)
+	}
+	res2, err := s.Restore(ctx, api.VMRestoreParams{VM: "dev", Snapshot: "s1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res2.Safety == res.Safety || !strings.HasPrefix(res2.Safety, "safety-") {
+		t.Errorf("second safety snapshot %q (first %q)", res2.Safety, res.Safety)
+	}
 }
 
 // TestReconcileSnapshots: what interrupted operations leave is settled at
