@@ -207,6 +207,14 @@ func TestReconcileSnapshots(t *testing.T) {
 	if _, err := s.Start(ctx, "dev", nil); code(err) != api.CodeConflict || !strings.Contains(err.Error(), "suspended") {
 		t.Errorf("start of a suspended VM: %v", err)
 	}
+	// Stopping every VM (daemon stop --stop-vms) leaves a suspended one
+	// and its saved state alone.
+	if err := s.StopAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := s.Get(ctx, "dev"); v.State != api.VMSuspended {
+		t.Errorf("StopAll changed a suspended VM to %s", v.State)
+	}
 	// Stopping a suspended VM discards the saved state.
 	if _, err := s.Stop(ctx, "dev", false); err != nil {
 		t.Fatal(err)
