@@ -41,6 +41,11 @@ type Builder struct {
 	HostMirror func() string
 	// LookPath finds the bootstrap tools; nil = sysexec.LookPath.
 	LookPath func(string) (string, error)
+	// HelperPath is the privileged helper a normal user builds through when
+	// no user namespace can be made ("" = privhelper.DefaultPath); NoHelper
+	// turns that fallback off.
+	HelperPath string
+	NoHelper   bool
 }
 
 func (b *Builder) runner() sysexec.Runner { return runner(b.Runner) }
@@ -125,6 +130,9 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest, progress func(api
 		return api.Image{}, err
 	}
 	sb, err := b.sandbox(ctx)
+	if errors.Is(err, errUseHelper) {
+		return b.buildWithHelper(ctx, req, progress)
+	}
 	if err != nil {
 		return api.Image{}, err
 	}

@@ -358,7 +358,8 @@ func TestSudoersLine(t *testing.T) {
 		h + " ^dns-register banger[a-z0-9]{0,9} [0-9]{1,3}([.][0-9]{1,3}){3} [a-z0-9.-]{1,253}$, " +
 		h + " ^dns-unregister banger[a-z0-9]{0,9}$, " +
 		h + " ^dns-redirect banger[a-z0-9]{0,9} [0-9]{4,5}$, " +
-		h + " ^dns-redirect-remove banger[a-z0-9]{0,9}$"
+		h + " ^dns-redirect-remove banger[a-z0-9]{0,9}$, " +
+		h + " ^image-build [a-z][a-z0-9-]{1,30} https?://[A-Za-z0-9.:/_~-]{1,200} [0-9]{3,7} (-|[a-z0-9][a-z0-9+.,-]{0,254}) /[A-Za-z0-9._/-]{1,255}$"
 	if got != want {
 		t.Errorf("SudoersLine =\n%s\nwant\n%s", got, want)
 	}
