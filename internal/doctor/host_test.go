@@ -157,7 +157,11 @@ func TestBuildRights(t *testing.T) {
 	want(t, h.run("build-rights"), api.CheckOK, "path: rootless, no sudo needed", "")
 
 	h.env.Distro = "void"
-	want(t, h.run("build-rights"), api.CheckFail, "Void images still need root", "sudo banger image build --distro void")
+	want(t, h.run("build-rights"), api.CheckOK, "xbps-install -r runs as root of the namespace", "")
+	h.env.Geteuid = func() int { return 1000 }
+	h.file("proc/sys/kernel/unprivileged_userns_clone", "0\n")
+	h.env.HelperPath, h.env.SudoAllowed = "/usr/local/libexec/banger/banger-helper", func(context.Context, []string) error { return nil }
+	want(t, h.run("build-rights"), api.CheckFail, "unprivileged user namespaces are disabled", "the privileged helper builds Debian images only")
 	h.env.Geteuid = func() int { return 0 }
 	want(t, h.run("build-rights"), api.CheckOK, "running as root", "")
 }

@@ -41,9 +41,6 @@ func checkBuildRights(ctx context.Context, e *Env) api.CheckResult {
 	if e.euid() == 0 {
 		return ok("running as root: builds make device nodes and root-owned files directly")
 	}
-	if e.Distro == "void" {
-		return fail(image.VoidNeedsRoot, "sudo banger image build --distro void --name NAME")
-	}
 	uid := e.euid()
 
 	name := e.getenv("USER")
@@ -66,7 +63,7 @@ func checkBuildRights(ctx context.Context, e *Env) api.CheckResult {
 		herr := helperBuildRights(ctx, e)
 		if herr == nil && e.Distro != "void" {
 			return ok("path: the privileged helper (sudo -n " + e.HelperPath + " image-build), because no user namespace can be made here (" + why +
-				"): Debian images build as root in a root-owned directory under ~/.cache/banger/helper-build; Void images need root")
+				"): Debian images build as root in a root-owned directory under ~/.cache/banger/helper-build; Void images need root here, because " + image.VoidNoHelper)
 		}
 		fixes := userns.Fixes(problems)
 		helper := ""
@@ -74,7 +71,7 @@ func checkBuildRights(ctx context.Context, e *Env) api.CheckResult {
 			helper = "; or " + helperInstallFix + " (the privileged helper's image-build verb: " + herr.Error() + ")"
 		}
 		if e.Distro == "void" {
-			helper = ""
+			helper = "; or build it as root (sudo banger image build --distro void ...): " + image.VoidNoHelper
 		}
 		return fail("a normal user builds images in a user namespace with subordinate ids, or through the privileged helper, and here: "+why,
 			strings.Join(fixes, "; then ")+helper+"; or build as root")
@@ -84,8 +81,8 @@ func checkBuildRights(ctx context.Context, e *Env) api.CheckResult {
 			"sudo apt-get install mmdebstrap uidmap")
 	}
 	detail := "path: rootless, no sudo needed: builds run as you, in a user namespace with the subordinate ids of /etc/subuid and /etc/subgid"
-	if e.Distro == "" {
-		detail += " (Debian images; " + image.VoidNeedsRoot + ")"
+	if e.Distro != "debian" {
+		detail += " (" + image.VoidRootless + ")"
 	}
 	return ok(detail)
 }

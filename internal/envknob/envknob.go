@@ -54,6 +54,11 @@ const (
 	HelperSandbox Knob = "BANGER_TEST_HELPER_SANDBOX"
 	HelperBins    Knob = "BANGER_TEST_HELPER_BINS"
 	HelperUsers   Knob = "BANGER_TEST_HELPER_USERS"
+	// HelperBuildSandbox=USER makes the image package's helper-build test
+	// run its build as USER inside the mount namespace it re-executed
+	// itself in (a private /usr/local, /etc/sudoers.d and no subordinate
+	// ids, so the build takes the privileged helper).
+	HelperBuildSandbox Knob = "BANGER_TEST_HELPER_BUILD_SANDBOX"
 )
 
 // Value is the knob's value ("" when unset).
