@@ -59,6 +59,10 @@ const (
 	// itself in (a private /usr/local, /etc/sudoers.d and no subordinate
 	// ids, so the build takes the privileged helper).
 	HelperBuildSandbox Knob = "BANGER_TEST_HELPER_BUILD_SANDBOX"
+	// JourneyUser=NAME makes the end-to-end binary run the non-root
+	// journey's inner stage (root, inside the journey's network and mount
+	// namespaces) for that throwaway user.
+	JourneyUser Knob = "BANGER_TEST_JOURNEY_USER"
 )
 
 // Value is the knob's value ("" when unset).

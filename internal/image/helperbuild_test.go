@@ -100,14 +100,15 @@ func helperBuildInSandbox(t *testing.T, name string) {
 	sudoers, empty := t.TempDir(), filepath.Join(t.TempDir(), "empty")
 	must(t, os.Chmod(sudoers, 0o755))
 	must(t, os.WriteFile(empty, nil, 0o644))
+	// The helper is built first: Go lives in /usr/local here.
+	bins := t.TempDir()
+	must(t, os.Chmod(bins, 0o755))
+	root("go", "build", "-o", filepath.Join(bins, "banger-helper"), "github.com/banger-dev/banger/cmd/banger-helper")
 	root("mount", "--make-rprivate", "/")
 	root("mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/usr/local")
 	root("mount", "--bind", sudoers, "/etc/sudoers.d")
 	root("mount", "--bind", empty, "/etc/subuid")
 	root("mount", "--bind", empty, "/etc/subgid")
-	bins := t.TempDir()
-	must(t, os.Chmod(bins, 0o755))
-	root("go", "build", "-o", filepath.Join(bins, "banger-helper"), "github.com/banger-dev/banger/cmd/banger-helper")
 	root(filepath.Join(bins, "banger-helper"), "install", "--user", name)
 
 	// The inputs, readable by the user (the shared cache is root's).
