@@ -97,9 +97,12 @@ func (b *Builder) buildWithHelper(ctx context.Context, req BuildRequest, progres
 		}
 		progress(api.Progress{Step: step, Message: msg})
 	}}
-	out := lw.stream()
 	args := privhelper.ImageBuildArgs(req.Suite, req.Mirror, req.SizeBytes, extraPackagesOf(req), tmp)
-	err = privhelper.RunImageBuild(ctx, b.runner(), helper, args, pr, out)
+	if err := privhelper.CheckImageBuildArgs(args); err != nil {
+		return api.Image{}, invalid("the privileged helper refuses this build: "+err.Error(),
+			"use a plain http(s) mirror, a suite name, a size in whole MiB and Debian package names")
+	}
+	err = privhelper.RunImageBuild(ctx, b.runner(), helper, args, pr, lw.stream(), lw.stream())
 	lw.flush()
 	if err != nil {
 		return api.Image{}, fmt.Errorf("build through the privileged helper: %w", err)

@@ -103,6 +103,16 @@ func ImageBuildArgs(suite, mirror string, sizeBytes int64, extra []string, outpu
 	return []string{verbImageBuild, suite, mirror, strconv.FormatInt(sizeBytes>>20, 10), e, output}
 }
 
+// CheckImageBuildArgs checks args (from ImageBuildArgs) as the helper
+// will, so the caller can refuse them with a clear error before sudo does.
+func CheckImageBuildArgs(args []string) error {
+	if len(args) != 6 || args[0] != verbImageBuild {
+		return fmt.Errorf("image-build takes 5 arguments, got %d", len(args)-1)
+	}
+	_, err := parseImageArgs(args[1:])
+	return err
+}
+
 // imageArgs are the parsed, checked arguments.
 type imageArgs struct {
 	suite, mirror string
@@ -551,12 +561,12 @@ func imageBuildNSMain(args []string, stdin io.Reader, stdout, stderr io.Writer, 
 
 // RunImageBuild runs `sudo -n helperPath image-build ARGS` (args from
 // ImageBuildArgs) as the calling user, with the inputs stream on stdin and
-// the helper's progress lines to progress.
-func RunImageBuild(ctx context.Context, run sysexec.Runner, helperPath string, args []string, inputs io.Reader, progress io.Writer) error {
+// the helper's progress lines to progress (its stderr to errs).
+func RunImageBuild(ctx context.Context, run sysexec.Runner, helperPath string, args []string, inputs io.Reader, progress, errs io.Writer) error {
 	if _, err := sysexec.LookPath("sudo"); err != nil {
 		return fmt.Errorf("sudo is not installed: install sudo, then the helper (%s)", InstallHint)
 	}
 	argv := append([]string{"sudo", "-n", helperPath}, args...)
-	_, err := run.Run(ctx, sysexec.Cmd{Argv: argv, Stdin: inputs, Stdout: progress, Stderr: progress})
+	_, err := run.Run(ctx, sysexec.Cmd{Argv: argv, Stdin: inputs, Stdout: progress, Stderr: errs})
 	return err
 }
