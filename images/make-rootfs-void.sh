@@ -18,6 +18,9 @@
 #   BANGER_TARBALL   Void ROOTFS tarball (any compression tar reads)
 #   BANGER_PACKAGES  comma-separated: NAME (always installed) or NAME=COMMAND
 #                    (installed when COMMAND is missing from a tarball's tree)
+#   BANGER_MODE      root (default) | unshare: running as root of a user
+#                    namespace, which cannot make device nodes: a tarball
+#                    that carries any is refused, naming them
 #   BANGER_DRY_RUN   when 1, print the commands (one a line) and stop
 set -euo pipefail
 
@@ -28,6 +31,7 @@ arch=${BANGER_ARCH:-x86_64}
 xbps=${BANGER_XBPS:-xbps-install}
 tarball=${BANGER_TARBALL:-}
 packages=${BANGER_PACKAGES:-}
+mode=${BANGER_MODE:-root}
 
 die() {
 	echo "make-rootfs-void: error: $*" >&2
@@ -51,6 +55,7 @@ if [[ -n $packages && ! $packages =~ ^$name_re(=$name_re)?(,$name_re(=$name_re)?
 	die "invalid package list '$packages'"
 fi
 [[ $xbps == */* || $xbps =~ ^xbps-install ]] || die "invalid xbps '$xbps': name xbps-install or its absolute path"
+[[ $mode =~ ^(root|unshare)$ ]] || die "invalid mode '$mode': use root or unshare"
 if [[ -n $tarball && $tarball != /* ]]; then
 	die "tarball '$tarball' is not an absolute path"
 fi
@@ -142,6 +147,13 @@ if [[ -z $tarball ]]; then
 	env "XBPS_ARCH=$xbps_arch" "$reconfigure" -r "$rootfs" -a
 else
 	[[ -f $tarball && -r $tarball ]] || die "tarball $tarball is not a readable file"
+	if [[ $mode == unshare ]]; then
+		# tar -tv shows a device node's type as the first letter (c or b).
+		devices=$(tar -t -v --numeric-owner -f "$tarball" | awk '$1 ~ /^[cb]/ && n < 5 { print $NF; n++ }' | tr '\n' ' ')
+		if [[ -n $devices ]]; then
+			die "$tarball carries device nodes (${devices% }), which a user namespace cannot make: build it as root (sudo banger image build --distro void ...), or build from the repository without --from-tarball"
+		fi
+	fi
 	log "extracting $tarball"
 	"${tar_argv[@]}"
 	if [[ ! -d $rootfs/etc || ! -d $rootfs/usr ]]; then

@@ -2,11 +2,14 @@ package doctor
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/image"
+	"github.com/banger-dev/banger/internal/privhelper"
 	"github.com/banger-dev/banger/internal/userns"
 )
 
@@ -38,10 +41,8 @@ func checkBuildRights(ctx context.Context, e *Env) api.CheckResult {
 	if e.euid() == 0 {
 		return ok("running as root: builds make device nodes and root-owned files directly")
 	}
-	if e.Distro == "void" {
-		return fail(image.VoidNeedsRoot, "sudo banger image build --distro void --name NAME")
-	}
 	uid := e.euid()
+
 	name := e.getenv("USER")
 	if name == "" && e.Root == "" {
 		name, _ = image.CurrentUser()
@@ -58,17 +59,48 @@ func checkBuildRights(ctx context.Context, e *Env) api.CheckResult {
 		for _, p := range problems {
 			what = append(what, p.What)
 		}
+		why := strings.Join(what, "; ")
+		herr := helperBuildRights(ctx, e)
+		if herr == nil && e.Distro != "void" {
+			return ok("path: the privileged helper (sudo -n " + e.HelperPath + " image-build), because no user namespace can be made here (" + why +
+				"): Debian images build as root in a root-owned directory under ~/.cache/banger/helper-build; Void images need root here, because " + image.VoidNoHelper)
+		}
 		fixes := userns.Fixes(problems)
-		return fail("a normal user builds images in a user namespace with subordinate ids, and here: "+strings.Join(what, "; "),
-			strings.Join(fixes, "; then ")+"; or build as root")
+		helper := ""
+		if herr != nil {
+			helper = "; or " + helperInstallFix + " (the privileged helper's image-build verb: " + herr.Error() + ")"
+		}
+		if e.Distro == "void" {
+			helper = "; or build it as root (sudo banger image build --distro void ...): " + image.VoidNoHelper
+		}
+		return fail("a normal user builds images in a user namespace with subordinate ids, or through the privileged helper, and here: "+why,
+			strings.Join(fixes, "; then ")+helper+"; or build as root")
 	}
 	if _, err := e.lookPath(image.ToolMmdebstrap); err != nil && e.Distro != "void" {
 		return fail("user namespaces work, but mmdebstrap is not installed and debootstrap cannot build as a normal user",
 			"sudo apt-get install mmdebstrap uidmap")
 	}
-	detail := "no sudo needed: builds run as you, in a user namespace with the subordinate ids of /etc/subuid and /etc/subgid"
-	if e.Distro == "" {
-		detail += " (Debian images; " + image.VoidNeedsRoot + ")"
+	detail := "path: rootless, no sudo needed: builds run as you, in a user namespace with the subordinate ids of /etc/subuid and /etc/subgid"
+	if e.Distro != "debian" {
+		detail += " (" + image.VoidRootless + ")"
 	}
 	return ok(detail)
+}
+
+// helperBuildRights says why the privileged helper's image-build verb is
+// not available to this user (nil: sudo -n grants it).
+func helperBuildRights(ctx context.Context, e *Env) error {
+	if e.HelperPath == "" {
+		return errors.New("not checked: the helper path was not provided")
+	}
+	if e.HelperCheck != nil {
+		if err := e.HelperCheck(); err != nil {
+			return err
+		}
+	}
+	argv := append([]string{e.HelperPath}, privhelper.ImageBuildArgs(image.DefaultSuite, image.DefaultMirror, image.DefaultSizeBytes, nil, "/x")...)
+	if err := e.sudoAllowed(ctx, argv); err != nil {
+		return fmt.Errorf("sudo -n does not allow %s: %v", strings.Join(argv, " "), err)
+	}
+	return nil
 }

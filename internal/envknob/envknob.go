@@ -76,6 +76,15 @@ const (
 	// RootlessBuild is the build spec the rootless image-build test's child
 	// (run as a throwaway user) builds.
 	RootlessBuild Knob = "BANGER_TEST_ROOTLESS_BUILD"
+	// HelperBuildSandbox=USER makes the image package's helper-build test
+	// run its build as USER inside the mount namespace it re-executed
+	// itself in (a private /usr/local, /etc/sudoers.d and no subordinate
+	// ids, so the build takes the privileged helper).
+	HelperBuildSandbox Knob = "BANGER_TEST_HELPER_BUILD_SANDBOX"
+	// JourneyUser=NAME makes the end-to-end binary run the non-root
+	// journey's inner stage (root, inside the journey's network and mount
+	// namespaces) for that throwaway user.
+	JourneyUser Knob = "BANGER_TEST_JOURNEY_USER"
 )
 
 // All lists every knob above (a test keeps it complete).
@@ -84,7 +93,7 @@ var All = []Knob{
 	FakeFCFail, FakeFCHangStop, FakeFCSkipTapCheck, FakeFCNoAgent, FakeFCAgent, FakeFCRecord,
 	E2EHelper, OpenTap, OpenTapAs, HelperSandbox, HelperBins, HelperUsers, QEMUAccel,
 	TUIHelper, TUIGate, BenchVM, BenchVMWait, BenchImage, MapDNSRun, MapDNSNetns, MapDNSSupervise,
-	RootlessBuild,
+	RootlessBuild, HelperBuildSandbox, JourneyUser,
 }
 
 // Setting is one knob set in this process's environment.

@@ -41,6 +41,11 @@ type Builder struct {
 	HostMirror func() string
 	// LookPath finds the bootstrap tools; nil = sysexec.LookPath.
 	LookPath func(string) (string, error)
+	// HelperPath is the privileged helper a normal user builds through when
+	// no user namespace can be made ("" = privhelper.DefaultPath); NoHelper
+	// turns that fallback off.
+	HelperPath string
+	NoHelper   bool
 }
 
 func (b *Builder) runner() sysexec.Runner { return runner(b.Runner) }
@@ -125,6 +130,9 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest, progress func(api
 		return api.Image{}, err
 	}
 	sb, err := b.sandbox(ctx)
+	if errors.Is(err, errUseHelper) {
+		return b.buildWithHelper(ctx, req, progress)
+	}
 	if err != nil {
 		return api.Image{}, err
 	}
@@ -506,10 +514,6 @@ func (b *Builder) checkBuildHost(req BuildRequest, sb Sandbox) (string, error) {
 	var tools []tool
 	chosen := ""
 	if req.Distro == "void" {
-		if sb.Rootless() {
-			return "", api.NewError(api.CodeFailedPrecondition, VoidNeedsRoot,
-				"build Void images as root (sudo banger image build --distro void --name "+req.Name+"); Debian images build without root")
-		}
 		if req.FromTarball == "" {
 			if err := checkXBPS(req.XBPSStatic); err != nil {
 				return "", err
@@ -547,9 +551,14 @@ func (b *Builder) checkBuildHost(req BuildRequest, sb Sandbox) (string, error) {
 	return chosen, nil
 }
 
-// VoidNeedsRoot says why a Void image cannot be built as a normal user yet.
-const VoidNeedsRoot = "Void images still need root to build: a Void ROOTFS tarball carries device nodes, which a user " +
-	"namespace cannot create, and building from a repository with xbps-install -r inside a user namespace is not supported yet"
+// VoidRootless says what a Void build as a normal user can and cannot do.
+const VoidRootless = "Void images build as a normal user in the user namespace too (xbps-install -r runs as root of the " +
+	"namespace); a ROOTFS tarball only when it carries no device nodes, which a user namespace cannot make " +
+	"(build a tarball that has some as root)"
+
+// VoidNoHelper says why the privileged helper does not build Void images.
+const VoidNoHelper = "the privileged helper builds Debian images only: a Void build runs the xbps-install.static " +
+	"that config.toml names, which root must not run for a user"
 
 // XBPSFix says how to install static xbps, which builds Void trees on any
 // Linux host.

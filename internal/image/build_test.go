@@ -106,11 +106,12 @@ func TestSandboxRefusesUnknownScripts(t *testing.T) {
 func TestRootlessErrorSaysWhatAndHow(t *testing.T) {
 	err := RootlessError([]userns.Problem{{What: "newuidmap is not installed", Fix: "sudo apt-get install uidmap"},
 		{What: "newgidmap is not installed", Fix: "sudo apt-get install uidmap"},
-		{What: "/etc/subuid has no subordinate ids for alice", Fix: "sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 alice"}})
+		{What: "/etc/subuid has no subordinate ids for alice", Fix: "sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 alice"}},
+		errors.New("privileged helper /usr/local/libexec/banger/banger-helper is not installed"))
 	var ae *api.Error
 	if !errors.As(err, &ae) || ae.Code != api.CodeFailedPrecondition ||
 		!strings.Contains(ae.Message, "newuidmap is not installed; newgidmap is not installed; /etc/subuid has no subordinate ids for alice") ||
-		ae.Hint != "sudo apt-get install uidmap; then sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 alice (banger doctor --scope image-build checks it all); or build as root" {
+		ae.Hint != "sudo apt-get install uidmap; then sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 alice (banger doctor --scope image-build checks it all); or let the privileged helper build it (privileged helper /usr/local/libexec/banger/banger-helper is not installed); or build as root" {
 		t.Errorf("got %#v", err)
 	}
 }

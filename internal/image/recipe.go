@@ -83,7 +83,11 @@ func newRecipe(req BuildRequest, tool string, rootless bool, layout paths.Layout
 			explain:  func(tail []string, err error) error { return bootstrapError(req, tool, tail, err) },
 		}, nil
 	case "void":
-		return voidRecipe(req)
+		r, err := voidRecipe(req)
+		if err == nil && rootless {
+			r.env = append(r.env, "BANGER_MODE=unshare")
+		}
+		return r, err
 	}
 	return rootfsRecipe{}, invalid(fmt.Sprintf("distro %q cannot be built", req.Distro), "use --distro debian or --distro void")
 }

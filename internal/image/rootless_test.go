@@ -254,10 +254,12 @@ func checkRootlessImage(t *testing.T, ctx context.Context, out string, uid int, 
 type testLines struct {
 	t   *testing.T
 	buf []byte
+	all string
 }
 
 func (w *testLines) Write(p []byte) (int, error) {
 	w.buf = append(w.buf, p...)
+	w.all += string(p)
 	for {
 		i := strings.IndexByte(string(w.buf), '\n')
 		if i < 0 {

@@ -2,6 +2,7 @@ package image
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/privhelper"
 	"github.com/banger-dev/banger/internal/sysexec"
 	"github.com/banger-dev/banger/internal/userns"
 )
@@ -154,22 +156,44 @@ func (b *Builder) sandbox(ctx context.Context) (Sandbox, error) {
 		return string(res.Stdout) + string(res.Stderr), err
 	}}
 	if problems := host.Check(ctx, name, uid); len(problems) > 0 {
-		return nil, RootlessError(problems)
+		if b.NoHelper {
+			return nil, RootlessError(problems, nil)
+		}
+		herr := HelperUsable(ctx, b.Runner, b.helperPath())
+		if herr == nil {
+			return nil, errUseHelper
+		}
+		return nil, RootlessError(problems, herr)
 	}
 	return UserNSSandbox{Runner: b.Runner}, nil
 }
 
+// errUseHelper: no user namespace here, but the privileged helper grants
+// image-build: the build goes through it (buildWithHelper).
+var errUseHelper = errors.New("build through the privileged helper")
+
+func (b *Builder) helperPath() string {
+	if b.HelperPath != "" {
+		return b.HelperPath
+	}
+	return privhelper.DefaultPath
+}
+
 // RootlessError is the failed_precondition a normal user's build fails with
 // when no user namespace can be made: every problem, and every fix.
-func RootlessError(problems []userns.Problem) error {
+func RootlessError(problems []userns.Problem, helperErr error) error {
 	var what []string
 	for _, p := range problems {
 		what = append(what, p.What)
 	}
 	fixes := userns.Fixes(problems)
+	helper := ""
+	if helperErr != nil {
+		helper = "; or let the privileged helper build it (" + helperErr.Error() + ")"
+	}
 	return api.NewError(api.CodeFailedPrecondition,
-		"building an image as a normal user needs a user namespace with subordinate ids, and here: "+strings.Join(what, "; "),
-		strings.Join(fixes, "; then ")+" (banger doctor --scope image-build checks it all); or build as root")
+		"building an image as a normal user needs a user namespace with subordinate ids, or the privileged helper, and here: "+strings.Join(what, "; "),
+		strings.Join(fixes, "; then ")+" (banger doctor --scope image-build checks it all)"+helper+"; or build as root")
 }
 
 // CurrentUser is the name and uid the subordinate id files are searched for.

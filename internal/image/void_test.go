@@ -1,6 +1,7 @@
 package image
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
 	"os"
@@ -590,4 +591,109 @@ func TestVoidArch(t *testing.T) {
 	if _, err := VoidArch("riscv64"); err == nil {
 		t.Error("riscv64 accepted")
 	}
+}
+
+// recordRunner records the commands it is asked to run and runs none.
+type recordRunner struct{ cmds []sysexec.Cmd }
+
+func (r *recordRunner) Run(_ context.Context, c sysexec.Cmd) (sysexec.Result, error) {
+	r.cmds = append(r.cmds, c)
+	return sysexec.Result{}, nil
+}
+
+// TestVoidRootlessPlanGolden: a normal user's Void build from a repository
+// runs make-rootfs-void.sh as root of a user namespace (unshare with the
+// user's subordinate ids, private mount and PID namespaces), in unshare
+// mode, and the script's plan is the same xbps-install -r into the tree as
+// a root build's. (No Void mirror is reachable here: the plan is what is
+// tested; the xbps run itself is not.)
+func TestVoidRootlessPlanGolden(t *testing.T) {
+	dir := scriptsDir(t)
+	req := validRequest()
+	req.Distro, req.Suite, req.Mirror = "void", "", ""
+	req = req.withDefaults(paths.UnderRoot("/r"), nil)
+	req.XBPSStatic = "/opt/xbps/usr/bin/xbps-install.static"
+	recipe, err := newRecipe(req, "", true, paths.UnderRoot("/r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recordRunner{}
+	env := append([]string{"BANGER_OUTPUT=/cache/tree.tar", "BANGER_ROOTFS=/cache/tree", "TMPDIR=/cache/tree.scratch"}, recipe.env...)
+	if err := (UserNSSandbox{Runner: rec}).Run(context.Background(), Script{Dir: dir, Name: recipe.script, Env: env}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.cmds) != 1 {
+		t.Fatalf("%d commands, want 1", len(rec.cmds))
+	}
+	want := "unshare --user --map-auto --map-root-user --mount --propagation private --pid --fork --kill-child -- bash " + filepath.Join(dir, "make-rootfs-void.sh")
+	if got := strings.Join(rec.cmds[0].Argv, " "); got != want {
+		t.Errorf("sandbox argv\n got %q\nwant %q", got, want)
+	}
+	if !slicesContains(rec.cmds[0].Env, "BANGER_MODE=unshare") || !slicesContains(rec.cmds[0].Env, "BANGER_XBPS=/opt/xbps/usr/bin/xbps-install.static") {
+		t.Errorf("sandbox env lacks the mode or xbps: %q", rec.cmds[0].Env)
+	}
+	out, err := run(t, sysexec.Cmd{Argv: []string{"bash", filepath.Join(dir, "make-rootfs-void.sh")}, Env: append([]string{"BANGER_DRY_RUN=1"}, rec.cmds[0].Env...)})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "env XBPS_ARCH=x86_64 /opt/xbps/usr/bin/xbps-install.static -S -y -i -r /cache/tree -R "+DefaultVoidRepo+" base-minimal ") ||
+		lines[1] != "env XBPS_ARCH=x86_64 /opt/xbps/usr/bin/xbps-reconfigure.static -r /cache/tree -f base-files" ||
+		lines[2] != "env XBPS_ARCH=x86_64 /opt/xbps/usr/bin/xbps-reconfigure.static -r /cache/tree -a" {
+		t.Errorf("the rootless plan:\n%s", out)
+	}
+	// A root build's recipe has no unshare mode.
+	if recipe, _ := newRecipe(req, "", false, paths.UnderRoot("/r")); slicesContains(recipe.env, "BANGER_MODE=unshare") {
+		t.Errorf("root recipe in unshare mode: %q", recipe.env)
+	}
+}
+
+// TestVoidTarballDevicesRootless: in a user namespace a tarball with device
+// nodes is refused before anything is extracted, naming them; one without
+// gets past the check.
+func TestVoidTarballDevicesRootless(t *testing.T) {
+	dir := scriptsDir(t)
+	mk := func(hdrs ...*tar.Header) string {
+		p := filepath.Join(t.TempDir(), "rootfs.tar")
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tw := tar.NewWriter(f)
+		for _, h := range hdrs {
+			if err := tw.WriteHeader(h); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tw.Close()
+		f.Close()
+		return p
+	}
+	withDev := mk(&tar.Header{Name: "./etc/", Typeflag: tar.TypeDir, Mode: 0o755},
+		&tar.Header{Name: "./dev/console", Typeflag: tar.TypeChar, Mode: 0o600, Devmajor: 5, Devminor: 1})
+	without := mk(&tar.Header{Name: "./etc/", Typeflag: tar.TypeDir, Mode: 0o755})
+	script := func(tarball, mode string) (string, error) {
+		return run(t, sysexec.Cmd{Argv: []string{"bash", filepath.Join(dir, "make-rootfs-void.sh")},
+			Env: []string{"BANGER_ROOTFS=" + filepath.Join(t.TempDir(), "tree"), "BANGER_TARBALL=" + tarball, "BANGER_MODE=" + mode}})
+	}
+	out, err := script(withDev, "unshare")
+	if err == nil || !strings.Contains(out, "carries device nodes (./dev/console), which a user namespace cannot make") {
+		t.Errorf("a tarball with a device node in unshare mode: %v\n%s", err, out)
+	}
+	out, err = script(without, "unshare")
+	if err == nil || !strings.Contains(out, "is not a root filesystem tarball") {
+		t.Errorf("a tarball without device nodes in unshare mode did not get past the check: %v\n%s", err, out)
+	}
+	if out, err := script(without, "--x"); err == nil || !strings.Contains(out, "invalid mode") {
+		t.Errorf("a bad mode: %v\n%s", err, out)
+	}
+}
+
+func slicesContains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
 }

@@ -30,6 +30,12 @@ type Layout struct {
 func Default() Layout {
 	xdg.Reload() // pick up environment changes (tests set XDG_* per test)
 	runtime := xdg.RuntimeDir
+	// Without XDG_RUNTIME_DIR the library guesses /run/user/UID, which only
+	// a login session (pam_systemd) makes: a user reached through su, sudo
+	// -iu or cron has none, and cannot create it.
+	if os.Getenv("XDG_RUNTIME_DIR") == "" && !isDir(runtime) {
+		runtime = ""
+	}
 	if runtime == "" {
 		runtime = filepath.Join(os.TempDir(), fmt.Sprintf("banger-%d", os.Getuid()))
 	}
@@ -131,4 +137,9 @@ func CheckSocketPath(path string) error {
 			"set a shorter runtime directory (XDG_RUNTIME_DIR or BANGER_RUNTIME_DIR)", path, len(path), MaxSocketPath)
 	}
 	return nil
+}
+
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
 }

@@ -1,6 +1,8 @@
 package privhelper
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -304,6 +306,9 @@ func attackInSandbox(t *testing.T) {
 		t.Errorf("alice lost her NAT: %s", rules)
 	}
 
+	// 9. image-build: the contract of docs/security.md.
+	s.imageBuildAttacks(aliceUID)
+
 	// Everyone cleans up their own.
 	for _, c := range [][]string{
 		{s.alice, "tap-del", "bg-0000a11c"}, {s.alice, "nat-remove", "banger7"}, {s.alice, "bridge-delete", "banger7"},
@@ -325,4 +330,147 @@ func exitCode(err error) int {
 		return 0
 	}
 	return -1
+}
+
+// imageBuildAttacks: alice cannot make image-build write outside her cache,
+// follow a symlink out, run another script or pass other parameters.
+func (s *sandbox) imageBuildAttacks(aliceUID int) {
+	t := s.t
+	// Private homes: /home/ALICE is alice's, 0700.
+	s.root("mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/home")
+	home := "/home/" + s.alice
+	must(t, os.Mkdir(home, 0o700))
+	must(t, os.Chown(home, aliceUID, -1))
+	cache := home + "/.cache/banger"
+	mine := func(argv ...string) {
+		t.Helper()
+		if _, err := s.as(s.alice, nil, argv...); err != nil {
+			t.Fatalf("alice: %q: %v", argv, err)
+		}
+	}
+	mine("mkdir", "-p", cache)
+	out := cache + "/.image-x.ext4"
+	mine("touch", out)
+	const mirror = "http://deb.debian.org/debian"
+	build := func(output string) []string {
+		return []string{"image-build", "bookworm", mirror, "1024", "-", output}
+	}
+	victim := "/var/tmp/banger-attack-victim"
+	must(t, os.WriteFile(victim, []byte("root's\n"), 0o644))
+	defer os.Remove(victim)
+
+	// Outside the cache, through a symlink, a hard link, another user's.
+	s.refused(s.alice, "not under your banger cache", build("/etc/passwd")...)
+	s.refused(s.alice, "not under your banger cache", build(victim)...)
+	mine("ln", "-s", victim, cache+"/link.ext4")
+	s.refused(s.alice, "not a symlink", build(cache+"/link.ext4")...)
+	mine("mkdir", home+"/elsewhere")
+	mine("touch", home+"/elsewhere/img.ext4")
+	mine("ln", "-s", home+"/elsewhere", cache+"/dirlink")
+	s.refused(s.alice, "is a symlink or not a directory", build(cache+"/dirlink/img.ext4")...)
+	mine("ln", home+"/elsewhere/img.ext4", cache+"/hard.ext4")
+	s.refused(s.alice, "links", build(cache+"/hard.ext4")...)
+	s.refused(s.mallory, "not under your banger cache", build(out)...)
+	// The cache itself a symlink out (to a directory root writes).
+	mine("mv", cache, cache+"-real")
+	mine("ln", "-s", home+"/elsewhere", cache)
+	s.refused(s.alice, "is a symlink or not a directory", build("/home/"+s.alice+"/.cache/banger/img.ext4")...)
+	mine("rm", cache)
+	mine("mv", cache+"-real", cache)
+	// A helper-build dir of alice's (or a symlink in its place) is not the
+	// helper's area.
+	mine("ln", "-s", "/etc", cache+"/helper-build")
+	s.refusedIn(s.alice, "must be the helper's own directory", tarOf(t, map[string]string{"pubkey": "k", "agent": "a"}), build(out)...)
+	mine("rm", cache+"/helper-build")
+	mine("mkdir", cache+"/helper-build")
+	s.refusedIn(s.alice, "must be root's", tarOf(t, map[string]string{"pubkey": "k", "agent": "a"}), build(out)...)
+	mine("rmdir", cache+"/helper-build")
+
+	// Inputs: no symlinks, no names leaving the inputs dir, nothing but
+	// pubkey, agent and modules/<version>/.
+	for name, stream := range map[string][]byte{
+		"a symlink":     tarWith(t, &tar.Header{Name: "pubkey", Typeflag: tar.TypeSymlink, Linkname: "/etc/shadow"}),
+		"a parent name": tarWith(t, &tar.Header{Name: "modules/6.1/../../../../etc/cron.d/x", Typeflag: tar.TypeReg, Mode: 0o644}),
+		"a script":      tarWith(t, &tar.Header{Name: "pack-image.sh", Typeflag: tar.TypeReg, Mode: 0o755}),
+		"a device":      tarWith(t, &tar.Header{Name: "agent", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 1}),
+	} {
+		res, err := s.helperIn(s.alice, stream, build(out)...)
+		var se *sysexec.Error
+		if !errors.As(err, &se) || !strings.Contains(se.Stderr, "input stream") {
+			t.Errorf("image-build with %s in its inputs: %v %s, want a refusal of the input stream", name, err, res.Stdout)
+		}
+	}
+	// The area the helper made is root's, and holds nothing of the refused
+	// streams.
+	st, err := os.Lstat(cache + "/helper-build")
+	if err != nil || !st.IsDir() || ownerOf(st) != 0 || st.Mode().Perm() != 0o755 {
+		t.Errorf("the helper's area: %v %v", st, err)
+	}
+	if left, _ := filepath.Glob(cache + "/helper-build/inputs-*"); len(left) > 0 {
+		t.Errorf("refused inputs left behind: %v", left)
+	}
+	if data, _ := os.ReadFile(victim); string(data) != "root's\n" {
+		t.Errorf("the victim file changed: %q", data)
+	}
+
+	// Another script, other parameters, other environment: sudo's pinned
+	// shapes refuse them before the helper runs.
+	for _, args := range [][]string{
+		{"image-build-ns", strconv.Itoa(aliceUID), "bookworm", mirror, "1024", "-", out},
+		{"image-build", "bookworm", "file:///root", "1024", "-", out},
+		{"image-build", "bookworm", mirror, "1024", "vim;id", out},
+		{"image-build", "bookworm", mirror, "1024", "-", out, "BANGER_SCRIPT=/tmp/x.sh"},
+		{"image-build", "../x", mirror, "1024", "-", out},
+	} {
+		if _, err := s.helper(s.alice, args...); err == nil {
+			t.Errorf("sudo let alice run %q", args)
+		} else if se := new(sysexec.Error); errors.As(err, &se) && !strings.Contains(se.Stderr, "sudo") {
+			t.Errorf("helper %q was refused by the helper, not by sudo's pinned shapes: %v", args, err)
+		}
+	}
+	if _, err := s.as(s.alice, []string{"BANGER_ROOTFS=/etc", "SUDO_UID=0"}, "sudo", "-n", DefaultPath, "image-build-ns", "0", "bookworm", mirror, "1024", "-", out); err == nil {
+		t.Error("alice ran image-build-ns")
+	}
+	// Root running the inner half with SUDO_UID set (as through sudo) is
+	// refused too: it is not a verb.
+	res, err := sysexec.Exec{}.Run(context.Background(), sysexec.Cmd{Argv: []string{DefaultPath, "image-build-ns", strconv.Itoa(aliceUID), "bookworm", mirror, "1024", "-", out},
+		Env: []string{"SUDO_UID=" + strconv.Itoa(aliceUID)}})
+	if se := new(sysexec.Error); !errors.As(err, &se) || !strings.Contains(se.Stderr, "not a verb") {
+		t.Errorf("image-build-ns with SUDO_UID: %v %s", err, res.Stdout)
+	}
+	s.root("umount", "-l", "/home")
+}
+
+// helperIn is helper with stdin.
+func (s *sandbox) helperIn(user string, stdin []byte, args ...string) (sysexec.Result, error) {
+	argv := append([]string{"runuser", "-u", user, "--", "sudo", "-n", DefaultPath}, args...)
+	return sysexec.Exec{}.Run(context.Background(), sysexec.Cmd{Argv: argv, Stdin: bytes.NewReader(stdin)})
+}
+
+func (s *sandbox) refusedIn(user, want string, stdin []byte, args ...string) {
+	s.t.Helper()
+	res, err := s.helperIn(user, stdin, args...)
+	var se *sysexec.Error
+	if !errors.As(err, &se) || !strings.Contains(se.Stderr+string(res.Stdout), want) {
+		s.t.Errorf("%s: helper %q: %v, want a refusal containing %q", user, args, err, want)
+	}
+}
+
+func tarOf(t *testing.T, files map[string]string) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for n, c := range files {
+		must(t, tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(c)), Typeflag: tar.TypeReg}))
+		_, _ = tw.Write([]byte(c))
+	}
+	must(t, tw.Close())
+	return buf.Bytes()
+}
+
+func tarWith(t *testing.T, h *tar.Header) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	must(t, tw.WriteHeader(h))
+	must(t, tw.Close())
+	return buf.Bytes()
 }

@@ -38,6 +38,9 @@ type verb struct {
 	args   []string
 	shapes []string
 	run    func(ctx context.Context, e *env, st *locked, args []string) error
+	// long verbs (image-build) run without the registry: its lock would
+	// hold every other user's network verbs for the whole build.
+	long func(ctx context.Context, e *env, args []string) error
 }
 
 // env is what a verb may use.
@@ -53,6 +56,10 @@ type env struct {
 	policyErr error // the policy file could not be read: every verb fails with it
 	stateDir  string
 	checkDir  func(string) error // nil in unit tests
+	// The caller's streams, for image-build (its inputs and progress).
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	imageBuild     ImageBuildFunc // nil: image builds refused
 }
 
 func (e *env) owns(uid int) bool { return e.caller == 0 || uid == e.caller }
@@ -94,12 +101,14 @@ var verbs = map[string]verb{
 	"dns-unregister":      {args: []string{"BRIDGE"}, shapes: []string{shapeBridge}, run: dnsUnregister},
 	"dns-redirect":        {args: []string{"BRIDGE", "PORT"}, shapes: []string{shapeBridge, shapePort}, run: dnsRedirect},
 	"dns-redirect-remove": {args: []string{"BRIDGE"}, shapes: []string{shapeBridge}, run: dnsRedirectRemove},
+	verbImageBuild: {args: []string{"SUITE", "MIRROR", "SIZE_MIB", "EXTRA_PACKAGES", "OUTPUT"},
+		shapes: []string{shapeSuite, shapeMirror, shapeSizeMiB, shapeExtra, shapeOutput}, long: imageBuild},
 }
 
 // Verbs lists the helper's verbs in a stable order (for sudoers and usage).
 func Verbs() []string {
 	return []string{"bridge-ensure", "bridge-delete", "tap-add", "tap-del", "nat-ensure", "nat-remove", "socket-reclaim", "dns-register", "dns-unregister",
-		"dns-redirect", "dns-redirect-remove"}
+		"dns-redirect", "dns-redirect-remove", verbImageBuild}
 }
 
 // UsageError is a refused verb or argument count.
@@ -125,6 +134,9 @@ func dispatch(ctx context.Context, e *env, name string, args []string) error {
 	}
 	if e.policyErr != nil {
 		return e.policyErr
+	}
+	if v.long != nil {
+		return v.long(ctx, e, args)
 	}
 	st, err := openRegistry(e.stateDir, e.checkDir)
 	if err != nil {
@@ -470,6 +482,12 @@ func dnsRedirectRemove(ctx context.Context, e *env, st *locked, a []string) erro
 // name. It returns the exit code: 0 done, 1 failed, 2 refused (usage), 3
 // skipped (systemd-resolved absent; the message says so).
 func Main(args []string, stdout, stderr io.Writer) int {
+	return MainWith(args, os.Stdin, stdout, stderr, Hooks{})
+}
+
+// MainWith is Main with the verbs' parts that live above this package
+// (cmd/banger-helper passes the image builder).
+func MainWith(args []string, stdin io.Reader, stdout, stderr io.Writer, hooks Hooks) int {
 	if len(args) == 1 && (args[0] == "--version" || args[0] == "version") {
 		fmt.Fprintln(stdout, versionLine())
 		return exitOK
@@ -480,6 +498,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprintf(stderr, "usage: banger-helper VERB ARGS...\nverbs: %s\n       banger-helper install --user NAME   (run once with sudo; see docs/security.md)\n", strings.Join(Verbs(), ", "))
 		return exitUsage
+	}
+	if args[0] == verbImageBuildNS {
+		return imageBuildNSMain(args, stdin, stdout, stderr, hooks)
 	}
 	if _, ok := verbs[args[0]]; !ok {
 		return report(&UsageError{fmt.Sprintf("unknown helper verb %q: the verbs are %s", args[0], strings.Join(Verbs(), ", "))}, args, stdout, stderr)
@@ -493,6 +514,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "banger-helper: %v\n", err)
 		return exitFailed
 	}
+	e.stdin, e.stdout, e.stderr, e.imageBuild = stdin, stdout, stderr, hooks.ImageBuild
 	return report(dispatch(context.Background(), e, args[0], args[1:]), args, stdout, stderr)
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -358,7 +359,8 @@ func TestSudoersLine(t *testing.T) {
 		h + " ^dns-register banger[a-z0-9]{0,9} [0-9]{1,3}([.][0-9]{1,3}){3} [a-z0-9.-]{1,253}$, " +
 		h + " ^dns-unregister banger[a-z0-9]{0,9}$, " +
 		h + " ^dns-redirect banger[a-z0-9]{0,9} [0-9]{4,5}$, " +
-		h + " ^dns-redirect-remove banger[a-z0-9]{0,9}$"
+		h + " ^dns-redirect-remove banger[a-z0-9]{0,9}$, " +
+		h + " ^image-build [a-z][a-z0-9-]{1,30} https?://[A-Za-z0-9.:/_~-]{1,200} [0-9]{3,7} (-|[a-z0-9][a-z0-9+.,-]{0,254}) /[A-Za-z0-9._/-]{1,255}$"
 	if got != want {
 		t.Errorf("SudoersLine =\n%s\nwant\n%s", got, want)
 	}
@@ -481,5 +483,39 @@ func TestTeardownRemovesEverything(t *testing.T) {
 	})
 	if rules := ns.Exec(t, "nft", "list", "ruleset"); rules != "" {
 		t.Errorf("rules left after teardown:\n%s", rules)
+	}
+}
+
+func TestImageBuildArgs(t *testing.T) {
+	args := ImageBuildArgs("bookworm", "http://deb.debian.org/debian", 4<<30, []string{"vim", "g++"}, "/home/a/.cache/banger/.image-x.ext4")
+	if strings.Join(args, " ") != "image-build bookworm http://deb.debian.org/debian 4096 vim,g++ /home/a/.cache/banger/.image-x.ext4" {
+		t.Errorf("args: %q", args)
+	}
+	if err := CheckImageBuildArgs(args); err != nil {
+		t.Error(err)
+	}
+	if got := ImageBuildArgs("bookworm", "http://x/debian", 1<<30, nil, "/o"); got[4] != "-" {
+		t.Errorf("no extra packages: %q", got)
+	}
+	for _, bad := range [][]string{
+		{"image-build", "Bookworm", "http://x/d", "1024", "-", "/o"},
+		{"image-build", "bookworm", "file:///etc", "1024", "-", "/o"},
+		{"image-build", "bookworm", "http://x/../d", "1024", "-", "/o"},
+		{"image-build", "bookworm", "http://x/d", "100", "-", "/o"},
+		{"image-build", "bookworm", "http://x/d", "1024", "vim;id", "/o"},
+		{"image-build", "bookworm", "http://x/d", "1024", ",vim", "/o"},
+		{"image-build", "bookworm", "http://x/d", "1024", "-", "relative"},
+		{"image-build", "bookworm", "http://x/d", "1024", "-", "/a/../etc/passwd"},
+		{"image-build", "bookworm", "http://x/d", "1024", "-"},
+	} {
+		if err := CheckImageBuildArgs(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	// Every argument shape of the sudoers line accepts what the parser does.
+	for i, shape := range verbs["image-build"].shapes {
+		if !regexp.MustCompile("^" + shape + "$").MatchString(args[i+1]) {
+			t.Errorf("shape %s refuses %q", shape, args[i+1])
+		}
 	}
 }
