@@ -229,6 +229,45 @@ func TestSnapshotRestoreSuspend(t *testing.T) {
 		settled(point)
 	}
 
+	// Clone of the running VM (memory): the clone continues the source's
+	// processes but is its own machine (name, address, machine-id, host
+	// keys); the source keeps running, unchanged.
+	machineID := strings.TrimSpace(env.MustSSH("dev", "cat", "/etc/machine-id"))
+	hostKey := strings.TrimSpace(env.MustSSH("dev", "cat", "/etc/ssh/ssh_host_ed25519_key.pub"))
+	env.MustBanger("vm", "clone", "dev", "dev2")
+	src, clone := env.VM("dev"), env.VM("dev2")
+	if clone.State != api.VMRunning || clone.IP == src.IP || clone.MAC == src.MAC || clone.Tap == src.Tap || clone.VsockCID == src.VsockCID {
+		t.Errorf("clone record %+v shares identity with the source %+v", clone, src)
+	}
+	if got := strings.TrimSpace(env.MustSSH("dev2", "hostname")); got != "dev2" {
+		t.Errorf("clone hostname = %q, want dev2", got)
+	}
+	if addr := env.MustSSH("dev2", "ip", "-4", "addr", "show", "dev", "eth0"); !strings.Contains(addr, clone.IP+"/") || strings.Contains(addr, src.IP+"/") {
+		t.Errorf("clone eth0 addresses, want only %s:\n%s", clone.IP, addr)
+	}
+	if got := strings.TrimSpace(env.MustSSH("dev2", "cat", "/etc/machine-id")); got == machineID || got == "" {
+		t.Errorf("clone machine-id %q, source's %q: want a new one", got, machineID)
+	}
+	if got := strings.TrimSpace(env.MustSSH("dev2", "cat", "/etc/ssh/ssh_host_ed25519_key.pub")); got == hostKey || got == "" {
+		t.Errorf("clone host key is the source's (or none): %q", got)
+	}
+	if n := strings.TrimSpace(env.MustSSH("dev2", "cat", "/run/counter")); n == "" {
+		t.Error("the clone lost the source's counter process")
+	}
+	if got := bootID(); got != boot {
+		t.Errorf("source boot id changed by the clone: %s, want %s", got, boot)
+	}
+	if got := strings.TrimSpace(env.MustSSH("dev", "cat", "/etc/machine-id")); got != machineID {
+		t.Errorf("source machine-id changed by the clone: %q, want %q", got, machineID)
+	}
+	if got := strings.TrimSpace(env.MustSSH("dev", "hostname")); got != "dev" {
+		t.Errorf("source hostname = %q after the clone", got)
+	}
+	counting(counter("source after the clone"), "source after the clone")
+	bad("already exists", "vm", "clone", "dev", "dev2")
+	env.MustBanger("vm", "delete", "--force", "-y", "dev2")
+	assertGone(t, env, clone)
+
 	// A disk-only snapshot of the running VM: a restore boots from its
 	// disks (a new boot id, no counter) with /root as it was.
 	env.MustSSH("dev", "sh", "-c", "echo at-d1 > /root/state && sync")
