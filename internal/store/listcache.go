@@ -130,6 +130,11 @@ func cloneVMs(vms []api.VM) []api.VM {
 			b := *vm.AutoForward
 			vm.AutoForward = &b
 		}
+		if vm.Provision != nil {
+			p := *vm.Provision
+			p.Scripts = slices.Clone(p.Scripts)
+			vm.Provision = &p
+		}
 	}
 	return out
 }

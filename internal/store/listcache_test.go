@@ -115,7 +115,7 @@ func TestListCacheHandsOutCopies(t *testing.T) {
 // cloneVMs copies every field that refers to shared memory; a new pointer,
 // slice or map field in api.VM must be added to it (and here).
 func TestCloneVMCoversReferenceFields(t *testing.T) {
-	copied := map[string]bool{"Publish": true, "Forwards": true, "StartedAt": true, "AutoForward": true}
+	copied := map[string]bool{"Publish": true, "Forwards": true, "StartedAt": true, "AutoForward": true, "Provision": true}
 	typ := reflect.TypeFor[api.VM]()
 	for i := range typ.NumField() {
 		f := typ.Field(i)
@@ -123,6 +123,18 @@ func TestCloneVMCoversReferenceFields(t *testing.T) {
 		case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface, reflect.Chan, reflect.Func:
 			if !copied[f.Name] {
 				t.Errorf("api.VM.%s (%s) is shared by cloneVMs: copy it there", f.Name, f.Type)
+			}
+		}
+	}
+	// VMProvision's only reference field is Scripts.
+	for i := range reflect.TypeFor[api.VMProvision]().NumField() {
+		f := reflect.TypeFor[api.VMProvision]().Field(i)
+		switch f.Type.Kind() {
+		case reflect.Pointer, reflect.Map, reflect.Interface, reflect.Chan, reflect.Func:
+			t.Errorf("api.VMProvision.%s (%s) is shared by cloneVMs: copy it there", f.Name, f.Type)
+		case reflect.Slice:
+			if f.Name != "Scripts" {
+				t.Errorf("api.VMProvision.%s (%s) is shared by cloneVMs: copy it there", f.Name, f.Type)
 			}
 		}
 	}

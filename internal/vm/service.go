@@ -98,16 +98,23 @@ type Service struct {
 // internal/vmruntime under the same variable.
 var crashHook func(op, point string)
 
-// crashPointNames declares the crashPoint calls of stop and delete in the
-// order they run. A test reads this package's source and fails when a call
+// crashPointNames declares the service's own crashPoint calls (the
+// runtime's steps are declared by vmruntime.StepNames) in the order they
+// run. A test reads this package's source and fails when a call
 // is missing here, so the crash-safety suite (test/e2e, through CrashPoints)
 // covers a new point without anyone remembering to add it.
 var crashPointNames = map[string][]string{
-	"stop":   {"stop-vmm", "record"},
-	"delete": {"delete-row", "destroy"},
+	"stop":            {"stop-vmm", "record"},
+	"delete":          {"delete-row", "destroy"},
+	"snapshot":        {"rename", "record"},
+	"snapshot-delete": {"remove-files"},
+	"restore":         {"restore-disks", "resume"},
+	"suspend":         {"stop-vmm", "record"},
+	"resume":          {"remove-state"},
+	"clone":           {"clone-disks", "record"},
 }
 
-// CrashPoints returns the crash points of op ("stop", "delete") in order:
+// CrashPoints returns the crash points of op ("stop", "snapshot", ...) in order:
 // the places where BANGER_TEST_CRASH_AT=<op>:<point> kills the daemon.
 func CrashPoints(op string) []string { return slices.Clone(crashPointNames[op]) }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/e2etest"
+	vmsvc "github.com/banger-dev/banger/internal/vm"
 	"github.com/banger-dev/banger/internal/vmruntime"
 )
 
@@ -214,15 +215,15 @@ func TestSnapshotRestoreSuspend(t *testing.T) {
 	if len(snapPoints) == 0 || len(vmruntime.StepNames("resume")) == 0 {
 		t.Fatal("vmruntime declares no snapshot or resume steps: the crash points would silently be none")
 	}
-	for i, point := range append(snapPoints, "snapshot:rename", "snapshot:record") {
+	for i, point := range append(snapPoints, servicePoints("snapshot")...) {
 		crashDuring(t, env, point, "vm", "snapshot", "create", "dev", "--name", "c"+strconv.Itoa(i))
 		settled(point)
 	}
-	for _, point := range append(snapPoints, "suspend:stop-vmm", "suspend:record") {
+	for _, point := range append(snapPoints, servicePoints("suspend")...) {
 		crashDuring(t, env, point, "vm", "suspend", "dev")
 		settled("suspend/" + point)
 	}
-	for _, step := range append(vmruntime.StepNames("resume"), "remove-state") {
+	for _, step := range append(vmruntime.StepNames("resume"), vmsvc.CrashPoints("resume")...) {
 		point := "resume:" + step
 		env.MustBanger("vm", "suspend", "dev")
 		crashDuring(t, env, point, "vm", "resume", "dev")
@@ -291,7 +292,7 @@ func TestSnapshotRestoreSuspend(t *testing.T) {
 
 	// A restore interrupted after the VM was stopped leaves it stopped and
 	// whole: no VMM, no tap, no extra snapshot; it boots again.
-	for _, point := range []string{"restore:restore-disks", "restore:resume"} {
+	for _, point := range servicePoints("restore") {
 		crashDuring(t, env, point, "vm", "restore", "dev", "s1", "--yes", "--no-safety")
 		v := env.VM("dev")
 		if v.State != api.VMStopped {
@@ -316,4 +317,14 @@ func TestSnapshotRestoreSuspend(t *testing.T) {
 
 	env.MustBanger("vm", "delete", "--force", "-y", "dev")
 	assertGone(t, env, vm)
+}
+
+// servicePoints are the crash points the VM service declares for op, as
+// BANGER_TEST_CRASH_AT values.
+func servicePoints(op string) []string {
+	var points []string
+	for _, p := range vmsvc.CrashPoints(op) {
+		points = append(points, op+":"+p)
+	}
+	return points
 }
