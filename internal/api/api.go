@@ -51,6 +51,12 @@ const (
 	// connection to a byte stream to the VM's guest agent, on which the
 	// caller speaks the agent protocol (internal/agentproto) itself.
 	MethodVMAgentConnect = "vm.agent_connect"
+	MethodSnapshotCreate = "vm.snapshot.create"
+	MethodSnapshotList   = "vm.snapshot.list"
+	MethodSnapshotDelete = "vm.snapshot.delete"
+	MethodVMRestore      = "vm.restore"
+	MethodVMSuspend      = "vm.suspend"
+	MethodVMResume       = "vm.resume"
 	MethodImageBuild     = "image.build"
 	MethodImageRegister  = "image.register"
 	MethodImageList      = "image.list"
@@ -136,6 +142,9 @@ const (
 	VMRunning  VMState = "running"
 	VMStopping VMState = "stopping"
 	VMError    VMState = "error" // last start/stop failed; LastError says why
+	// VMSuspended: memory and devices saved to disk (vm suspend), no VMM
+	// process; vm resume continues where the guest was.
+	VMSuspended VMState = "suspended"
 )
 
 // VM is a persistent development VM.
@@ -467,4 +476,77 @@ type BundleInfo struct {
 	AgentPath     string `json:"agent_path"`
 	SSHKeyPath    string `json:"ssh_key_path"`
 	SSHPubKeyPath string `json:"ssh_pub_key_path"`
+}
+
+// Snapshot is a saved state of a VM: its two disks, and its memory and
+// device state when HasMemory.
+type Snapshot struct {
+	VMID      string    `json:"vm_id"`
+	VM        string    `json:"vm"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+	HasMemory bool      `json:"has_memory"`
+	// SizeBytes is what the snapshot's files occupy on the host.
+	SizeBytes int64            `json:"size_bytes"`
+	Manifest  SnapshotManifest `json:"manifest"`
+}
+
+// SnapshotManifest records what a snapshot needs to be restored: a memory
+// snapshot resumes only on the same kernel, initrd, image and VMM build.
+type SnapshotManifest struct {
+	Kernel       string `json:"kernel"`
+	KernelSHA256 string `json:"kernel_sha256"`
+	Initrd       string `json:"initrd,omitempty"`
+	InitrdSHA256 string `json:"initrd_sha256,omitempty"`
+	Image        string `json:"image"`
+	ImageSHA256  string `json:"image_sha256"`
+	VMM          string `json:"vmm"`
+	VMMVersion   string `json:"vmm_version,omitempty"`
+	// RootDisk is the root disk file name in the snapshot ("rootfs.qcow2"
+	// or "rootfs.ext4").
+	RootDisk  string `json:"root_disk"`
+	MemoryMiB int    `json:"memory_mib"`
+	VCPUs     int    `json:"vcpus"`
+}
+
+// SnapshotCreateParams: vm.snapshot.create.
+type SnapshotCreateParams struct {
+	VM   string `json:"vm"`
+	Name string `json:"name,omitempty"` // default: a time stamp
+	// NoMemory saves the disks only (a restore boots from them).
+	NoMemory bool `json:"no_memory,omitempty"`
+	// Stop leaves a running VM stopped after the snapshot.
+	Stop bool `json:"stop,omitempty"`
+}
+
+// SnapshotRef names one snapshot of one VM (vm.snapshot.delete, vm.restore).
+type SnapshotRef struct {
+	VM   string `json:"vm"`
+	Name string `json:"name"`
+}
+
+// SnapshotListParams: vm.snapshot.list.
+type SnapshotListParams struct {
+	VM string `json:"vm"`
+}
+
+// SnapshotListResult: vm.snapshot.list.
+type SnapshotListResult struct {
+	Snapshots []Snapshot `json:"snapshots"`
+}
+
+// VMRestoreParams: vm.restore.
+type VMRestoreParams struct {
+	VM       string `json:"vm"`
+	Snapshot string `json:"snapshot"`
+	// NoSafety skips the snapshot of the current state taken before it is
+	// discarded.
+	NoSafety bool `json:"no_safety,omitempty"`
+}
+
+// VMRestoreResult: the restored VM and the safety snapshot's name ("" when
+// none was taken).
+type VMRestoreResult struct {
+	VM     VM     `json:"vm"`
+	Safety string `json:"safety_snapshot,omitempty"`
 }

@@ -6,6 +6,7 @@ func newVMCmd(a *App) *cobra.Command {
 	cmd := &cobra.Command{Use: "vm", Short: "Create, run and manage development VMs"}
 	cmd.AddCommand(newVMCreateCmd(a), newVMListCmd(a), newVMShowCmd(a), newVMSetCmd(a), newVMStartCmd(a),
 		newVMStopCmd(a), newVMRestartCmd(a), newVMDeleteCmd(a), newVMLogsCmd(a), newVMSSHCmd(a), newVMHealthCmd(a),
-		newVMExecCmd(a), newVMCpCmd(a), newVMPortForwardCmd(a))
+		newVMExecCmd(a), newVMCpCmd(a), newVMPortForwardCmd(a), newVMSnapshotCmd(a), newVMRestoreCmd(a),
+		newVMSuspendCmd(a), newVMResumeCmd(a))
 	return cmd
 }

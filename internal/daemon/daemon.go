@@ -188,7 +188,7 @@ func New(layout paths.Layout, cfg config.Config, st *store.Store, logger *log.Lo
 	d.Runtime = d.newRuntime()
 	d.mapdns = d.newMapDNS()
 	d.VMs = &vm.Service{
-		Store: st, Config: cfg, Layout: layout, Runtime: d.Runtime,
+		Store: st, Config: cfg, Layout: layout, Runtime: d.Runtime, Snapshots: d.Runtime,
 		Preflight: d.vmPreflight,
 		OnChange:  d.vmsChanged,
 		SSHKeyPath: func() string {

@@ -79,6 +79,21 @@ func (d *Daemon) methods() []method {
 			}
 			return &server.Stream{Conn: conn}, nil
 		}),
+		m(api.MethodSnapshotCreate, vms.SnapshotCreate),
+		m(api.MethodSnapshotList, func(ctx context.Context, p api.SnapshotListParams, _ func(api.Progress)) (api.SnapshotListResult, error) {
+			list, err := vms.SnapshotList(ctx, p.VM)
+			return api.SnapshotListResult{Snapshots: list}, err
+		}),
+		m(api.MethodSnapshotDelete, func(ctx context.Context, p api.SnapshotRef, _ func(api.Progress)) (struct{}, error) {
+			return struct{}{}, vms.SnapshotDelete(ctx, p)
+		}),
+		m(api.MethodVMRestore, vms.Restore),
+		m(api.MethodVMSuspend, func(ctx context.Context, p api.VMRef, pr func(api.Progress)) (api.VM, error) {
+			return vms.Suspend(ctx, p.Name, pr)
+		}),
+		m(api.MethodVMResume, func(ctx context.Context, p api.VMRef, pr func(api.Progress)) (api.VM, error) {
+			return vms.Resume(ctx, p.Name, pr)
+		}),
 		m(api.MethodVMSSHConfig, d.sshConfig),
 		m(api.MethodVMLogs, func(ctx context.Context, p api.VMLogsParams, _ func(api.Progress)) (api.VMLogsResult, error) {
 			return vms.Logs(ctx, p)

@@ -235,6 +235,15 @@ func TestMigrationsOnSeededData(t *testing.T) {
 				t.Errorf("0003: publish after update %v, %v; want %v", vm.Publish, err, want)
 			}
 		},
+		4: func(t *testing.T, s *Store) {
+			vm, err := s.GetVM(ctx, "seeded")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.AddSnapshot(ctx, api.Snapshot{VMID: vm.ID, Name: "s1"}); err != nil {
+				t.Errorf("0004: add a snapshot to a VM from before: %v", err)
+			}
+		},
 	}
 	for _, m := range ms {
 		if effects[m.version] == nil {

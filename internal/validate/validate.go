@@ -21,6 +21,9 @@ const (
 // VMName checks a VM name: it becomes a DNS label (<name>.vm) and hostname.
 func VMName(name string) error { return label("VM name", name, vmNameExample) }
 
+// SnapshotName checks a snapshot name (same rule: it names a directory).
+func SnapshotName(name string) error { return label("snapshot name", name, "e.g. before-upgrade") }
+
 // ImageName checks an image name (same rule as VM names).
 func ImageName(name string) error { return label("image name", name, imgNameExample) }
 

@@ -67,6 +67,9 @@ type Service struct {
 	Config  config.Config
 	Layout  paths.Layout
 	Runtime Runtime // required
+	// Snapshots saves and restores VM state; nil refuses snapshot,
+	// restore, suspend and resume.
+	Snapshots SnapshotRuntime
 
 	// Preflight, when set, checks the host before an operation changes
 	// anything, so a host that cannot do it is refused with the failing
@@ -464,6 +467,10 @@ func (s *Service) Start(ctx context.Context, name string, progress func(api.Prog
 	if vm.State == api.VMRunning || vm.State == api.VMStarting {
 		return api.VM{}, api.NewError(api.CodeConflict, "VM "+vm.Name+" is already "+string(vm.State), "banger vm restart "+vm.Name)
 	}
+	if vm.State == api.VMSuspended {
+		return api.VM{}, api.NewError(api.CodeConflict, "VM "+vm.Name+" is suspended",
+			"continue it with banger vm resume "+vm.Name+", or stop it to discard the saved state")
+	}
 	progress = orNop(progress)
 	// A VM whose create was interrupted (daemon killed) before its work
 	// disk was made has a record but no work disk: make its disks now.
@@ -559,6 +566,10 @@ func (s *Service) stopLocked(ctx context.Context, id string, force bool) (api.VM
 	if _, err := s.Runtime.Stop(ctx, vm, force); err != nil {
 		_, _ = s.Store.SetVMState(context.Background(), vm.ID, api.VMError, err.Error())
 		return api.VM{}, fmt.Errorf("stop VM %s: %w", vm.Name, err)
+	}
+	if vm.State == api.VMSuspended && s.Snapshots != nil {
+		// Stopping a suspended VM discards its saved state.
+		_ = os.RemoveAll(s.Snapshots.SuspendDir(vm))
 	}
 	crashPoint("stop", "record")
 	st, zero, empty := api.VMStopped, 0, ""
@@ -857,7 +868,8 @@ func (s *Service) Reconcile(ctx context.Context) ([]string, error) {
 			return notes, err
 		}
 	}
-	return notes, nil
+	more, err := s.reconcileSnapshots(ctx)
+	return append(notes, more...), err
 }
 
 // StopAll stops every running VM (daemon.stop with stop_vms).

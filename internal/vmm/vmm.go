@@ -70,6 +70,25 @@ type Driver interface {
 	Alive(h Handle) bool
 }
 
+// Snapshotter is a Driver that can freeze a running VM and bring one back
+// from saved memory and device state.
+type Snapshotter interface {
+	// Pause stops the guest's vCPUs; the VMM process stays.
+	Pause(ctx context.Context, h Handle) error
+	// Resume continues a paused guest.
+	Resume(ctx context.Context, h Handle) error
+	// SaveState writes the paused VM's memory and device state into dir
+	// (which exists and is empty; the driver names its files). The VM stays
+	// paused. On error dir may hold partial files: the caller removes dir.
+	SaveState(ctx context.Context, h Handle, dir string) error
+	// Restore starts a new VMM for spec that resumes from the state SaveState
+	// wrote in dir. spec's disks already hold the snapshot's disk contents;
+	// its tap, vsock/agent socket paths and API socket may differ from the
+	// source VM's (a clone). The guest is running when Restore returns. On
+	// error it leaves no process and no socket behind.
+	Restore(ctx context.Context, spec Spec, dir string) (Handle, error)
+}
+
 // The agent channel is not the driver's business: the VM service dials
 // Handle.AgentSocket with agentclient (hybrid vsock for Firecracker, the
 // multiplexed virtio-serial port for QEMU) according to Handle.Driver.

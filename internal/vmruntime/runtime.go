@@ -513,6 +513,9 @@ func (r *Runtime) Reconcile(ctx context.Context, vms []api.VM) ([]api.VM, []stri
 		}
 		if alive {
 			known[hostnet.TapName(vm.ID)] = true
+			// A daemon killed in the middle of a snapshot leaves the VM
+			// paused; continuing a running VM is harmless.
+			_ = r.resumePaused(ctx, vm)
 			if vm.State != api.VMRunning {
 				// A start interrupted after the VMM launched: the guest
 				// boots on; health will tell.
@@ -521,6 +524,16 @@ func (r *Runtime) Reconcile(ctx context.Context, vms []api.VM) ([]api.VM, []stri
 				changed = append(changed, vm)
 			} else {
 				notes = append(notes, fmt.Sprintf("%s: re-adopted running VMM (pid %d)", vm.Name, vm.PID))
+			}
+			continue
+		}
+		if vm.State == api.VMSuspended {
+			// Its state is on disk and no VMM should run: end one a resume
+			// interrupted before recording it (found above) and keep it
+			// suspended.
+			if vm.PID != 0 {
+				vm.PID = 0
+				changed = append(changed, vm)
 			}
 			continue
 		}

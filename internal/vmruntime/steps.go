@@ -73,9 +73,12 @@ func runSteps(ctx context.Context, op string, steps []step, progress func(api.Pr
 var stepNames = map[string][]string{
 	"provision": {"vm-dir", "work-disk", "root-disk"},
 	"start":     {"load-bundle", "root-disk", "network", "tap", "launch-vmm", "wait-agent", "wait-ssh"},
+	"snapshot":  {"check-space", "manifest", "pause", "save-state", "copy-disks", "write-manifest", "resume"},
+	"resume":    {"load-bundle", "network", "tap", "restore-vmm", "wait-agent"},
 }
 
-// StepNames returns the steps of op ("provision", "start") in order: the
+// StepNames returns the steps of op ("provision", "start", "snapshot",
+// "resume") in order: the
 // points where BANGER_TEST_CRASH_AT=<op>:<step> can kill the daemon.
 func StepNames(op string) []string { return slices.Clone(stepNames[op]) }
 

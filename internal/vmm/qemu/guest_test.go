@@ -109,6 +109,8 @@ func isExist(path string) bool { _, err := os.Stat(path); return err == nil }
 // banger.agent port, prints the marker, then by banger.test=:
 //   - (absent): powers off at once;
 //   - hold: waits forever (Stop must escalate past the power button);
+//   - counter: prints "BANGER-COUNT i boot_id" twice a second forever (the
+//     snapshot tests check it continues after a restore, without a boot);
 //   - button: powers off when the ACPI power button is pressed, as systemd
 //     does (any event on the power button's input device).
 var guestInit = `#!/bin/busybox sh
@@ -135,6 +137,11 @@ if $B grep -q banger.test=button /proc/cmdline; then
   exec 3< /dev/input/event0
 fi
 echo BANGER-BOOT-MARKER
+if $B grep -q banger.test=counter /proc/cmdline; then
+  boot=$($B cat /proc/sys/kernel/random/boot_id)
+  i=0
+  while true; do i=$((i+1)); echo "BANGER-COUNT $i $boot"; $B sleep 0.5; done
+fi
 if $B grep -q banger.test=hold /proc/cmdline; then
   while true; do $B sleep 1; done
 fi

@@ -96,6 +96,14 @@ func (d *Driver) Accel() (accel, reason string, err error) {
 
 // Start implements vmm.Driver.
 func (d *Driver) Start(ctx context.Context, spec vmm.Spec) (vmm.Handle, error) {
+	return d.launch(ctx, spec, "", nil)
+}
+
+// launch starts QEMU for spec and waits until the guest runs. accel "" picks
+// the configured accelerator. With incoming set, QEMU waits for a migration
+// stream (-incoming defer) and incoming feeds it once QMP answers; the guest
+// then runs from the received state instead of booting.
+func (d *Driver) launch(ctx context.Context, spec vmm.Spec, accel string, incoming func(ctx context.Context, c *QMPClient) error) (vmm.Handle, error) {
 	fail := func(step string, err error) (vmm.Handle, error) {
 		return vmm.Handle{}, &vmm.Error{VM: vmLabel(spec), Step: step, Err: err}
 	}
@@ -106,15 +114,20 @@ func (d *Driver) Start(ctx context.Context, spec vmm.Spec) (vmm.Handle, error) {
 	if err != nil {
 		return fail("find qemu", fmt.Errorf("%v: install qemu-system-x86 (apt-get install qemu-system-x86) or set qemu_bin", err))
 	}
-	accel, _, err := d.Accel()
-	if err != nil {
-		return fail("choose accelerator", err)
+	if accel == "" {
+		accel, _, err = d.Accel()
+		if err != nil {
+			return fail("choose accelerator", err)
+		}
 	}
 	tsc := 0
 	if accel == AccelTCG {
 		tsc = HostTSCKHz()
 	}
 	argv := append([]string{bin}, BuildArgv(spec, accel, tsc)...)
+	if incoming != nil {
+		argv = append(argv, "-incoming", "defer")
+	}
 
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -148,13 +161,43 @@ func (d *Driver) Start(ctx context.Context, spec vmm.Spec) (vmm.Handle, error) {
 	exited := d.reap(cmd)
 	h := vmm.Handle{Driver: vmm.DriverQEMU, PID: cmd.Process.Pid, APISocket: spec.APISocket, AgentSocket: spec.AgentSocket}
 
-	if err := waitRunning(ctx, spec.APISocket, exited); err != nil {
+	step := "boot"
+	err = waitQMP(ctx, spec.APISocket, exited, func(c *QMPClient) error {
+		if incoming == nil {
+			return checkRunning(ctx, c)
+		}
+		return nil
+	})
+	if err == nil && incoming != nil {
+		step = "restore"
+		err = d.qmp(ctx, spec.APISocket, func(c *QMPClient) error { return incoming(ctx, c) })
+		if err == nil {
+			// The stream carries the source's run state: a state saved from
+			// a paused VM (as SaveState requires) arrives paused, and once
+			// it is fully loaded ("paused", no longer "inmigrate") cont
+			// starts the vCPUs.
+			err = waitQMP(ctx, spec.APISocket, exited, func(c *QMPClient) error {
+				st, err := c.Status(ctx)
+				if err != nil || st.Running {
+					return err
+				}
+				if st.Status == "paused" {
+					if err := c.Execute(ctx, "cont", nil, nil); err != nil {
+						return err
+					}
+					return checkRunning(ctx, c)
+				}
+				return fmt.Errorf("guest status %q, want running", st.Status)
+			})
+		}
+	}
+	if err != nil {
 		d.kill(h, exited)
 		cleanup()
 		if tail, _ := logtail.Lines(spec.VMMLog, logStart, 40); tail != "" {
 			err = fmt.Errorf("%w\nQEMU log (%s):\n%s", err, spec.VMMLog, tail)
 		}
-		return fail("boot", err)
+		return fail(step, err)
 	}
 	return h, nil
 }
@@ -275,9 +318,9 @@ func (d *Driver) kill(h vmm.Handle, exited chan struct{}) {
 	}
 }
 
-// waitRunning waits for QEMU's QMP socket, negotiates and checks that the
-// guest is running.
-func waitRunning(ctx context.Context, socket string, exited <-chan struct{}) error {
+// waitQMP waits for QEMU's QMP socket, negotiates and runs check on the
+// connection, retrying until check succeeds, QEMU exits or ctx ends.
+func waitQMP(ctx context.Context, socket string, exited <-chan struct{}, check func(*QMPClient) error) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	var lastErr error
@@ -294,14 +337,7 @@ func waitRunning(ctx context.Context, socket string, exited <-chan struct{}) err
 					return err
 				}
 				defer c.Close()
-				st, err := c.Status(ctx)
-				if err != nil {
-					return err
-				}
-				if !st.Running {
-					return fmt.Errorf("guest status %q, want running", st.Status)
-				}
-				return nil
+				return check(c)
 			}()
 			if err == nil {
 				return nil
@@ -319,6 +355,17 @@ func waitRunning(ctx context.Context, socket string, exited <-chan struct{}) err
 		case <-tick.C:
 		}
 	}
+}
+
+func checkRunning(ctx context.Context, c *QMPClient) error {
+	st, err := c.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if !st.Running {
+		return fmt.Errorf("guest status %q, want running", st.Status)
+	}
+	return nil
 }
 
 func validate(spec vmm.Spec) error {

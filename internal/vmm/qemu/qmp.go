@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"syscall"
 	"time"
 )
@@ -25,6 +26,9 @@ type QMPClient struct {
 	// Events holds asynchronous events seen while waiting for replies (the
 	// most recent maxEvents).
 	Events []QMPEvent
+	// pendingFD, when set, sends the next command line with a file
+	// descriptor attached (ExecuteWithFD).
+	pendingFD func(line []byte) error
 }
 
 // QMPGreeting is the first message QEMU sends.
@@ -129,7 +133,13 @@ func (c *QMPClient) Execute(ctx context.Context, command string, args, result an
 	if err != nil {
 		return err
 	}
-	if _, err := c.conn.Write(append(line, '\n')); err != nil {
+	line = append(line, '\n')
+	if c.pendingFD != nil {
+		err = c.pendingFD(line)
+	} else {
+		_, err = c.conn.Write(line)
+	}
+	if err != nil {
 		return fmt.Errorf("qmp %s: %w", command, err)
 	}
 	wantID, _ := json.Marshal(id)
@@ -217,4 +227,19 @@ func (c *QMPClient) watch(ctx context.Context) (stop func()) {
 
 func isConnReset(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// ExecuteWithFD runs one command while passing f to QEMU as SCM_RIGHTS
+// ancillary data on the same message, as getfd requires.
+func (c *QMPClient) ExecuteWithFD(ctx context.Context, command string, args any, f *os.File) error {
+	uc, ok := c.conn.(*net.UnixConn)
+	if !ok {
+		return fmt.Errorf("qmp %s: passing a file needs a Unix socket", command)
+	}
+	c.pendingFD = func(line []byte) error {
+		_, _, err := uc.WriteMsgUnix(line, syscall.UnixRights(int(f.Fd())), nil)
+		return err
+	}
+	defer func() { c.pendingFD = nil }()
+	return c.Execute(ctx, command, args, nil)
 }

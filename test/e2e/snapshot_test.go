@@ -1,0 +1,184 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/banger-dev/banger/internal/api"
+	"github.com/banger-dev/banger/internal/e2etest"
+)
+
+// TestSnapshotRestoreSuspend walks one real guest (QEMU, TCG here) through
+// snapshots: a counting process keeps counting after a restore from a
+// memory snapshot (same boot id: no reboot), files written after the
+// snapshot are gone and /root is as it was, bad input is refused with
+// nothing left behind, suspend ends the QEMU process while resume
+// continues the counter, a disk-only snapshot restores by booting from its
+// disks, and a snapshot whose image changed is refused. One VM for all of it: each boot costs ~20 s here.
+func TestSnapshotRestoreSuspend(t *testing.T) {
+	env := e2etest.New(t, e2etest.Options{Subnet: "172.30.87.0/24", Bridge: "bangersnap"})
+	env.MustBanger("vm", "create", "--name", "dev")
+	bootID := func() string {
+		var h api.VMHealthResult
+		env.JSON(&h, "vm", "health", "dev")
+		if !h.Healthy || h.Agent == nil {
+			t.Fatalf("vm health dev: not healthy: %+v", h)
+		}
+		return h.Agent.BootID
+	}
+	// counter reads the counting process's value (it lives in /run, a
+	// tmpfs: only guest memory carries it across a restore).
+	counter := func(when string) int {
+		t.Helper()
+		out := strings.TrimSpace(env.MustSSH("dev", "cat", "/run/counter"))
+		n, err := strconv.Atoi(out)
+		if err != nil {
+			t.Fatalf("counter %s: %q", when, out)
+		}
+		return n
+	}
+	// counting checks the counter moves on from at least min.
+	counting := func(min int, when string) int {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			n := counter(when)
+			if n > min {
+				return n
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("counter %s stays at %d, want above %d: the counting process is not running", when, n, min)
+			}
+			time.Sleep(time.Second)
+		}
+	}
+	boot := bootID()
+	env.MustSSH("dev", "sh", "-c", "echo at-snapshot > /root/state && sync && "+
+		"setsid sh -c 'i=0; while :; do i=$((i+1)); echo $i > /run/counter; sleep 0.5; done' </dev/null >/dev/null 2>&1 &")
+	c1 := counting(0, "before the snapshot")
+
+	env.MustBanger("vm", "snapshot", "create", "dev", "--name", "s1")
+	var snaps []api.Snapshot
+	env.JSON(&snaps, "vm", "snapshot", "list", "dev")
+	if len(snaps) != 1 || snaps[0].Name != "s1" || !snaps[0].HasMemory || snaps[0].SizeBytes <= 0 ||
+		snaps[0].Manifest.VMM != "qemu" || snaps[0].Manifest.KernelSHA256 == "" || snaps[0].Manifest.ImageSHA256 == "" {
+		t.Fatalf("snapshot list after create: %+v", snaps)
+	}
+	table := env.MustBanger("vm", "snapshot", "list", "dev")
+	if !strings.Contains(table, "NAME") || !strings.Contains(table, "s1") || !strings.Contains(table, "yes") {
+		t.Errorf("snapshot list table:\n%s", table)
+	}
+	// The source resumed after the snapshot and keeps counting.
+	c2 := counting(c1, "after the snapshot")
+	env.MustSSH("dev", "sh", "-c", "echo after-snapshot > /root/state && touch /root/new-file /etc/new-mark && sync")
+
+	// Bad input: refused, nothing changed.
+	bad := func(want string, args ...string) {
+		t.Helper()
+		out, errOut, code := env.Banger(args...)
+		if code == 0 || !strings.Contains(out+errOut, want) {
+			t.Errorf("banger %s: exit %d, want a refusal mentioning %q\n%s%s", strings.Join(args, " "), code, want, out, errOut)
+		}
+	}
+	bad("already has a snapshot named", "vm", "snapshot", "create", "dev", "--name", "s1")
+	bad("no snapshot named", "vm", "restore", "dev", "nope", "--yes")
+	bad("no snapshot named", "vm", "snapshot", "delete", "dev", "nope")
+	bad("without confirmation", "vm", "restore", "dev", "s1")
+	bad("invalid snapshot name", "vm", "snapshot", "create", "dev", "--name", "Bad/Name")
+	vm := env.VM("dev")
+	snapDir := filepath.Join(env.Layout().VM(vm.ID).Dir, "snapshots")
+	if entries, _ := os.ReadDir(snapDir); len(entries) != 1 {
+		t.Errorf("snapshot dir after refused requests holds %d entries, want only s1", len(entries))
+	}
+
+	// Restore with memory: the counter continues, no reboot, the disks are
+	// as they were at the snapshot.
+	env.MustBanger("vm", "restore", "dev", "s1", "--yes")
+	if got := bootID(); got != boot {
+		t.Errorf("boot id after restore = %s, want %s (the guest must not reboot)", got, boot)
+	}
+	c3 := counter("right after the restore")
+	if c3 < c1 || c3 >= c2+1000 {
+		t.Errorf("counter after restore = %d: want it back near the snapshot's value (%d at snapshot, %d later)", c3, c1, c2)
+	}
+	counting(c3, "after the restore")
+	if got := strings.TrimSpace(env.MustSSH("dev", "cat", "/root/state")); got != "at-snapshot" {
+		t.Errorf("/root/state after restore = %q, want at-snapshot", got)
+	}
+	for _, f := range []string{"/root/new-file", "/etc/new-mark"} {
+		if _, _, code := env.SSH("dev", "test", "-e", f); code != 1 {
+			t.Errorf("%s written after the snapshot: test -e exit %d after restore, want 1 (gone)", f, code)
+		}
+	}
+	env.JSON(&snaps, "vm", "snapshot", "list", "dev")
+	if len(snaps) != 2 || !strings.HasPrefix(snaps[1].Name, "safety-") || !snaps[1].HasMemory {
+		t.Errorf("after restore, want s1 and a safety snapshot with memory: %+v", snaps)
+	} else {
+		env.MustBanger("vm", "snapshot", "delete", "dev", snaps[1].Name)
+		if _, err := os.Stat(filepath.Join(snapDir, snaps[1].Name)); !os.IsNotExist(err) {
+			t.Errorf("snapshot delete left %s", filepath.Join(snapDir, snaps[1].Name))
+		}
+	}
+
+	// Suspend: the QEMU process ends (host RAM freed); resume continues.
+	c4 := counter("before suspend")
+	pid := env.VM("dev").PID
+	env.MustBanger("vm", "suspend", "dev")
+	vm = env.VM("dev")
+	if vm.State != api.VMSuspended || vm.PID != 0 {
+		t.Errorf("after suspend: state %s pid %d, want suspended, 0", vm.State, vm.PID)
+	}
+	if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+		t.Errorf("QEMU (pid %d) still runs while the VM is suspended", pid)
+	}
+	if pids := e2etest.PIDsMentioning(env.Layout().VM(vm.ID).Dir); len(pids) > 0 {
+		t.Errorf("processes use the suspended VM's files: %v", pids)
+	}
+	if env.HasLink("bg-" + vm.ID) {
+		t.Errorf("tap bg-%s exists while the VM is suspended", vm.ID)
+	}
+	bad("suspended", "vm", "start", "dev")
+	env.MustBanger("vm", "resume", "dev")
+	if got := bootID(); got != boot {
+		t.Errorf("boot id after resume = %s, want %s", got, boot)
+	}
+	counting(c4, "after resume")
+	if _, err := os.Stat(filepath.Join(env.Layout().VM(vm.ID).Dir, "suspend")); !os.IsNotExist(err) {
+		t.Errorf("saved suspend state left after resume: %v", err)
+	}
+
+	// A disk-only snapshot of the running VM: a restore boots from its
+	// disks (a new boot id, no counter) with /root as it was.
+	env.MustSSH("dev", "sh", "-c", "echo at-d1 > /root/state && sync")
+	env.MustBanger("vm", "snapshot", "create", "dev", "--name", "d1", "--no-memory")
+	counting(counter("after d1"), "after the disk-only snapshot")
+	env.MustSSH("dev", "sh", "-c", "echo after-d1 > /root/state && sync")
+	env.MustBanger("vm", "restore", "dev", "d1", "--yes", "--no-safety")
+	if got := bootID(); got == boot {
+		t.Errorf("boot id after a disk-only restore = %s, the same as before: want a fresh boot", got)
+	}
+	if got := strings.TrimSpace(env.MustSSH("dev", "cat", "/root/state")); got != "at-d1" {
+		t.Errorf("/root/state after the disk-only restore = %q, want at-d1", got)
+	}
+	if _, _, code := env.SSH("dev", "test", "-e", "/run/counter"); code != 1 {
+		t.Errorf("/run/counter exists after a disk-only restore (exit %d): the guest did not boot afresh", code)
+	}
+	env.JSON(&snaps, "vm", "snapshot", "list", "dev")
+	if len(snaps) != 2 || snaps[1].Name != "d1" || snaps[1].HasMemory {
+		t.Errorf("after --no-safety restore, want s1 and d1 (disk only), no safety snapshot: %+v", snaps)
+	}
+
+	// A snapshot whose image was rebuilt is refused, saying so.
+	env.MarkImageRebuilt("debian")
+	bad("image debian was rebuilt", "vm", "restore", "dev", "s1", "--yes", "--no-safety")
+	if v := env.VM("dev"); v.State != api.VMRunning {
+		t.Errorf("a refused restore changed the VM: state %s", v.State)
+	}
+
+	env.MustBanger("vm", "delete", "--force", "-y", "dev")
+	assertGone(t, env, vm)
+}
