@@ -16,12 +16,16 @@ func newVMCreateCmd(a *App) *cobra.Command {
 		noStart     bool
 		publish     []string
 		autoForward bool
+		output      string
 	)
 	cmd := &cobra.Command{
 		Use:   "create --name NAME",
 		Short: "Create a VM (and boot it unless --no-start)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
 			if err := validate.VMName(name); err != nil {
 				return usageErr(err.Error(), "pass --name NAME")
 			}
@@ -43,8 +47,7 @@ func newVMCreateCmd(a *App) *cobra.Command {
 			if err := a.callProgress(cmd.Context(), api.MethodVMCreate, p, &vm, a.printProgress); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.Stdout, "created VM %s (%s, %s)\n", vm.Name, vm.IP, vm.State)
-			return nil
+			return a.emit(output, vm, func() { fmt.Fprintf(a.Stdout, "created VM %s (%s, %s)\n", vm.Name, vm.IP, vm.State) })
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "VM name (a DNS label: lower-case letters, digits, '-')")
@@ -55,5 +58,6 @@ func newVMCreateCmd(a *App) *cobra.Command {
 		"forward [HOST_ADDR:]HOST_PORT[:GUEST_PORT] to the guest while it runs (repeatable; kept across restarts)")
 	cmd.Flags().BoolVar(&autoForward, "auto-forward", false,
 		"forward every TCP port the guest listens on (1024 and up) to the same port on 127.0.0.1 (default: auto_forward in config.toml)")
+	outputFlag(cmd, &output)
 	return cmd
 }
