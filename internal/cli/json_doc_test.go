@@ -28,10 +28,10 @@ var updateJSONDoc = flag.Bool("update-json-doc", false, "rewrite docs/json.md's 
 // (docs/json.md's schema is generated from it), and how to run it against
 // a recorded daemon reply.
 type jsonCommand struct {
-	path  string // "vm create"
-	typ   any    // a value of the printed type
-	args  []string
-	reply any  // what the fake daemon answers (nil: the command asks no daemon here)
+	path   string // "vm create"
+	typ    any    // a value of the printed type
+	args   []string
+	reply  any  // what the fake daemon answers (nil: the command asks no daemon here)
 	ndjson bool // one JSON object a line (vm exec): the schema is a line's
 }
 
