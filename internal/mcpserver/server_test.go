@@ -27,6 +27,7 @@ type fakeDaemon struct {
 	calls  []string
 	vms    []api.VM
 	fail   *api.Error
+	params any    // the last snapshot or restore params
 	agentN string // agent socket
 }
 
@@ -57,6 +58,14 @@ func (d *fakeDaemon) Call(_ context.Context, method string, params, result any, 
 			}
 		}
 		return api.NewError(api.CodeNotFound, "no VM named "+params.(api.VMRef).Name, "banger vm list")
+	case api.MethodSnapshotCreate:
+		p := params.(api.SnapshotCreateParams)
+		d.params = p
+		*result.(*api.Snapshot) = api.Snapshot{VM: p.VM, Name: p.Name, HasMemory: !p.NoMemory, SizeBytes: 42, CreatedAt: time.Date(2026, 12, 4, 18, 0, 0, 0, time.UTC)}
+	case api.MethodVMRestore:
+		p := params.(api.VMRestoreParams)
+		d.params = p
+		*result.(*api.VMRestoreResult) = api.VMRestoreResult{VM: api.VM{Name: p.VM, State: api.VMRunning}, Safety: "safety-1"}
 	case api.MethodVMDelete:
 		name := params.(api.VMDeleteParams).Name
 		d.vms = slices.DeleteFunc(d.vms, func(v api.VM) bool { return v.Name == name })
@@ -475,5 +484,35 @@ func TestFilesThroughAgent(t *testing.T) {
 	}
 	if res := call(t, cs, "vm_list_dir", map[string]any{"name": "dev", "path": filepath.Join(dir, "missing")}, nil); !res.IsError {
 		t.Errorf("listing a missing directory succeeded")
+	}
+}
+
+func TestSnapshotAndRestore(t *testing.T) {
+	d := &fakeDaemon{}
+	cs := connect(t, d, Options{OnlyPrefix: "agent-"}, nil)
+	var snap SnapshotOutput
+	if r := call(t, cs, "vm_snapshot", map[string]any{"name": "agent-a", "snapshot": "before-upgrade", "no_memory": true}, &snap); r.IsError {
+		t.Fatal(text(r))
+	}
+	if p := d.params.(api.SnapshotCreateParams); p.VM != "agent-a" || p.Name != "before-upgrade" || !p.NoMemory {
+		t.Errorf("snapshot params %+v", p)
+	}
+	if snap.Snapshot != "before-upgrade" || snap.HasMemory || snap.SizeBytes != 42 || snap.CreatedAt != "2026-12-04T18:00:00Z" {
+		t.Errorf("snapshot result %+v", snap)
+	}
+	var res RestoreOutput
+	if r := call(t, cs, "vm_restore", map[string]any{"name": "agent-a", "snapshot": "before-upgrade"}, &res); r.IsError {
+		t.Fatal(text(r))
+	}
+	if p := d.params.(api.VMRestoreParams); p.VM != "agent-a" || p.Snapshot != "before-upgrade" || p.NoSafety {
+		t.Errorf("restore params %+v (the safety snapshot must stay on)", p)
+	}
+	if res.VM.State != "running" || res.SafetySnapshot != "safety-1" {
+		t.Errorf("restore result %+v", res)
+	}
+	for _, tool := range []string{"vm_snapshot", "vm_restore"} {
+		if r := call(t, cs, tool, map[string]any{"name": "dev", "snapshot": "x"}, nil); !r.IsError {
+			t.Errorf("%s outside the prefix accepted", tool)
+		}
 	}
 }
