@@ -34,6 +34,9 @@ func newMCPCmd(layout paths.Layout) *cobra.Command {
 		if !cmd.Flags().Changed("only-prefix") {
 			onlyPrefix = cfg.MCPOnlyPrefix
 		}
+		if err := config.CheckMCPPrefix(onlyPrefix); err != nil {
+			return api.NewError(api.CodeInvalidArgument, "--only-prefix "+err.Error(), "e.g. banger mcp --only-prefix agent-")
+		}
 		return mcpserver.Run(cmd.Context(), mcpserver.Options{
 			ReadOnly: readOnly, OnlyPrefix: onlyPrefix,
 			Connect: func(ctx context.Context) (mcpserver.Daemon, error) {

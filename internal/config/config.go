@@ -311,8 +311,8 @@ func (c *Config) validate() []string {
 	if c.MaxVMMemoryMiB > 0 && c.MemoryMiB > c.MaxVMMemoryMiB {
 		errs = append(errs, fmt.Sprintf("memory_mib %d is above max_vm_memory_mib %d: lower memory_mib or raise the limit", c.MemoryMiB, c.MaxVMMemoryMiB))
 	}
-	if p := c.MCPOnlyPrefix; p != "" && !mcpPrefixRE.MatchString(p) {
-		errs = append(errs, fmt.Sprintf("mcp_only_prefix %q: use the start of a VM name (lower-case letters, digits, '-'), e.g. \"agent-\"", p))
+	if err := CheckMCPPrefix(c.MCPOnlyPrefix); err != nil {
+		errs = append(errs, "mcp_only_prefix: "+err.Error())
 	}
 	if c.SSHUser == "" {
 		errs = append(errs, "ssh_user is empty: use e.g. \"root\"")
@@ -332,6 +332,15 @@ func (c *Config) validate() []string {
 }
 
 var mcpPrefixRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// CheckMCPPrefix checks banger mcp's VM name prefix ("" = none): the start
+// of a VM name.
+func CheckMCPPrefix(p string) error {
+	if p != "" && !mcpPrefixRE.MatchString(p) {
+		return fmt.Errorf("%q is not the start of a VM name: use lower-case letters, digits and '-', e.g. \"agent-\"", p)
+	}
+	return nil
+}
 
 var bridgeNameRE = regexp.MustCompile(`^banger[a-z0-9]{0,9}$`)
 

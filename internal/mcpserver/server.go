@@ -69,10 +69,13 @@ func New(opts Options) (*mcp.Server, *Server) {
 
 func instructions(opts Options) string {
 	var b strings.Builder
-	b.WriteString("banger runs Linux VMs on this host. Create one with vm_create, run commands with vm_exec, " +
-		"move files with vm_write_file/vm_read_file, delete it with vm_delete when done.")
+	b.WriteString("banger runs Linux VMs on this host. ")
 	if opts.ReadOnly {
-		b.WriteString(" This server is read-only: it lists VMs, runs commands and reads files, and cannot create or delete VMs.")
+		b.WriteString("This server is read-only: vm_list lists VMs, vm_exec runs commands in them, vm_read_file and " +
+			"vm_list_dir read their files; it cannot create, stop or delete VMs.")
+	} else {
+		b.WriteString("Create one with vm_create, run commands with vm_exec, move files with vm_write_file/vm_read_file, " +
+			"snapshot it with vm_snapshot before a risky step, delete it with vm_delete when done.")
 	}
 	if opts.OnlyPrefix != "" {
 		fmt.Fprintf(&b, " It may only touch VMs whose names start with %q.", opts.OnlyPrefix)
