@@ -57,6 +57,7 @@ const (
 	MethodVMRestore      = "vm.restore"
 	MethodVMSuspend      = "vm.suspend"
 	MethodVMResume       = "vm.resume"
+	MethodVMClone        = "vm.clone"
 	MethodImageBuild     = "image.build"
 	MethodImageRegister  = "image.register"
 	MethodImageList      = "image.list"
@@ -549,4 +550,13 @@ type VMRestoreParams struct {
 type VMRestoreResult struct {
 	VM     VM     `json:"vm"`
 	Safety string `json:"safety_snapshot,omitempty"`
+}
+
+// VMCloneParams: vm.clone.
+type VMCloneParams struct {
+	Source string `json:"source"`
+	Name   string `json:"name"`
+	// Snapshot clones from one of Source's snapshots instead of its
+	// current state.
+	Snapshot string `json:"snapshot,omitempty"`
 }

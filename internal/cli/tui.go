@@ -97,6 +97,20 @@ func (b tuiBackend) RestartVM(ctx context.Context, name string) error {
 	return b.a.call(ctx, api.MethodVMRestart, api.VMRef{Name: name}, &api.VM{})
 }
 
+func (b tuiBackend) SuspendVM(ctx context.Context, name string) error {
+	return b.a.call(ctx, api.MethodVMSuspend, api.VMRef{Name: name}, &api.VM{})
+}
+
+func (b tuiBackend) ResumeVM(ctx context.Context, name string) error {
+	return b.a.call(ctx, api.MethodVMResume, api.VMRef{Name: name}, &api.VM{})
+}
+
+func (b tuiBackend) SnapshotVM(ctx context.Context, name string) (string, error) {
+	var snap api.Snapshot
+	err := b.a.call(ctx, api.MethodSnapshotCreate, api.SnapshotCreateParams{VM: name}, &snap)
+	return snap.Name, err
+}
+
 func (b tuiBackend) DeleteVM(ctx context.Context, name string) error {
 	return b.a.call(ctx, api.MethodVMDelete, api.VMDeleteParams{Name: name}, &struct{}{})
 }

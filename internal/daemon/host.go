@@ -30,7 +30,7 @@ func (d *Daemon) hostTeardown(ctx context.Context, p api.HostTeardownParams, _ f
 	}
 	var running []string
 	for _, v := range vms {
-		if v.State != api.VMStopped {
+		if v.State != api.VMStopped && v.State != api.VMSuspended {
 			running = append(running, v.Name)
 		}
 	}

@@ -88,6 +88,7 @@ func (d *Daemon) methods() []method {
 			return struct{}{}, vms.SnapshotDelete(ctx, p)
 		}),
 		m(api.MethodVMRestore, vms.Restore),
+		m(api.MethodVMClone, vms.Clone),
 		m(api.MethodVMSuspend, func(ctx context.Context, p api.VMRef, pr func(api.Progress)) (api.VM, error) {
 			return vms.Suspend(ctx, p.Name, pr)
 		}),

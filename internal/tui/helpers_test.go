@@ -148,6 +148,21 @@ func (f *fakeBackend) RestartVM(ctx context.Context, name string) error {
 	return f.opErr
 }
 
+func (f *fakeBackend) SuspendVM(ctx context.Context, name string) error {
+	f.record("SuspendVM " + name)
+	return f.opErr
+}
+
+func (f *fakeBackend) ResumeVM(ctx context.Context, name string) error {
+	f.record("ResumeVM " + name)
+	return f.opErr
+}
+
+func (f *fakeBackend) SnapshotVM(ctx context.Context, name string) (string, error) {
+	f.record("SnapshotVM " + name)
+	return "snap-1", f.opErr
+}
+
 func (f *fakeBackend) DeleteVM(ctx context.Context, name string) error {
 	f.record("DeleteVM " + name)
 	return f.opErr

@@ -86,6 +86,10 @@ func (m *Model) onNormalKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.toggleSelected()
 	case key.Matches(k, keys.Restart):
 		return m.restartSelected()
+	case key.Matches(k, keys.Suspend):
+		return m.suspendSelected()
+	case key.Matches(k, keys.Snapshot):
+		return m.snapshotSelected()
 	case key.Matches(k, keys.Delete):
 		vm, ok := m.actionable()
 		if !ok {
@@ -168,6 +172,9 @@ func (m *Model) toggleSelected() tea.Cmd {
 	case api.VMStopped, api.VMError:
 		m.setStatus(levelInfo, "starting "+name+"…")
 		return m.opCmd(name, "starting", func(ctx context.Context) error { return b.StartVM(ctx, name) })
+	case api.VMSuspended:
+		m.setStatus(levelInfo, "resuming "+name+"…")
+		return m.opCmd(name, "resuming", func(ctx context.Context) error { return b.ResumeVM(ctx, name) })
 	default:
 		m.setStatus(levelInfo, fmt.Sprintf("%s is %s; wait for it to finish", name, vm.State))
 		return nil
@@ -186,6 +193,44 @@ func (m *Model) restartSelected() tea.Cmd {
 	b, name := m.backend, vm.Name
 	m.setStatus(levelInfo, "restarting "+name+"…")
 	return m.opCmd(name, "restarting", func(ctx context.Context) error { return b.RestartVM(ctx, name) })
+}
+
+func (m *Model) suspendSelected() tea.Cmd {
+	vm, ok := m.actionable()
+	if !ok {
+		return nil
+	}
+	b, name := m.backend, vm.Name
+	switch vm.State {
+	case api.VMRunning:
+		m.setStatus(levelInfo, "suspending "+name+"…")
+		return m.opCmd(name, "suspending", func(ctx context.Context) error { return b.SuspendVM(ctx, name) })
+	case api.VMSuspended:
+		m.setStatus(levelInfo, "resuming "+name+"…")
+		return m.opCmd(name, "resuming", func(ctx context.Context) error { return b.ResumeVM(ctx, name) })
+	default:
+		m.setStatus(levelInfo, fmt.Sprintf("%s is %s; only a running VM can be suspended", name, vm.State))
+		return nil
+	}
+}
+
+func (m *Model) snapshotSelected() tea.Cmd {
+	vm, ok := m.actionable()
+	if !ok {
+		return nil
+	}
+	switch vm.State {
+	case api.VMRunning, api.VMStopped, api.VMError:
+	default:
+		m.setStatus(levelInfo, fmt.Sprintf("%s is %s; snapshot it when it runs or is stopped", vm.Name, vm.State))
+		return nil
+	}
+	b, name := m.backend, vm.Name
+	m.setStatus(levelInfo, "snapshotting "+name+"…")
+	return m.opCmd(name, "snapshotting", func(ctx context.Context) error {
+		_, err := b.SnapshotVM(ctx, name)
+		return err
+	})
 }
 
 func (m *Model) sshSelected() tea.Cmd {

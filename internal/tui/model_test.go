@@ -427,6 +427,39 @@ func TestStartStopToggleAndRestart(t *testing.T) {
 	}
 }
 
+func TestSuspendResumeSnapshotKeys(t *testing.T) {
+	fb := &fakeBackend{}
+	m := populated(120, 30, true)
+	m.backend = fb
+	// The first row (api-server) runs: z suspends it, n snapshots it.
+	_, cmd := m.Update(keyPress("z"))
+	if m.ops["api-server"] != "suspending" {
+		t.Fatalf("z on a running VM: ops %v", m.ops)
+	}
+	for _, msg := range runSync(cmd) {
+		m.Update(msg)
+	}
+	_, cmd = m.Update(keyPress("n"))
+	for _, msg := range runSync(cmd) {
+		m.Update(msg)
+	}
+	for _, c := range []string{"SuspendVM api-server", "SnapshotVM api-server"} {
+		if !fb.called(c) {
+			t.Errorf("%s not called: %v", c, fb.Calls())
+		}
+	}
+	// A suspended VM: z and s resume it.
+	m.vms[0].State = api.VMSuspended
+	_, cmd = m.Update(keyPress("z"))
+	if m.ops["api-server"] != "resuming" {
+		t.Fatalf("z on a suspended VM: ops %v", m.ops)
+	}
+	runSync(cmd)
+	if !fb.called("ResumeVM api-server") {
+		t.Errorf("ResumeVM not called: %v", fb.Calls())
+	}
+}
+
 func TestOpErrorDoesNotCrash(t *testing.T) {
 	m := populated(80, 24, true)
 	m.backend = &fakeBackend{opErr: errors.New("qemu-system-x86_64 exited with status 1")}

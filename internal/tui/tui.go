@@ -31,6 +31,13 @@ type Backend interface {
 	StartVM(ctx context.Context, name string) error
 	StopVM(ctx context.Context, name string) error
 	RestartVM(ctx context.Context, name string) error
+	// SuspendVM saves a running VM's memory to disk and ends its VMM;
+	// ResumeVM continues a suspended one.
+	SuspendVM(ctx context.Context, name string) error
+	ResumeVM(ctx context.Context, name string) error
+	// SnapshotVM takes a snapshot with a default name (memory too when the
+	// VM runs) and returns its name.
+	SnapshotVM(ctx context.Context, name string) (string, error)
 	DeleteVM(ctx context.Context, name string) error
 	// SSHCommand returns the same ssh the CLI runs; the TUI only hands it to
 	// tea.ExecProcess, which suspends the UI while it runs.

@@ -280,7 +280,7 @@ func (m *Model) stateCell(vm api.VM) string {
 		return m.th.ok.Render(s)
 	case api.VMError:
 		return m.th.bad.Render(s)
-	case api.VMStarting, api.VMStopping:
+	case api.VMStarting, api.VMStopping, api.VMSuspended:
 		return m.th.warn.Render(s)
 	default:
 		return m.th.dim.Render(s)

@@ -931,7 +931,9 @@ func (s *Service) StopAll(ctx context.Context) error {
 	}
 	var errs []error
 	for _, vm := range vms {
-		if vm.State == api.VMStopped {
+		// A suspended VM runs no process; stopping it would discard its
+		// saved state.
+		if vm.State == api.VMStopped || vm.State == api.VMSuspended {
 			continue
 		}
 		if _, err := s.Stop(ctx, vm.ID, false); err != nil {

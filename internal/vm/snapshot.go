@@ -38,6 +38,14 @@ type SnapshotRuntime interface {
 	ReadManifest(dir string) (api.SnapshotManifest, error)
 	// SizeOnDisk is what a snapshot directory occupies.
 	SizeOnDisk(dir string) int64
+	// CloneDisks gives a new VM the disks saved in dir.
+	CloneDisks(ctx context.Context, dst api.VM, dir string, m api.SnapshotManifest) error
+	// Reidentify gives a cloned guest its own machine-id, SSH host keys
+	// and hostname, and with memory its MAC and address.
+	Reidentify(ctx context.Context, vm api.VM, memory bool) error
+	// WaitIdentity waits until the clone's agent reports its name and its
+	// sshd answers.
+	WaitIdentity(ctx context.Context, vm api.VM) error
 }
 
 // tmpPrefix names a snapshot directory still being written.
@@ -221,6 +229,14 @@ func (s *Service) Restore(ctx context.Context, p api.VMRestoreParams, progress f
 	var res api.VMRestoreResult
 	if !p.NoSafety {
 		name := "safety-" + time.Now().UTC().Format("20060102-150405")
+		// Two restores within a second: the second safety snapshot gets a
+		// suffix rather than failing on the name.
+		for n := 2; ; n++ {
+			if _, err := s.Store.GetSnapshot(ctx, vm.ID, name); err != nil {
+				break
+			}
+			name = fmt.Sprintf("safety-%s-%d", time.Now().UTC().Format("20060102-150405"), n)
+		}
 		progress(api.Progress{Step: "safety", Message: "saving the current state as snapshot " + name})
 		if _, err := s.snapshotLocked(ctx, vm, api.SnapshotCreateParams{Name: name, Stop: vm.State == api.VMRunning}, progress); err != nil {
 			return res, fmt.Errorf("safety snapshot (skip it with --no-safety): %w", err)
@@ -373,6 +389,15 @@ func (s *Service) reconcileSnapshots(ctx context.Context) ([]string, error) {
 	}
 	var notes []string
 	for _, vm := range vms {
+		if _, err := os.Stat(filepath.Join(s.Layout.VM(vm.ID).Dir, cloneMarker)); err == nil {
+			// A clone interrupted before it was finished: remove it all.
+			if vm.PID > 0 {
+				_, _ = s.Runtime.Stop(ctx, vm, true)
+			}
+			s.undoCreate(vm)
+			notes = append(notes, vm.Name+": removed a clone that was interrupted before it was finished")
+			continue
+		}
 		rows, err := s.Store.ListSnapshots(ctx, vm.ID)
 		if err != nil {
 			return notes, err

@@ -15,10 +15,11 @@ import (
 // fakeSnapshots writes real snapshot directories (a disk file and the
 // manifest) without a VMM.
 type fakeSnapshots struct {
-	s           *Service
-	failCapture error
-	mismatch    []string
-	captures    []string
+	s            *Service
+	failCapture  error
+	mismatch     []string
+	captures     []string
+	failIdentity error
 }
 
 func (f *fakeSnapshots) SnapshotsDir(vm api.VM) string {
@@ -55,6 +56,11 @@ func (f *fakeSnapshots) ReadManifest(dir string) (api.SnapshotManifest, error) {
 	return api.SnapshotManifest{}, err
 }
 func (f *fakeSnapshots) SizeOnDisk(string) int64 { return 4096 }
+func (f *fakeSnapshots) CloneDisks(context.Context, api.VM, string, api.SnapshotManifest) error {
+	return nil
+}
+func (f *fakeSnapshots) Reidentify(context.Context, api.VM, bool) error { return f.failIdentity }
+func (f *fakeSnapshots) WaitIdentity(context.Context, api.VM) error     { return nil }
 
 func newSnapService(t *testing.T) (*Service, *fakeSnapshots, api.VM) {
 	t.Helper()
@@ -155,6 +161,17 @@ func TestRestoreRefusals(t *testing.T) {
 	if res.VM.State != api.VMRunning || !strings.HasPrefix(res.Safety, "safety-") {
 		t.Errorf("restore result = %+v", res)
 	}
+	// At once again: the second safety snapshot gets its own name.
+	if _, err := s.Stop(ctx, "dev", false); err != nil {
+		t.Fatal(err)
+	}
+	res2, err := s.Restore(ctx, api.VMRestoreParams{VM: "dev", Snapshot: "s1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res2.Safety == res.Safety || !strings.HasPrefix(res2.Safety, "safety-") {
+		t.Errorf("second safety snapshot %q (first %q)", res2.Safety, res.Safety)
+	}
 }
 
 // TestReconcileSnapshots: what interrupted operations leave is settled at
@@ -196,6 +213,14 @@ func TestReconcileSnapshots(t *testing.T) {
 	if _, err := s.Start(ctx, "dev", nil); code(err) != api.CodeConflict || !strings.Contains(err.Error(), "suspended") {
 		t.Errorf("start of a suspended VM: %v", err)
 	}
+	// Stopping every VM (daemon stop --stop-vms) leaves a suspended one
+	// and its saved state alone.
+	if err := s.StopAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := s.Get(ctx, "dev"); v.State != api.VMSuspended {
+		t.Errorf("StopAll changed a suspended VM to %s", v.State)
+	}
 	// Stopping a suspended VM discards the saved state.
 	if _, err := s.Stop(ctx, "dev", false); err != nil {
 		t.Fatal(err)
@@ -211,5 +236,54 @@ func TestReconcileSnapshots(t *testing.T) {
 	}
 	if _, err := os.Stat(f.SuspendDir(vm)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("stale suspend state left: %v", err)
+	}
+}
+
+func TestClone(t *testing.T) {
+	s, f, src := newSnapService(t)
+	clone, err := s.Clone(ctx, api.VMCloneParams{Source: "dev", Name: "dev2"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if clone.State != api.VMRunning || clone.ID == src.ID || clone.IP == src.IP || clone.MAC == src.MAC ||
+		clone.Tap == src.Tap || clone.VsockCID == src.VsockCID || clone.Image != src.Image || clone.MemoryMiB != src.MemoryMiB {
+		t.Errorf("clone %+v of %+v", clone, src)
+	}
+	if _, err := os.Stat(filepath.Join(s.Layout.VM(clone.ID).Dir, "clone-source")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("capture of the source left in the clone's directory: %v", err)
+	}
+	if _, err := s.Clone(ctx, api.VMCloneParams{Source: "dev", Name: "dev2"}, nil); code(err) != api.CodeAlreadyExists {
+		t.Errorf("clone onto a taken name: %v", err)
+	}
+	if _, err := s.Clone(ctx, api.VMCloneParams{Source: "dev", Name: "x", Snapshot: "nope"}, nil); code(err) != api.CodeNotFound {
+		t.Errorf("clone of an unknown snapshot: %v", err)
+	}
+	// A clone whose guest cannot be re-identified is undone completely.
+	f.failIdentity = errors.New("ssh-keygen failed")
+	before, _ := s.List(ctx)
+	if _, err := s.Clone(ctx, api.VMCloneParams{Source: "dev", Name: "dev3"}, nil); err == nil || !strings.Contains(err.Error(), "ssh-keygen failed") {
+		t.Fatalf("failed re-identify: %v", err)
+	}
+	after, _ := s.List(ctx)
+	if len(after) != len(before) {
+		t.Errorf("a failed clone left a VM: %d VMs before, %d after", len(before), len(after))
+	}
+	entries, _ := os.ReadDir(s.Layout.VMsDir())
+	if len(entries) != len(before) {
+		t.Errorf("a failed clone left files: %d VM dirs for %d VMs", len(entries), len(before))
+	}
+	if _, err := os.Stat(filepath.Join(s.Layout.VM(clone.ID).Dir, cloneMarker)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a finished clone keeps its unfinished marker: %v", err)
+	}
+	// A clone the daemon was killed in the middle of is removed at start.
+	os.WriteFile(filepath.Join(s.Layout.VM(clone.ID).Dir, cloneMarker), []byte("dev\n"), 0o600)
+	if _, err := s.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, "dev2"); code(err) != api.CodeNotFound {
+		t.Errorf("interrupted clone still listed after reconcile: %v", err)
+	}
+	if _, err := s.Get(ctx, "dev"); err != nil {
+		t.Errorf("the source went with the interrupted clone: %v", err)
 	}
 }

@@ -70,3 +70,39 @@ func TestReconcileSweepsFilesWithoutRecord(t *testing.T) {
 		}
 	}
 }
+
+// A resume interrupted after its VMM launched, before the record said
+// running, leaves a VMM nobody recorded: reconcile ends it and the VM stays
+// suspended (its saved state is still on disk); its tap goes too.
+func TestReconcileKeepsSuspendedEndsItsVMM(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if err := f.rt.Provision(ctx, f.vm, nop); err != nil {
+		t.Fatal(err)
+	}
+	started, err := f.rt.Start(ctx, f.vm, nop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := f.vm
+	rec.State = api.VMSuspended
+	changed, notes, err := f.rt.Reconcile(ctx, []api.VM{rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.rt.Alive(started) {
+		t.Fatalf("the unrecorded VMM (pid %d) still runs; notes: %v", started.PID, notes)
+	}
+	if len(changed) != 0 {
+		t.Errorf("a suspended VM with pid 0 was changed: %+v", changed)
+	}
+	// A stale pid on a suspended record is cleared, the state kept.
+	rec.PID = started.PID
+	changed, _, err = f.rt.Reconcile(ctx, []api.VM{rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changed) != 1 || changed[0].State != api.VMSuspended || changed[0].PID != 0 {
+		t.Errorf("changed = %+v, want the VM suspended with pid 0", changed)
+	}
+}

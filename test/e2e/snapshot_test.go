@@ -10,7 +10,17 @@ import (
 
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/e2etest"
+	"github.com/banger-dev/banger/internal/vmruntime"
 )
+
+func dirNames(dir string) []string {
+	entries, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
 
 // TestSnapshotRestoreSuspend walks one real guest (QEMU, TCG here) through
 // snapshots: a counting process keeps counting after a restore from a
@@ -151,6 +161,113 @@ func TestSnapshotRestoreSuspend(t *testing.T) {
 		t.Errorf("saved suspend state left after resume: %v", err)
 	}
 
+	// Crash safety: bangerd SIGKILLs itself before each step of snapshot,
+	// suspend and resume (the points come from vmruntime's step lists plus
+	// the service's own). The restarted daemon must leave no half snapshot
+	// listed or on disk, no VM paused forever (the counter moves on), no
+	// stray VMM or tap, and a suspended VM resumable.
+	settled := func(point string) {
+		t.Helper()
+		v := env.VM("dev")
+		pids := e2etest.PIDsMentioning(env.Layout().VM(v.ID).Dir)
+		switch v.State {
+		case api.VMRunning:
+			if len(pids) != 1 || pids[0] != v.PID {
+				t.Errorf("%s: running VM has VMM pid %d, processes on its files %v", point, v.PID, pids)
+			}
+			if !env.HasLink("bg-" + v.ID) {
+				t.Errorf("%s: running VM has no tap", point)
+			}
+		case api.VMSuspended:
+			if len(pids) != 0 || env.HasLink("bg-"+v.ID) {
+				t.Errorf("%s: suspended VM has processes %v or a tap (%v)", point, pids, env.HasLink("bg-"+v.ID))
+			}
+			env.MustBanger("vm", "resume", "dev")
+		default:
+			t.Fatalf("%s: VM left %s (%s)", point, v.State, v.LastError)
+		}
+		if got := bootID(); got != boot {
+			t.Fatalf("%s: the guest rebooted (boot id %s, want %s)", point, got, boot)
+		}
+		counting(counter(point+": settled"), point)
+		env.JSON(&snaps, "vm", "snapshot", "list", "dev")
+		for _, sn := range snaps {
+			if sn.Name != "s1" {
+				t.Errorf("%s: snapshot %s listed after the crash", point, sn.Name)
+			}
+		}
+		for _, e := range dirNames(snapDir) {
+			if e != "s1" {
+				t.Errorf("%s: %s left in the snapshots directory", point, e)
+			}
+		}
+		if v := env.VM("dev"); v.State == api.VMRunning {
+			if _, err := os.Stat(filepath.Join(env.Layout().VM(v.ID).Dir, "suspend")); !os.IsNotExist(err) {
+				t.Errorf("%s: saved suspend state left for a running VM", point)
+			}
+		}
+	}
+	var snapPoints []string
+	for _, step := range vmruntime.StepNames("snapshot") {
+		snapPoints = append(snapPoints, "snapshot:"+step)
+	}
+	if len(snapPoints) == 0 || len(vmruntime.StepNames("resume")) == 0 {
+		t.Fatal("vmruntime declares no snapshot or resume steps: the crash points would silently be none")
+	}
+	for i, point := range append(snapPoints, "snapshot:rename", "snapshot:record") {
+		crashDuring(t, env, point, "vm", "snapshot", "create", "dev", "--name", "c"+strconv.Itoa(i))
+		settled(point)
+	}
+	for _, point := range append(snapPoints, "suspend:stop-vmm", "suspend:record") {
+		crashDuring(t, env, point, "vm", "suspend", "dev")
+		settled("suspend/" + point)
+	}
+	for _, step := range append(vmruntime.StepNames("resume"), "remove-state") {
+		point := "resume:" + step
+		env.MustBanger("vm", "suspend", "dev")
+		crashDuring(t, env, point, "vm", "resume", "dev")
+		settled(point)
+	}
+
+	// Clone of the running VM (memory): the clone continues the source's
+	// processes but is its own machine (name, address, machine-id, host
+	// keys); the source keeps running, unchanged.
+	machineID := strings.TrimSpace(env.MustSSH("dev", "cat", "/etc/machine-id"))
+	hostKey := strings.TrimSpace(env.MustSSH("dev", "cat", "/etc/ssh/ssh_host_ed25519_key.pub"))
+	env.MustBanger("vm", "clone", "dev", "dev2")
+	src, clone := env.VM("dev"), env.VM("dev2")
+	if clone.State != api.VMRunning || clone.IP == src.IP || clone.MAC == src.MAC || clone.Tap == src.Tap || clone.VsockCID == src.VsockCID {
+		t.Errorf("clone record %+v shares identity with the source %+v", clone, src)
+	}
+	if got := strings.TrimSpace(env.MustSSH("dev2", "hostname")); got != "dev2" {
+		t.Errorf("clone hostname = %q, want dev2", got)
+	}
+	if addr := env.MustSSH("dev2", "ip", "-4", "addr", "show", "dev", "eth0"); !strings.Contains(addr, clone.IP+"/") || strings.Contains(addr, src.IP+"/") {
+		t.Errorf("clone eth0 addresses, want only %s:\n%s", clone.IP, addr)
+	}
+	if got := strings.TrimSpace(env.MustSSH("dev2", "cat", "/etc/machine-id")); got == machineID || got == "" {
+		t.Errorf("clone machine-id %q, source's %q: want a new one", got, machineID)
+	}
+	if got := strings.TrimSpace(env.MustSSH("dev2", "cat", "/etc/ssh/ssh_host_ed25519_key.pub")); got == hostKey || got == "" {
+		t.Errorf("clone host key is the source's (or none): %q", got)
+	}
+	if n := strings.TrimSpace(env.MustSSH("dev2", "cat", "/run/counter")); n == "" {
+		t.Error("the clone lost the source's counter process")
+	}
+	if got := bootID(); got != boot {
+		t.Errorf("source boot id changed by the clone: %s, want %s", got, boot)
+	}
+	if got := strings.TrimSpace(env.MustSSH("dev", "cat", "/etc/machine-id")); got != machineID {
+		t.Errorf("source machine-id changed by the clone: %q, want %q", got, machineID)
+	}
+	if got := strings.TrimSpace(env.MustSSH("dev", "hostname")); got != "dev" {
+		t.Errorf("source hostname = %q after the clone", got)
+	}
+	counting(counter("source after the clone"), "source after the clone")
+	bad("already exists", "vm", "clone", "dev", "dev2")
+	env.MustBanger("vm", "delete", "--force", "-y", "dev2")
+	assertGone(t, env, clone)
+
 	// A disk-only snapshot of the running VM: a restore boots from its
 	// disks (a new boot id, no counter) with /root as it was.
 	env.MustSSH("dev", "sh", "-c", "echo at-d1 > /root/state && sync")
@@ -170,6 +287,24 @@ func TestSnapshotRestoreSuspend(t *testing.T) {
 	env.JSON(&snaps, "vm", "snapshot", "list", "dev")
 	if len(snaps) != 2 || snaps[1].Name != "d1" || snaps[1].HasMemory {
 		t.Errorf("after --no-safety restore, want s1 and d1 (disk only), no safety snapshot: %+v", snaps)
+	}
+
+	// A restore interrupted after the VM was stopped leaves it stopped and
+	// whole: no VMM, no tap, no extra snapshot; it boots again.
+	for _, point := range []string{"restore:restore-disks", "restore:resume"} {
+		crashDuring(t, env, point, "vm", "restore", "dev", "s1", "--yes", "--no-safety")
+		v := env.VM("dev")
+		if v.State != api.VMStopped {
+			t.Errorf("%s: VM is %s after the crash, want stopped", point, v.State)
+		}
+		if pids := e2etest.PIDsMentioning(env.Layout().VM(v.ID).Dir); len(pids) > 0 || env.HasLink("bg-"+v.ID) {
+			t.Errorf("%s: stopped VM has processes %v or a tap (%v)", point, pids, env.HasLink("bg-"+v.ID))
+		}
+		if got := dirNames(snapDir); len(got) != 2 {
+			t.Errorf("%s: snapshots directory holds %v, want s1 and d1", point, got)
+		}
+		env.MustBanger("vm", "start", "dev")
+		bootID()
 	}
 
 	// A snapshot whose image was rebuilt is refused, saying so.

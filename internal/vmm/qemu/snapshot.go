@@ -44,6 +44,9 @@ type stateInfo struct {
 
 const migrateFD = "banger-migrate"
 
+// restoreTimeout bounds Restore when ctx has no deadline.
+const restoreTimeout = 5 * time.Minute
+
 var _ vmm.Snapshotter = (*Driver)(nil)
 
 // Pause implements vmm.Snapshotter.
@@ -188,6 +191,13 @@ func (d *Driver) Restore(ctx context.Context, spec vmm.Spec, dir string) (vmm.Ha
 		return fail("open state file", err)
 	}
 	defer f.Close()
+	if _, ok := ctx.Deadline(); !ok {
+		// Loading the state reads the whole memory file: under TCG on a
+		// busy host that takes longer than a boot's QMP wait.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, restoreTimeout)
+		defer cancel()
+	}
 	return d.launch(ctx, spec, accel, func(ctx context.Context, c *QMPClient) error {
 		if err := c.ExecuteWithFD(ctx, "getfd", map[string]any{"fdname": migrateFD}, f); err != nil {
 			return err
