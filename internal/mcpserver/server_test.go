@@ -66,6 +66,10 @@ func (d *fakeDaemon) Call(_ context.Context, method string, params, result any, 
 		p := params.(api.VMRestoreParams)
 		d.params = p
 		*result.(*api.VMRestoreResult) = api.VMRestoreResult{VM: api.VM{Name: p.VM, State: api.VMRunning}, Safety: "safety-1"}
+	case api.MethodVMClone:
+		p := params.(api.VMCloneParams)
+		d.params = p
+		*result.(*api.VM) = api.VM{Name: p.Name, State: api.VMRunning, IP: "172.30.0.10"}
 	case api.MethodVMDelete:
 		name := params.(api.VMDeleteParams).Name
 		d.vms = slices.DeleteFunc(d.vms, func(v api.VM) bool { return v.Name == name })
@@ -188,6 +192,7 @@ func TestToolSchemas(t *testing.T) {
 		"vm_ports":      {[]string{"name"}, []string{"forwards", "listeners"}},
 		"vm_snapshot":   {[]string{"name"}, []string{"vm", "snapshot", "has_memory", "size_bytes", "created_at"}},
 		"vm_restore":    {[]string{"name", "snapshot"}, []string{"vm", "safety_snapshot"}},
+		"vm_clone":      {[]string{"source", "name"}, []string{"name", "state", "address"}},
 	}
 	got := map[string]bool{}
 	for _, tool := range res.Tools {
@@ -513,6 +518,27 @@ func TestSnapshotAndRestore(t *testing.T) {
 	for _, tool := range []string{"vm_snapshot", "vm_restore"} {
 		if r := call(t, cs, tool, map[string]any{"name": "dev", "snapshot": "x"}, nil); !r.IsError {
 			t.Errorf("%s outside the prefix accepted", tool)
+		}
+	}
+}
+
+func TestClone(t *testing.T) {
+	d := &fakeDaemon{}
+	cs := connect(t, d, Options{OnlyPrefix: "agent-"}, nil)
+	var vm VMInfo
+	if r := call(t, cs, "vm_clone", map[string]any{"source": "agent-a", "name": "agent-b", "snapshot": "s1"}, &vm); r.IsError {
+		t.Fatal(text(r))
+	}
+	if p := d.params.(api.VMCloneParams); p.Source != "agent-a" || p.Name != "agent-b" || p.Snapshot != "s1" {
+		t.Errorf("clone params %+v", p)
+	}
+	if vm.Name != "agent-b" || vm.State != "running" || vm.Address != "172.30.0.10" {
+		t.Errorf("clone result %+v", vm)
+	}
+	// Both names must be inside the prefix.
+	for _, args := range []map[string]any{{"source": "dev", "name": "agent-b"}, {"source": "agent-a", "name": "dev"}} {
+		if r := call(t, cs, "vm_clone", args, nil); !r.IsError || !strings.Contains(text(r), `must start with "agent-"`) {
+			t.Errorf("vm_clone %v outside the prefix: %v %q", args, r.IsError, text(r))
 		}
 	}
 }

@@ -124,6 +124,8 @@ func (s *Server) tools() []tool {
 		newTool("vm_delete", "Delete a VM and its disks. Irreversible: confirm must repeat the VM's name.", false, true, s.delete),
 		newTool("vm_ports", "The VM's forwarded ports and the TCP ports listening in the guest.", true, false, s.ports),
 		newTool("vm_snapshot", "Save a VM's disks and (running VM) memory as a named snapshot, e.g. before a risky step.", false, false, s.snapshot),
+		newTool("vm_clone", "Fork a VM (e.g. before a risky step): a new VM with its own name, address and identity, and copies of "+
+			"the source's disks, and its memory when it runs (its processes continue in the clone). Returns once the clone runs.", false, false, s.clone),
 		newTool("vm_restore", "Put a VM back to a snapshot. Its current state is saved first as a safety snapshot.", false, true, s.restore),
 	}
 }
