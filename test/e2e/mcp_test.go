@@ -76,13 +76,13 @@ func callTool(t *testing.T, ctx context.Context, cs *mcp.ClientSession, name str
 
 // TestMCPServer is issue 18's proof: `banger mcp` driven by the go-sdk's
 // client over stdio against a real guest (QEMU): create (with progress),
-// exec, write then read a file, list a directory; the daemon's memory
+// exec, write then read a file, list a directory, clone; the daemon's memory
 // limit refuses an oversized VM; --read-only and --only-prefix refuse a
 // delete and leave the VM as it was; then the delete.
 func TestMCPServer(t *testing.T) {
 	env := e2etest.New(t, e2etest.Options{Subnet: "172.30.94.0/24", Bridge: "bangermcp",
 		Config: "nat = false\nmax_vm_memory_mib = 1024\n"})
-	mcpScenario(t, env, "/root")
+	mcpScenario(t, env, "/root", true)
 }
 
 // TestMCPServerOverFakeFirecracker runs the same scenario through the
@@ -99,7 +99,7 @@ func TestMCPServerOverFakeFirecracker(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	mcpScenario(t, env, dir)
+	mcpScenario(t, env, dir, false)
 }
 
 func mustRead(t *testing.T, path string) []byte {
@@ -112,8 +112,9 @@ func mustRead(t *testing.T, path string) []byte {
 }
 
 // mcpScenario drives one VM through banger mcp; dir is a writable
-// directory in the guest.
-func mcpScenario(t *testing.T, env *e2etest.Env, dir string) {
+// directory in the guest. withClone also forks it with vm_clone (QEMU
+// only: fake-firecracker does not save state).
+func mcpScenario(t *testing.T, env *e2etest.Env, dir string, withClone bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	var progressSeen atomic.Int32
@@ -189,6 +190,29 @@ func mcpScenario(t *testing.T, env *e2etest.Env, dir string) {
 			t.Errorf("vm_list_dir %s: %+v", dir, l.Entries)
 		}
 	})
+
+	if withClone {
+		t.Run("clone", func(t *testing.T) {
+			var c mcpserver.VMInfo
+			if text, isErr := callTool(t, ctx, cs, "vm_clone", map[string]any{"source": "agent-dev", "name": "agent-copy"}, &c); isErr {
+				t.Fatalf("vm_clone: %s", text)
+			}
+			if c.Name != "agent-copy" || c.State != "running" || c.Address == "" || c.Address == vm.Address {
+				t.Fatalf("vm_clone returned %+v (source address %s)", c, vm.Address)
+			}
+			var out mcpserver.ExecOutput
+			callTool(t, ctx, cs, "vm_exec", map[string]any{"name": "agent-copy", "command": "cat", "args": []string{dir + "/from-mcp.txt"}}, &out)
+			if out.ExitCode != 0 || out.Stdout != "written by an agent\n" {
+				t.Errorf("the clone lacks the source's file: %+v", out)
+			}
+			var del struct {
+				Deleted string `json:"deleted"`
+			}
+			if text, isErr := callTool(t, ctx, cs, "vm_delete", map[string]any{"name": "agent-copy", "confirm": "agent-copy", "force": true}, &del); isErr {
+				t.Errorf("vm_delete agent-copy: %s", text)
+			}
+		})
+	}
 
 	t.Run("daemon-limit", func(t *testing.T) {
 		text, isErr := callTool(t, ctx, cs, "vm_create", map[string]any{"name": "agent-big", "memory_mib": 2048}, nil)
