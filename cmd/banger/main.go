@@ -8,6 +8,8 @@ import (
 )
 
 func main() {
-	// Extra top-level commands (e.g. `tui`) are passed to cli.Main here.
-	os.Exit(cli.Main(cli.NewApp(), os.Args[1:]))
+	a := cli.NewApp()
+	// Extra top-level commands (those built on packages beside the CLI's)
+	// are passed to cli.Main here.
+	os.Exit(cli.Main(a, os.Args[1:], newMCPCmd(a.Layout)))
 }

@@ -18,7 +18,7 @@ const module = "github.com/banger-dev/banger"
 
 // clientSide packages run in the user's CLI/TUI process; they must reach the
 // daemon only through the API, never link its internals or the SQLite driver.
-var clientSide = []string{"cmd/banger", "internal/cli", "internal/client", "internal/tui"}
+var clientSide = []string{"cmd/banger", "internal/cli", "internal/client", "internal/tui", "internal/mcpserver"}
 
 var forbidden = []string{
 	module + "/internal/daemon",

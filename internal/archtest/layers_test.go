@@ -33,7 +33,7 @@ var layers = map[string]int{
 	// 2: what the services are built from.
 	"internal/bundle": 2, "internal/privhelper": 2, "internal/store": 2, "internal/vmm/firecracker": 2,
 	"internal/vmm/qemu": 2, "internal/vmm/fcfake": 2, "internal/cli": 2, "internal/kernel/kerneltest": 2,
-	"internal/benchreport": 2, "internal/testsummary": 2, "internal/mapdns/mapdnstest": 2,
+	"internal/benchreport": 2, "internal/mcpserver": 2, "internal/testsummary": 2, "internal/mapdns/mapdnstest": 2,
 
 	// 3: the services.
 	"internal/image": 3, "internal/vm": 3, "internal/vmruntime": 3, "internal/e2etest": 3,

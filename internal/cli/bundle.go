@@ -11,18 +11,24 @@ import (
 func newBundleCmd(a *App) *cobra.Command {
 	cmd := &cobra.Command{Use: "bundle", Short: "The runtime bundle: kernel, initrd, modules, agent, SSH key"}
 	var force bool
+	var buildOutput string
 	build := &cobra.Command{
 		Use: "build", Short: "Build the runtime bundle locally from Debian packages", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(buildOutput); err != nil {
+				return err
+			}
 			var info api.BundleInfo
 			if err := a.callProgress(cmd.Context(), api.MethodBundleBuild, api.BundleBuildParams{Force: force}, &info, a.printProgress); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.Stdout, "bundle ready in %s (kernel %s)\n", info.Dir, dash(info.KernelVersion))
-			return nil
+			return a.emit(buildOutput, info, func() {
+				fmt.Fprintf(a.Stdout, "bundle ready in %s (kernel %s)\n", info.Dir, dash(info.KernelVersion))
+			})
 		},
 	}
 	build.Flags().BoolVar(&force, "force", false, "rebuild even when a complete bundle exists")
+	outputFlag(build, &buildOutput)
 	var output string
 	show := &cobra.Command{
 		Use: "show", Short: "Show the runtime bundle in use", Args: cobra.NoArgs,

@@ -15,37 +15,46 @@ import (
 
 func newDaemonCmd(a *App) *cobra.Command {
 	cmd := &cobra.Command{Use: "daemon", Short: "Control bangerd, the per-user daemon"}
+	var startOutput, stopOutput string
 	start := &cobra.Command{
 		Use: "start", Short: "Start bangerd (banger starts it on demand anyway)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := a.call(cmd.Context(), api.MethodDaemonInfo, nil, nil); err != nil {
+			if err := checkOutput(startOutput); err != nil {
 				return err
 			}
-			fmt.Fprintln(a.Stdout, "bangerd is running")
-			return nil
+			var info DaemonStartResult
+			if err := a.call(cmd.Context(), api.MethodDaemonInfo, nil, &info); err != nil {
+				return err
+			}
+			return a.emit(startOutput, info, func() { fmt.Fprintln(a.Stdout, "bangerd is running") })
 		},
 	}
 	var stopVMs bool
 	stop := &cobra.Command{
 		Use: "stop", Short: "Stop bangerd (VMs keep running unless --stop-vms)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(stopOutput); err != nil {
+				return err
+			}
 			c := client.New(a.Layout.DaemonSocket())
 			info, err := runningInfo(cmd.Context(), c)
 			if err != nil {
 				return err
 			}
 			if info == nil {
-				fmt.Fprintln(a.Stdout, "bangerd is not running")
-				return nil
+				return a.emit(stopOutput, DaemonStopResult{}, func() { fmt.Fprintln(a.Stdout, "bangerd is not running") })
 			}
 			if err := client.StopDaemon(cmd.Context(), c, info.PID, stopVMs); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.Stdout, "stopped bangerd (pid %d)\n", info.PID)
-			return nil
+			return a.emit(stopOutput, DaemonStopResult{WasRunning: true, PID: info.PID}, func() {
+				fmt.Fprintf(a.Stdout, "stopped bangerd (pid %d)\n", info.PID)
+			})
 		},
 	}
 	stop.Flags().BoolVar(&stopVMs, "stop-vms", false, "stop every running VM first")
+	outputFlag(start, &startOutput)
+	outputFlag(stop, &stopOutput)
 	var output string
 	status := &cobra.Command{
 		Use: "status", Short: "Show whether bangerd runs, and its build", Args: cobra.NoArgs,

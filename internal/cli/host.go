@@ -10,36 +10,48 @@ import (
 
 func newHostCmd(a *App) *cobra.Command {
 	cmd := &cobra.Command{Use: "host", Short: "Host networking and capacity"}
+	var natOutput, teardownOutput string
 	nat := &cobra.Command{
 		Use: "nat on|off", Short: "Enable or disable NAT for the VM subnet", Args: cobra.ExactArgs(1),
 		ValidArgs: []string{"on", "off"},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(natOutput); err != nil {
+				return err
+			}
 			if args[0] != "on" && args[0] != "off" {
 				return usageErr("unknown argument "+args[0], "use: banger host nat on  or  banger host nat off")
 			}
 			if err := a.call(cmd.Context(), api.MethodHostNAT, api.HostNATParams{Enable: args[0] == "on"}, nil); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.Stdout, "NAT %s\n", args[0])
-			return nil
+			return a.emit(natOutput, HostNATResult{NAT: args[0] == "on"}, func() { fmt.Fprintf(a.Stdout, "NAT %s\n", args[0]) })
 		},
 	}
 	var force bool
 	teardown := &cobra.Command{
 		Use: "teardown", Short: "Remove banger's bridge, taps and NAT rules", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(teardownOutput); err != nil {
+				return err
+			}
 			var res api.HostTeardownResult
 			if err := a.call(cmd.Context(), api.MethodHostTeardown, api.HostTeardownParams{Force: force}, &res); err != nil {
 				return err
 			}
-			for _, r := range res.Removed {
-				a.status("removed " + r)
+			if res.Removed == nil {
+				res.Removed = []string{}
 			}
-			fmt.Fprintf(a.Stdout, "host teardown done (%d items removed)\n", len(res.Removed))
-			return nil
+			return a.emit(teardownOutput, res, func() {
+				for _, r := range res.Removed {
+					a.status("removed " + r)
+				}
+				fmt.Fprintf(a.Stdout, "host teardown done (%d items removed)\n", len(res.Removed))
+			})
 		},
 	}
 	teardown.Flags().BoolVar(&force, "force", false, "tear down even while VMs are running (they lose networking)")
+	outputFlag(nat, &natOutput)
+	outputFlag(teardown, &teardownOutput)
 	var output string
 	resources := &cobra.Command{
 		Use: "resources", Short: "Host capacity and what VMs hold of it", Args: cobra.NoArgs,

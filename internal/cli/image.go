@@ -83,23 +83,32 @@ func newImageShowCmd(a *App) *cobra.Command {
 }
 
 func newImageDeleteCmd(a *App) *cobra.Command {
-	return &cobra.Command{
+	var output string
+	cmd := &cobra.Command{
 		Use: "delete NAME", Aliases: []string{"rm"}, Short: "Delete an image no VM uses", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
 			if err := a.call(cmd.Context(), api.MethodImageDelete, api.ImageRef{Name: args[0]}, nil); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.Stdout, "deleted image %s\n", args[0])
-			return nil
+			return a.emit(output, DeletedResult{Name: args[0], Deleted: true}, func() { fmt.Fprintf(a.Stdout, "deleted image %s\n", args[0]) })
 		},
 	}
+	outputFlag(cmd, &output)
+	return cmd
 }
 
 func newImageRegisterCmd(a *App) *cobra.Command {
 	var p api.ImageRegisterParams
+	var output string
 	cmd := &cobra.Command{
 		Use: "register --name NAME --rootfs FILE", Short: "Register an existing ext4 root filesystem as an image", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
 			if err := validate.ImageName(p.Name); err != nil {
 				return usageErr(err.Error(), "pass --name NAME")
 			}
@@ -116,8 +125,7 @@ func newImageRegisterCmd(a *App) *cobra.Command {
 			if err := a.callProgress(cmd.Context(), api.MethodImageRegister, p, &img, a.printProgress); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.Stdout, "registered image %s (%s)\n", img.Name, bytesStr(img.SizeBytes))
-			return nil
+			return a.emit(output, img, func() { fmt.Fprintf(a.Stdout, "registered image %s (%s)\n", img.Name, bytesStr(img.SizeBytes)) })
 		},
 	}
 	cmd.Flags().StringVar(&p.Name, "name", "", "image name")
@@ -125,17 +133,22 @@ func newImageRegisterCmd(a *App) *cobra.Command {
 	cmd.Flags().StringVar(&p.KernelPath, "kernel", "", "uncompressed vmlinux (default: the bundle's)")
 	cmd.Flags().StringVar(&p.InitrdPath, "initrd", "", "initramfs (default: the bundle's)")
 	cmd.Flags().StringVar(&p.Distro, "distro", "", "distro label (debian, void, custom)")
+	outputFlag(cmd, &output)
 	return cmd
 }
 
 func newImageBuildCmd(a *App) *cobra.Command {
 	var (
-		p    api.ImageBuildParams
-		size string
+		p      api.ImageBuildParams
+		size   string
+		output string
 	)
 	cmd := &cobra.Command{
 		Use: "build --name NAME", Short: "Build an image (Debian by default, or Void)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
 			if err := validate.ImageName(p.Name); err != nil {
 				return usageErr(err.Error(), "pass --name NAME")
 			}
@@ -159,8 +172,9 @@ func newImageBuildCmd(a *App) *cobra.Command {
 			if err := a.callProgress(cmd.Context(), api.MethodImageBuild, p, &img, a.printProgress); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.Stdout, "built image %s (%s %s, %s)\n", img.Name, img.Distro, img.Suite, bytesStr(img.SizeBytes))
-			return nil
+			return a.emit(output, img, func() {
+				fmt.Fprintf(a.Stdout, "built image %s (%s %s, %s)\n", img.Name, img.Distro, img.Suite, bytesStr(img.SizeBytes))
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -172,6 +186,7 @@ func newImageBuildCmd(a *App) *cobra.Command {
 	f.StringVar(&p.Libc, "libc", "", "Void only: glibc (default) or musl")
 	f.StringVar(&p.FromTarball, "from-tarball", "", "Void only: build from a local rootfs tarball (offline)")
 	f.BoolVar(&p.Force, "force", false, "rebuild even if the image exists")
+	outputFlag(cmd, &output)
 	return cmd
 }
 

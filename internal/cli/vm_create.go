@@ -20,12 +20,16 @@ func newVMCreateCmd(a *App) *cobra.Command {
 		publish     []string
 		autoForward bool
 		prov        provisionFlags
+		output      string
 	)
 	cmd := &cobra.Command{
 		Use:   "create --name NAME",
 		Short: "Create a VM (and boot it unless --no-start)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
 			if err := validate.VMName(name); err != nil {
 				return usageErr(err.Error(), "pass --name NAME")
 			}
@@ -50,8 +54,7 @@ func newVMCreateCmd(a *App) *cobra.Command {
 			if err := a.callProgress(cmd.Context(), api.MethodVMCreate, p, &vm, a.printProgress); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.Stdout, "created VM %s (%s, %s)\n", vm.Name, vm.IP, vm.State)
-			return nil
+			return a.emit(output, vm, func() { fmt.Fprintf(a.Stdout, "created VM %s (%s, %s)\n", vm.Name, vm.IP, vm.State) })
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "VM name (a DNS label: lower-case letters, digits, '-')")
@@ -63,6 +66,7 @@ func newVMCreateCmd(a *App) *cobra.Command {
 	cmd.Flags().BoolVar(&autoForward, "auto-forward", false,
 		"forward every TCP port the guest listens on (1024 and up) to the same port on 127.0.0.1 (default: auto_forward in config.toml)")
 	prov.add(cmd)
+	outputFlag(cmd, &output)
 	return cmd
 }
 

@@ -12,12 +12,16 @@ import (
 
 func newVMDeleteCmd(a *App) *cobra.Command {
 	var yes, force bool
+	var output string
 	cmd := &cobra.Command{
 		Use:     "delete NAME",
 		Aliases: []string{"rm"},
 		Short:   "Delete a VM and its disks",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
 			name := args[0]
 			if !yes && !force {
 				if !a.IsTTY(a.Stdin) {
@@ -33,11 +37,11 @@ func newVMDeleteCmd(a *App) *cobra.Command {
 			if err := a.call(cmd.Context(), api.MethodVMDelete, api.VMDeleteParams{Name: name, Force: force}, nil); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.Stdout, "deleted VM %s\n", name)
-			return nil
+			return a.emit(output, DeletedResult{Name: name, Deleted: true}, func() { fmt.Fprintf(a.Stdout, "deleted VM %s\n", name) })
 		},
 	}
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "stop the VM first if it is running (implies --yes)")
+	outputFlag(cmd, &output)
 	return cmd
 }

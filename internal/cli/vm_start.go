@@ -9,17 +9,22 @@ import (
 )
 
 func newVMStartCmd(a *App) *cobra.Command {
-	return &cobra.Command{
+	var output string
+	cmd := &cobra.Command{
 		Use:   "start NAME",
 		Short: "Boot a stopped VM",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
 			var vm api.VM
 			if err := a.callProgress(cmd.Context(), api.MethodVMStart, api.VMRef{Name: args[0]}, &vm, a.printProgress); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.Stdout, "started VM %s (%s)\n", vm.Name, vm.IP)
-			return nil
+			return a.emit(output, vm, func() { fmt.Fprintf(a.Stdout, "started VM %s (%s)\n", vm.Name, vm.IP) })
 		},
 	}
+	outputFlag(cmd, &output)
+	return cmd
 }

@@ -49,6 +49,15 @@ type Config struct {
 	VoidRepo       string
 	XBPSStatic     string
 	SSHUser        string
+	// MaxVMs and MaxVMMemoryMiB (0 = no limit) bound what bangerd creates:
+	// vm create refuses a VM past MaxVMs, vm create/set a memory above
+	// MaxVMMemoryMiB, whoever asks (the CLI, the TUI, banger mcp).
+	MaxVMs         int
+	MaxVMMemoryMiB int
+	// MCPReadOnly and MCPOnlyPrefix are banger mcp's defaults for its
+	// --read-only and --only-prefix flags.
+	MCPReadOnly   bool
+	MCPOnlyPrefix string
 
 	// Deprecations lists notes about renamed keys found in the file
 	// (`banger doctor` shows them).
@@ -82,6 +91,10 @@ type file struct {
 	VoidRepo        *string `toml:"void_repo"`
 	XBPSStatic      *string `toml:"xbps_static"`
 	SSHUser         *string `toml:"ssh_user"`
+	MaxVMs          *int    `toml:"max_vms"`
+	MaxVMMemoryMiB  *int    `toml:"max_vm_memory_mib"`
+	MCPReadOnly     *bool   `toml:"mcp_read_only"`
+	MCPOnlyPrefix   *string `toml:"mcp_only_prefix"`
 
 	// Renamed keys (aliases).
 	PingHelperPort    *int    `toml:"ping_helper_port"`
@@ -101,7 +114,8 @@ func ValidKeys() []string {
 	return []string{
 		"agent_bin", "agent_port", "agent_timeout", "bridge", "bundle_dir", "default_image",
 		"disk_size", "dns_domain", "dns_fallback_port", "dns_port", "firecracker_bin", "mapdns_bin",
-		"mapdns_data_file", "memory_mib", "nat", "qemu_bin", "ssh_user", "subnet", "vcpus",
+		"mapdns_data_file", "max_vm_memory_mib", "max_vms", "mcp_only_prefix", "mcp_read_only",
+		"memory_mib", "nat", "qemu_bin", "ssh_user", "subnet", "vcpus",
 		"vmm", "void_repo", "xbps_static",
 	}
 }
@@ -211,6 +225,12 @@ func Parse(data []byte) (Config, error) {
 	setStr(&cfg.VoidRepo, f.VoidRepo)
 	setStr(&cfg.XBPSStatic, f.XBPSStatic)
 	setStr(&cfg.SSHUser, f.SSHUser)
+	setInt(&cfg.MaxVMs, f.MaxVMs)
+	setInt(&cfg.MaxVMMemoryMiB, f.MaxVMMemoryMiB)
+	if f.MCPReadOnly != nil {
+		cfg.MCPReadOnly = *f.MCPReadOnly
+	}
+	setStr(&cfg.MCPOnlyPrefix, f.MCPOnlyPrefix)
 	if f.AgentTimeout != nil {
 		d, err := time.ParseDuration(*f.AgentTimeout)
 		if err != nil || d <= 0 {
@@ -282,6 +302,18 @@ func (c *Config) validate() []string {
 	if c.DNSDomain == "" {
 		errs = append(errs, "dns_domain is empty: use e.g. \"vm\"")
 	}
+	if c.MaxVMs < 0 {
+		errs = append(errs, fmt.Sprintf("max_vms %d: use 0 (no limit) or a positive count", c.MaxVMs))
+	}
+	if c.MaxVMMemoryMiB != 0 && c.MaxVMMemoryMiB < validate.MinMemoryMiB {
+		errs = append(errs, fmt.Sprintf("max_vm_memory_mib %d: use 0 (no limit) or at least %d", c.MaxVMMemoryMiB, validate.MinMemoryMiB))
+	}
+	if c.MaxVMMemoryMiB > 0 && c.MemoryMiB > c.MaxVMMemoryMiB {
+		errs = append(errs, fmt.Sprintf("memory_mib %d is above max_vm_memory_mib %d: lower memory_mib or raise the limit", c.MemoryMiB, c.MaxVMMemoryMiB))
+	}
+	if err := CheckMCPPrefix(c.MCPOnlyPrefix); err != nil {
+		errs = append(errs, "mcp_only_prefix: "+err.Error())
+	}
 	if c.SSHUser == "" {
 		errs = append(errs, "ssh_user is empty: use e.g. \"root\"")
 	}
@@ -297,6 +329,17 @@ func (c *Config) validate() []string {
 		errs = append(errs, fmt.Sprintf("mapdns_data_file %q: must be named mapdns.json, the only file mapdns reads (from its working directory), e.g. %q", f, filepath.Join(filepath.Dir(f), "mapdns.json")))
 	}
 	return errs
+}
+
+var mcpPrefixRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// CheckMCPPrefix checks banger mcp's VM name prefix ("" = none): the start
+// of a VM name.
+func CheckMCPPrefix(p string) error {
+	if p != "" && !mcpPrefixRE.MatchString(p) {
+		return fmt.Errorf("%q is not the start of a VM name: use lower-case letters, digits and '-', e.g. \"agent-\"", p)
+	}
+	return nil
 }
 
 var bridgeNameRE = regexp.MustCompile(`^banger[a-z0-9]{0,9}$`)

@@ -128,3 +128,15 @@ func TestAutoForward(t *testing.T) {
 		t.Error("auto-forward must be off by default")
 	}
 }
+
+func TestLimitAndMCPKeys(t *testing.T) {
+	cfg, err := Parse([]byte("max_vms = 3\nmax_vm_memory_mib = 2048\nmcp_read_only = true\nmcp_only_prefix = \"agent-\"\n"))
+	if err != nil || cfg.MaxVMs != 3 || cfg.MaxVMMemoryMiB != 2048 || !cfg.MCPReadOnly || cfg.MCPOnlyPrefix != "agent-" {
+		t.Fatalf("%+v, %v", cfg, err)
+	}
+	for _, bad := range []string{"max_vms = -1\n", "max_vm_memory_mib = 10\n", "memory_mib = 4096\nmax_vm_memory_mib = 2048\n", "mcp_only_prefix = \"Agent_\"\n"} {
+		if _, err := Parse([]byte(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

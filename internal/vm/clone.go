@@ -74,12 +74,22 @@ func (s *Service) Clone(ctx context.Context, p api.VMCloneParams, progress func(
 	if err := s.preflight(ctx, CheckStart, shape); err != nil {
 		return api.VM{}, err
 	}
+	// A clone is a new VM: the host's limits hold for it as for a create.
+	if err := s.checkMemoryLimit(src.MemoryMiB); err != nil {
+		return api.VM{}, err
+	}
+	s.createMu.Lock()
+	if err := s.checkCountLimit(ctx); err != nil {
+		s.createMu.Unlock()
+		return api.VM{}, err
+	}
 	// Port forwards are not copied: the source holds those host ports.
 	vm, err := s.Store.CreateVM(ctx, store.NewVM{
 		Name: p.Name, Image: src.Image, VCPUs: src.VCPUs, MemoryMiB: src.MemoryMiB, DiskBytes: src.DiskBytes,
 		Subnet: s.Config.Subnet, VsockPath: func(id string) string { return s.Layout.VM(id).VsockSocket() },
 		AutoForward: src.AutoForward,
 	})
+	s.createMu.Unlock()
 	if err != nil {
 		return api.VM{}, s.mapErr(err)
 	}

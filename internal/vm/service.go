@@ -90,6 +90,45 @@ type Service struct {
 	// provisionGuestDir and provisionUser, when set, replace the guest's
 	// /var/lib/banger/provision and root (tests run the agent in-process).
 	provisionGuestDir, provisionUser string
+	// createMu makes max_vms's count and the new row one step: two
+	// concurrent creates cannot both take the last place.
+	createMu sync.Mutex
+}
+
+// checkMemoryLimit refuses memory above config.toml's max_vm_memory_mib.
+func (s *Service) checkMemoryLimit(mib int) error {
+	if max := s.Config.MaxVMMemoryMiB; max > 0 && mib > max {
+		return api.NewError(api.CodeResourceExhausted,
+			fmt.Sprintf("memory %d MiB is above this host's limit of %d MiB per VM (max_vm_memory_mib in config.toml)", mib, max),
+			fmt.Sprintf("ask for at most --memory %dM, or raise max_vm_memory_mib in %s", max, s.configPath()))
+	}
+	return nil
+}
+
+// checkCountLimit refuses a VM past config.toml's max_vms. Callers hold
+// createMu until the new row exists.
+func (s *Service) checkCountLimit(ctx context.Context) error {
+	max := s.Config.MaxVMs
+	if max <= 0 {
+		return nil
+	}
+	sums, err := s.Store.ListVMSummaries(ctx)
+	if err != nil {
+		return s.mapErr(err)
+	}
+	if len(sums) >= max {
+		return api.NewError(api.CodeResourceExhausted,
+			fmt.Sprintf("this host allows %d VMs (max_vms in config.toml) and has %d", max, len(sums)),
+			"delete a VM (banger vm delete NAME), or raise max_vms in "+s.configPath())
+	}
+	return nil
+}
+
+func (s *Service) configPath() string {
+	if s.Config.Path != "" {
+		return s.Config.Path
+	}
+	return s.Layout.ConfigFile()
 }
 
 // crashHook, when set, is called at named points of stop and delete. The
@@ -230,6 +269,9 @@ func (s *Service) Create(ctx context.Context, p api.VMCreateParams, progress fun
 			return api.VM{}, invalid(err)
 		}
 	}
+	if err := s.checkMemoryLimit(mem); err != nil {
+		return api.VM{}, err
+	}
 	publish, err := addForwards(nil, p.Publish)
 	if err != nil {
 		return api.VM{}, err
@@ -245,11 +287,17 @@ func (s *Service) Create(ctx context.Context, p api.VMCreateParams, progress fun
 			return api.VM{}, err
 		}
 	}
+	s.createMu.Lock()
+	if err := s.checkCountLimit(ctx); err != nil {
+		s.createMu.Unlock()
+		return api.VM{}, err
+	}
 	vm, err := s.Store.CreateVM(ctx, store.NewVM{
 		Name: p.Name, Image: img, VCPUs: vcpus, MemoryMiB: mem, DiskBytes: disk, Subnet: s.Config.Subnet,
 		VsockPath: func(id string) string { return s.Layout.VM(id).VsockSocket() },
 		Publish:   publish, AutoForward: p.AutoForward,
 	})
+	s.createMu.Unlock()
 	if err != nil {
 		return api.VM{}, s.mapErr(err)
 	}
@@ -432,6 +480,9 @@ func (s *Service) Set(ctx context.Context, p api.VMSetParams) (api.VMSetResult, 
 	if p.MemoryMiB != nil {
 		if err := validate.MemoryMiB(*p.MemoryMiB, lim); err != nil {
 			return api.VMSetResult{}, invalid(err)
+		}
+		if err := s.checkMemoryLimit(*p.MemoryMiB); err != nil {
+			return api.VMSetResult{}, err
 		}
 		u.MemoryMiB = p.MemoryMiB
 	}

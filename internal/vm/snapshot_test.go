@@ -287,3 +287,26 @@ func TestClone(t *testing.T) {
 		t.Errorf("the source went with the interrupted clone: %v", err)
 	}
 }
+
+// A clone is a new VM: max_vms and max_vm_memory_mib refuse it as they
+// refuse a create, before anything is made.
+func TestCloneRespectsLimits(t *testing.T) {
+	s, _, src := newSnapService(t)
+	s.Config.MaxVMs = 1
+	if _, err := s.Clone(ctx, api.VMCloneParams{Source: "dev", Name: "dev2"}, nil); code(err) != api.CodeResourceExhausted ||
+		!strings.Contains(err.Error(), "max_vms") {
+		t.Errorf("clone past max_vms = 1: %v", err)
+	}
+	s.Config.MaxVMs = 0
+	s.Config.MaxVMMemoryMiB = src.MemoryMiB - 1
+	if _, err := s.Clone(ctx, api.VMCloneParams{Source: "dev", Name: "dev2"}, nil); code(err) != api.CodeResourceExhausted ||
+		!strings.Contains(err.Error(), "max_vm_memory_mib") {
+		t.Errorf("clone of a %d MiB VM over max_vm_memory_mib = %d: %v", src.MemoryMiB, src.MemoryMiB-1, err)
+	}
+	if vms, _ := s.List(ctx); len(vms) != 1 {
+		t.Errorf("refused clones left VMs: %+v", vms)
+	}
+	if entries, _ := os.ReadDir(s.Layout.VMsDir()); len(entries) != 1 {
+		t.Errorf("refused clones left %d VM directories", len(entries))
+	}
+}
