@@ -72,8 +72,15 @@ func isPowerPress(ev []byte) bool {
 func watchPowerButton(logf func(string, ...any), pressed func()) {
 	var uts unix.Utsname
 	_ = unix.Uname(&uts)
-	modDir := filepath.Join("/lib/modules", unix.ByteSliceToString(uts.Release[:]))
-	dep, _ := os.ReadFile(filepath.Join(modDir, "modules.dep"))
+	release := unix.ByteSliceToString(uts.Release[:])
+	modDir := filepath.Join("/lib/modules", release)
+	dep, err := os.ReadFile(filepath.Join(modDir, "modules.dep"))
+	if err != nil {
+		modDir = filepath.Join("/usr/lib/modules", release)
+		if dep, err = os.ReadFile(filepath.Join(modDir, "modules.dep")); err != nil {
+			logf("power button: no modules.dep for %s: %v", release, err)
+		}
+	}
 	for _, m := range []string{"evdev", "button"} {
 		if rel, ok := findModule(dep, m); ok {
 			if err := loadModule(modDir, rel); err != nil {
