@@ -46,8 +46,9 @@ type Origin struct {
 	Source string `json:"source"`
 	Digest string `json:"digest"`
 	Init   string `json:"init"` // how it boots: "systemd" or "agent" (banger-agent as PID 1)
-	// NoSSH: an agent-booted image without sshd; the VM is running once its
-	// agent answers.
+	// NoSSH: an agent-booted image; the VM is running once its agent
+	// answers (its sshd, if any, is started but not waited for: sshd under
+	// the agent as PID 1 is not proven yet).
 	NoSSH bool `json:"no_ssh,omitempty"`
 	// Packages installed over it (--packages).
 	Packages []string `json:"packages,omitempty"`
@@ -179,7 +180,7 @@ func (b *Builder) Import(ctx context.Context, req ImportRequest, img *ociimage.I
 	if err != nil {
 		return api.Image{}, err
 	}
-	data, _ := json.MarshalIndent(Origin{Source: img.Ref.String(), Digest: img.Digest, Init: init, NoSSH: init == InitAgent && !kind.HasSSHD, Packages: req.Packages}, "", "  ")
+	data, _ := json.MarshalIndent(Origin{Source: img.Ref.String(), Digest: img.Digest, Init: init, NoSSH: init == InitAgent, Packages: req.Packages}, "", "  ")
 	if err := os.WriteFile(OriginPath(breq.OutputPath), append(data, '\n'), 0o644); err != nil {
 		os.Remove(breq.OutputPath)
 		return api.Image{}, err
