@@ -13,6 +13,11 @@
 #   BANGER_AGENT           guest agent binary (required)
 #   BANGER_MODULES_DIR     kernel modules tree (/lib/modules/<version> content), optional
 #   BANGER_KERNEL_VERSION  version the modules are installed as (required with BANGER_MODULES_DIR)
+#   BANGER_INIT            systemd (default) | agent: the image has no init and
+#                          boots with banger-agent as PID 1 (no bash, systemd
+#                          units or boot scripts needed in the tree)
+#   BANGER_OCI_CONFIG      with BANGER_INIT=agent: the image's ENTRYPOINT/CMD,
+#                          ENV, WORKDIR and USER (JSON) for the agent to run
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -41,6 +46,65 @@ grep -Eq '^(ssh-|ecdsa-|sk-)[a-z0-9@.-]+ [A-Za-z0-9+/=]+' "$pubkey" || die "$pub
 if [[ -n $modules ]]; then
 	[[ -d $modules ]] || die "modules dir $modules does not exist"
 	[[ $kver =~ ^[A-Za-z0-9._+-]+$ ]] || die "BANGER_KERNEL_VERSION '$kver' is not a kernel version"
+fi
+
+install_modules() {
+	if [[ -n $modules ]]; then
+		log "kernel modules: /lib/modules/$kver"
+		install -d -m 0755 "$R/usr/lib/modules"
+		rm -rf "${R:?}/usr/lib/modules/$kver"
+		cp -a "$modules" "$R/usr/lib/modules/$kver"
+		depmod -b "$R" "$kver"
+	else
+		log "kernel modules: none given (the kernel must have its drivers built in)"
+	fi
+}
+
+# in_tree resolves a top-level directory of the tree that may be a symlink
+# (usrmerge: sbin -> usr/sbin), never leaving the tree.
+in_tree() {
+	local d=$1 t
+	if [[ ! -L $R/$d ]]; then
+		echo "$R/$d"
+		return
+	fi
+	t=$(readlink "$R/$d")
+	[[ $t != *..* ]] || die "/$d is a symlink leaving the tree ($t)"
+	echo "$R/${t#/}"
+}
+
+if [[ ${BANGER_INIT:-systemd} == agent ]]; then
+	config=${BANGER_OCI_CONFIG:?BANGER_OCI_CONFIG must name the image config with BANGER_INIT=agent}
+	[[ -f $config ]] || die "image config $config is missing"
+	log "init: banger-agent as PID 1 (/sbin/init)"
+	install -d -m 0755 "$R/usr/local/bin" "$R/etc/banger"
+	install -m 0755 "$agent" "$R/usr/local/bin/banger-agent"
+	sbin=$(in_tree sbin)
+	install -d -m 0755 "$sbin"
+	rm -f "$sbin/init"
+	ln -s /usr/local/bin/banger-agent "$sbin/init"
+	install -m 0644 "$config" "$R/etc/banger/oci-config.json"
+	log "image command: $(tr -d '\n' <"$config" | head -c 300)"
+	for d in proc sys dev run tmp root; do
+		[[ -e $R/$d || -L $R/$d ]] || install -d -m 0755 "$R/$d"
+	done
+	chmod 0700 "$R/root"
+	install -d -m 0755 "$R/etc/ssh"
+	install -m 0644 "$pubkey" "$R/etc/ssh/banger_authorized_keys"
+	rm -f "$R"/etc/ssh/ssh_host_*
+	# depmod and the kernel look in /lib/modules: a tree without /lib
+	# (busybox, distroless) gets the usrmerge link.
+	if [[ ! -e $R/lib && ! -L $R/lib ]]; then
+		install -d -m 0755 "$R/usr/lib"
+		ln -s usr/lib "$R/lib"
+	fi
+	install_modules
+	printf 'banger\n' >"$R/etc/hostname"
+	[[ -e $R/etc/hosts ]] || printf '127.0.0.1\tlocalhost\n' >"$R/etc/hosts"
+	rm -f "$R/etc/resolv.conf"
+	printf '# written by banger-agent at boot from the kernel command line\n' >"$R/etc/resolv.conf"
+	log "done"
+	exit 0
 fi
 
 # shellcheck source=distro/debian.sh
@@ -78,15 +142,7 @@ for s in banger-net banger-home banger-hostkeys; do
 	install -m 0755 "$here/guest/$s" "$R/usr/local/lib/banger/$s"
 done
 
-if [[ -n $modules ]]; then
-	log "kernel modules: /lib/modules/$kver"
-	install -d -m 0755 "$R/usr/lib/modules"
-	rm -rf "${R:?}/usr/lib/modules/$kver"
-	cp -a "$modules" "$R/usr/lib/modules/$kver"
-	depmod -b "$R" "$kver"
-else
-	log "kernel modules: none given (the kernel must have its drivers built in)"
-fi
+install_modules
 
 # debootstrap copies the build host's name; banger-net sets the VM's at boot.
 log "hostname: banger until banger-net sets the VM's name"

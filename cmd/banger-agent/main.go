@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/banger-dev/banger/internal/agent"
+	"github.com/banger-dev/banger/internal/guestinit"
 	"github.com/banger-dev/banger/internal/version"
 )
 
@@ -29,6 +30,12 @@ func main() {
 }
 
 func run() int {
+	// In an image without an init of its own, `image import` makes the
+	// agent /sbin/init: it then sets the machine up and supervises the
+	// image's command, and another copy of it serves the host.
+	if os.Getpid() == 1 {
+		guestinit.Run()
+	}
 	port := flag.Uint("port", 0, "vsock port to listen on (default: banger.agent_port= on /proc/cmdline, else 1024)")
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	listenUnix := flag.String("listen-unix", "", "serve on this Unix socket only, not vsock or virtio-serial, and exit with the parent process (for fake guests in tests)")

@@ -45,7 +45,11 @@ type ImportRequest struct {
 type Origin struct {
 	Source string `json:"source"`
 	Digest string `json:"digest"`
-	Init   string `json:"init"` // how it boots: "systemd"
+	Init   string `json:"init"` // how it boots: "systemd" or "agent" (banger-agent as PID 1)
+	// NoSSH: an agent-booted image; the VM is running once its agent
+	// answers (its sshd, if any, is started but not waited for: sshd under
+	// the agent as PID 1 is not proven yet).
+	NoSSH bool `json:"no_ssh,omitempty"`
 	// Packages installed over it (--packages).
 	Packages []string `json:"packages,omitempty"`
 }
@@ -116,10 +120,11 @@ func (b *Builder) Import(ctx context.Context, req ImportRequest, img *ociimage.I
 	if err != nil {
 		return api.Image{}, err
 	}
-	init, hasApt, err := bootKind(archive)
+	kind, err := bootKind(archive)
 	if err != nil {
 		return api.Image{}, err
 	}
+	init, hasApt := kind.Init, kind.HasApt
 	var packEnv []string
 	if len(req.Packages) > 0 {
 		if !hasApt {
@@ -158,12 +163,24 @@ func (b *Builder) Import(ctx context.Context, req ImportRequest, img *ociimage.I
 	if err := writeScripts(scripts); err != nil {
 		return api.Image{}, err
 	}
+	if init == InitAgent {
+		// What PID 1 runs: the image's ENTRYPOINT/CMD with its ENV,
+		// WORKDIR and USER (guestinit.Config's fields).
+		cfg := map[string]any{"Entrypoint": img.Config.Entrypoint, "Cmd": img.Config.Cmd, "Env": img.Config.Env,
+			"WorkingDir": img.Config.WorkingDir, "User": img.Config.User}
+		data, _ := json.MarshalIndent(cfg, "", "  ")
+		cfgPath := filepath.Join(work, "oci-config.json")
+		if err := os.WriteFile(cfgPath, append(data, '\n'), 0o644); err != nil {
+			return api.Image{}, err
+		}
+		packEnv = append(packEnv, "BANGER_INIT=agent", "BANGER_OCI_CONFIG="+cfgPath)
+	}
 	progress(api.Progress{Step: StepPrepare, Message: fmt.Sprintf("%s (%s), boots %s, %s", img.Ref, img.Digest, init, sb.Describe())})
 	sum, size, err := b.packImage(ctx, sb, breq, packEnv, archive, work, scripts, progress)
 	if err != nil {
 		return api.Image{}, err
 	}
-	data, _ := json.MarshalIndent(Origin{Source: img.Ref.String(), Digest: img.Digest, Init: init, Packages: req.Packages}, "", "  ")
+	data, _ := json.MarshalIndent(Origin{Source: img.Ref.String(), Digest: img.Digest, Init: init, NoSSH: init == InitAgent, Packages: req.Packages}, "", "  ")
 	if err := os.WriteFile(OriginPath(breq.OutputPath), append(data, '\n'), 0o644); err != nil {
 		os.Remove(breq.OutputPath)
 		return api.Image{}, err
@@ -221,13 +238,29 @@ func (b *Builder) ociArchive(img *ociimage.Image, progress func(api.Progress)) (
 	return archive, nil
 }
 
-// bootKind says how an image's tree boots: "systemd" when it has systemd
-// and bash (banger's guest layer, customize.sh, needs both), and whether it
-// has apt. Anything else is refused, saying what is missing.
-func bootKind(archive string) (kind string, hasApt bool, err error) {
+// How an imported image boots (Origin.Init).
+const (
+	InitSystemd = "systemd" // its own systemd, with banger's units
+	InitAgent   = "agent"   // banger-agent as PID 1 (images without systemd)
+)
+
+// treeKind is what bootKind learns from an image's tree.
+type treeKind struct {
+	Init    string
+	HasApt  bool
+	HasSSHD bool
+}
+
+// bootKind says how an image's tree boots: InitSystemd when it has systemd
+// and bash (banger's guest layer for systemd images is units and bash
+// scripts); InitAgent when it has no systemd (no init at all, as container
+// images are, or one such as busybox's that only a container would have
+// skipped): banger-agent becomes its /sbin/init. systemd without bash is
+// refused, saying so.
+func bootKind(archive string) (treeKind, error) {
 	f, err := os.Open(archive)
 	if err != nil {
-		return "", false, err
+		return treeKind{}, err
 	}
 	defer f.Close()
 	have := map[string]bool{}
@@ -239,9 +272,9 @@ func bootKind(archive string) (kind string, hasApt bool, err error) {
 			break
 		}
 		if err != nil {
-			return "", false, err
+			return treeKind{}, err
 		}
-		n := strings.TrimSuffix(h.Name, "/")
+		n := strings.TrimPrefix(strings.TrimSuffix(h.Name, "/"), "./")
 		have[n] = true
 		if h.Typeflag == tar.TypeSymlink {
 			links[n] = h.Linkname
@@ -263,16 +296,21 @@ func bootKind(archive string) (kind string, hasApt bool, err error) {
 	}
 	systemd := exists("lib/systemd/systemd") || exists("usr/lib/systemd/systemd")
 	bash := exists("bin/bash") || exists("usr/bin/bash")
-	hasApt = exists("usr/bin/apt-get")
+	k := treeKind{HasApt: exists("usr/bin/apt-get"), HasSSHD: exists("usr/sbin/sshd")}
 	switch {
 	case systemd && bash:
-		return "systemd", hasApt, nil
+		k.Init = InitSystemd
+		return k, nil
 	case !systemd:
-		return "", false, api.NewError(api.CodeFailedPrecondition,
-			"the image has no systemd (/lib/systemd/systemd): banger boots imported images with their systemd, and images without an init (alpine, distroless, slim language images) cannot be imported yet",
-			"import an image that installs systemd (e.g. FROM debian:12 with RUN apt-get install -y systemd-sysv openssh-server bash)")
+		if !have["etc"] {
+			return treeKind{}, api.NewError(api.CodeFailedPrecondition,
+				"the image has no /etc directory, which banger-agent as its init needs (/etc/hostname, /etc/hosts)",
+				"add one to the image (e.g. COPY or RUN mkdir /etc in its Dockerfile)")
+		}
+		k.Init = InitAgent
+		return k, nil
 	default:
-		return "", false, api.NewError(api.CodeFailedPrecondition, "the image has systemd but no bash, which banger's guest layer needs",
+		return treeKind{}, api.NewError(api.CodeFailedPrecondition, "the image has systemd but no bash, which banger's guest layer needs",
 			"install bash in the image")
 	}
 }

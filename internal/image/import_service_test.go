@@ -107,11 +107,12 @@ func TestServiceImportRules(t *testing.T) {
 	if apiCode(err) != api.CodeAlreadyExists || !strings.Contains(err.Error(), digest) {
 		t.Errorf("another digest under a taken name: %v", err)
 	}
-	// With --force it is rebuilt: this tree has no systemd, which is
-	// refused before any image file is written.
+	// With --force it is rebuilt: this tree has no systemd (so would boot
+	// with the agent as PID 1) but no /etc either, which is refused before
+	// any image file is written.
 	_, err = s.Import(ctx, api.ImageImportParams{Name: "app", Ref: "oci:" + other + ":v2", Force: true}, nil)
-	if apiCode(err) != api.CodeFailedPrecondition || !strings.Contains(err.Error(), "no systemd") {
-		t.Errorf("an image without systemd: %v", err)
+	if apiCode(err) != api.CodeFailedPrecondition || !strings.Contains(err.Error(), "no /etc") {
+		t.Errorf("an image without /etc: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(l.ImagesDir(), "app.ext4")); !os.IsNotExist(err) {
 		t.Errorf("a refused import left %s: %v", filepath.Join(l.ImagesDir(), "app.ext4"), err)

@@ -7,6 +7,7 @@ package vmruntime
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -281,7 +282,12 @@ func (r *Runtime) Start(ctx context.Context, vm api.VM, progress func(api.Progre
 		}},
 		// sshd starts a moment after the agent (host keys on first boot):
 		// "running" means `banger vm ssh` works at once.
-		{name: "wait-ssh", msg: "waiting for sshd on " + vm.IP, do: func(ctx context.Context) error { return r.waitSSH(ctx, vm, f) }},
+		{name: "wait-ssh", msg: "waiting for sshd on " + vm.IP, do: func(ctx context.Context) error {
+			if imageWithoutSSH(img) {
+				return nil // an imported image booted by the agent, with no sshd
+			}
+			return r.waitSSH(ctx, vm, f)
+		}},
 	}
 	if err := runSteps(ctx, "start", steps, progress); err != nil {
 		return vm, err
@@ -359,6 +365,20 @@ func (r *Runtime) waitAgent(ctx context.Context, vm api.VM, f paths.VMFiles, pro
 	return api.NewError(api.CodeTimeout, fmt.Sprintf("%s: %s: %v\n--- last lines of %s ---\n%s",
 		vm.Name, reason, err, f.ConsoleLog(), tail(f.ConsoleLog(), 25)),
 		"see the whole console with `banger vm logs "+vm.Name+"`; raise agent_timeout in config.toml on a slow host")
+}
+
+// imageWithoutSSH says whether img was imported without an init and without
+// sshd (its <rootfs>.origin.json, written by image import, says no_ssh):
+// such a VM is running once its agent answers.
+func imageWithoutSSH(img api.Image) bool {
+	data, err := os.ReadFile(img.RootfsPath + ".origin.json")
+	if err != nil {
+		return false
+	}
+	var o struct {
+		NoSSH bool `json:"no_ssh"`
+	}
+	return json.Unmarshal(data, &o) == nil && o.NoSSH
 }
 
 // waitSSH waits until the guest's sshd accepts TCP connections on the

@@ -1,0 +1,160 @@
+package guestinit
+
+import (
+	"errors"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Paths of the programs PID 1 starts when the image has them.
+const (
+	sshdPath   = "/usr/sbin/sshd"
+	keygenPath = "/usr/bin/ssh-keygen"
+)
+
+// Run is PID 1. The agent's exec/cp server runs as a child (the same
+// binary, started again: not PID 1, it serves), so its exec children are its
+// own to wait for. Run never returns: the machine restarts at its end.
+func Run() {
+	logger := log.New(os.Stderr, "banger-agent (init): ", 0)
+	logf := logger.Printf
+	// SIGINT is what the kernel sends PID 1 on ctrl-alt-del once it is
+	// told not to reboot at once (Firecracker's SendCtrlAltDel).
+	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPWR, syscall.SIGUSR2)
+
+	for _, err := range mountSystem() {
+		logf("%v", err)
+	}
+	_ = os.Setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	cmdline, _ := os.ReadFile("/proc/cmdline")
+	if cfg, ok, err := ParseIPArg(string(cmdline)); err != nil {
+		logf("network: %v", err)
+	} else if ok {
+		if err := setupNetwork(cfg, "/etc", logf); err != nil {
+			logf("%v", err)
+		}
+	} else {
+		logf("network: no static ip= on the kernel command line")
+	}
+	mountWorkDisk(logf)
+
+	sup := NewSupervisor(logger, os.Stdout)
+	stop := make(chan struct{})
+	go sup.Reap(stop)
+
+	power := make(chan struct{}, 1)
+	watchPowerButton(logf, func() {
+		select {
+		case power <- struct{}{}:
+		default:
+		}
+	})
+
+	exe, err := os.Executable()
+	if err != nil {
+		exe = "/usr/local/bin/banger-agent"
+	}
+	if err := sup.Start(Service{Name: "banger-agent", Argv: []string{exe}, Env: os.Environ(), Dir: "/"}); err != nil {
+		logf("banger-agent: %v", err)
+	}
+	startSSHD(sup, logf)
+	startImageService(sup, logf)
+
+	select {
+	case s := <-sigs:
+		logf("%s: powering off", s)
+	case <-power:
+		logf("power button: powering off")
+	}
+	shutdown(sup, logf)
+}
+
+// startImageService runs the image's ENTRYPOINT/CMD with its ENV, WORKDIR
+// and USER, restarted with backoff whenever it exits.
+func startImageService(sup *Supervisor, logf func(string, ...any)) {
+	cfg, err := LoadConfig(ConfigPath)
+	if errors.Is(err, os.ErrNotExist) {
+		logf("image: no %s: nothing to run", ConfigPath)
+		return
+	}
+	if err != nil {
+		logf("image: %v", err)
+		return
+	}
+	argv := cfg.Argv()
+	if len(argv) == 0 {
+		logf("image: no ENTRYPOINT or CMD: nothing to run")
+		return
+	}
+	id, err := ResolveUser("/", cfg.User)
+	if err != nil {
+		logf("image: %v", err)
+		return
+	}
+	env := cfg.Environ(id.Home)
+	if argv[0], err = lookPath(argv[0], env); err != nil {
+		logf("image: %v", err)
+		return
+	}
+	svc := Service{Name: "image", Argv: argv, Env: env, Dir: cfg.Dir()}
+	if id.UID != 0 || id.GID != 0 {
+		svc.Cred = &syscall.Credential{Uid: id.UID, Gid: id.GID}
+	}
+	if err := sup.Start(svc); err != nil {
+		logf("image: %v", err)
+	}
+}
+
+// lookPath resolves a command without a slash in the service's PATH, as a
+// container runtime does.
+func lookPath(name string, env []string) (string, error) {
+	if filepath.IsAbs(name) || filepath.Base(name) != name {
+		return name, nil
+	}
+	path := ""
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		p := filepath.Join(dir, name)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", errors.New(name + ": not found in PATH " + path)
+}
+
+// startSSHD starts the image's sshd, with host keys made first, when the
+// image has one (banger's customization configured it).
+func startSSHD(sup *Supervisor, logf func(string, ...any)) {
+	if _, err := os.Stat(sshdPath); err != nil {
+		return
+	}
+	_ = os.MkdirAll("/run/sshd", 0o755)
+	sshd := Service{Name: "sshd", Argv: []string{sshdPath, "-D", "-e"}, Env: []string{"PATH=" + os.Getenv("PATH")}, Dir: "/"}
+	if _, err := os.Stat(keygenPath); err != nil {
+		if err := sup.Start(sshd); err != nil {
+			logf("sshd: %v", err)
+		}
+		return
+	}
+	keygen := Service{Name: "ssh-keygen", Argv: []string{keygenPath, "-A"}, Env: sshd.Env, Dir: "/", Once: true,
+		Done: func(syscall.WaitStatus) {
+			if err := sup.Start(sshd); err != nil {
+				logf("sshd: %v", err)
+			}
+		}}
+	if err := sup.Start(keygen); err != nil {
+		logf("ssh-keygen: %v", err)
+	}
+}
