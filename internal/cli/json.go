@@ -14,6 +14,13 @@ type DeletedResult struct {
 	Deleted bool   `json:"deleted"`
 }
 
+// SnapshotDeletedResult is `vm snapshot delete`.
+type SnapshotDeletedResult struct {
+	VM      string `json:"vm"`
+	Name    string `json:"name"`
+	Deleted bool   `json:"deleted"`
+}
+
 // HostNATResult is `host nat on|off`.
 type HostNATResult struct {
 	NAT bool `json:"nat"` // enabled

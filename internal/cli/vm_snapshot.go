@@ -19,27 +19,33 @@ func newVMSnapshotCmd(a *App) *cobra.Command {
 
 func newVMSnapshotCreateCmd(a *App) *cobra.Command {
 	var p api.SnapshotCreateParams
+	var output string
 	cmd := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Snapshot a VM: a running VM is paused while its memory and both disks are saved",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
 			p.VM = args[0]
 			var snap api.Snapshot
 			if err := a.callProgress(cmd.Context(), api.MethodSnapshotCreate, p, &snap, a.printProgress); err != nil {
 				return err
 			}
-			kind := "disks only"
-			if snap.HasMemory {
-				kind = "memory and disks"
-			}
-			fmt.Fprintf(a.Stdout, "snapshot %s of VM %s saved (%s, %s)\n", snap.Name, snap.VM, kind, bytesStr(snap.SizeBytes))
-			return nil
+			return a.emit(output, snap, func() {
+				kind := "disks only"
+				if snap.HasMemory {
+					kind = "memory and disks"
+				}
+				fmt.Fprintf(a.Stdout, "snapshot %s of VM %s saved (%s, %s)\n", snap.Name, snap.VM, kind, bytesStr(snap.SizeBytes))
+			})
 		},
 	}
 	cmd.Flags().StringVar(&p.Name, "name", "", "snapshot name (default: snap-<UTC time>)")
 	cmd.Flags().BoolVar(&p.NoMemory, "no-memory", false, "save the disks only; a restore then boots from them")
 	cmd.Flags().BoolVar(&p.Stop, "stop", false, "leave the VM stopped after the snapshot")
+	outputFlag(cmd, &output)
 	return cmd
 }
 
@@ -83,25 +89,39 @@ func newVMSnapshotListCmd(a *App) *cobra.Command {
 }
 
 func newVMSnapshotDeleteCmd(a *App) *cobra.Command {
-	return &cobra.Command{
+	var output string
+	cmd := &cobra.Command{
 		Use:     "delete NAME SNAPSHOT",
 		Aliases: []string{"rm"},
 		Short:   "Delete a snapshot and its files",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.call(cmd.Context(), api.MethodSnapshotDelete, api.SnapshotRef{VM: args[0], Name: args[1]}, nil)
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			if err := a.call(cmd.Context(), api.MethodSnapshotDelete, api.SnapshotRef{VM: args[0], Name: args[1]}, nil); err != nil {
+				return err
+			}
+			// Quiet on success, as rm is; JSON says what went.
+			return a.emit(output, SnapshotDeletedResult{VM: args[0], Name: args[1], Deleted: true}, func() {})
 		},
 	}
+	outputFlag(cmd, &output)
+	return cmd
 }
 
 func newVMRestoreCmd(a *App) *cobra.Command {
 	var p api.VMRestoreParams
 	var yes bool
+	var output string
 	cmd := &cobra.Command{
 		Use:   "restore NAME SNAPSHOT",
 		Short: "Return a VM to a snapshot (its current state is saved as a safety snapshot first)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
 			p.VM, p.Snapshot = args[0], args[1]
 			var vm api.VM
 			if err := a.call(cmd.Context(), api.MethodVMGet, api.VMRef{Name: p.VM}, &vm); err != nil {
@@ -126,46 +146,58 @@ func newVMRestoreCmd(a *App) *cobra.Command {
 			if err := a.callProgress(cmd.Context(), api.MethodVMRestore, p, &res, a.printProgress); err != nil {
 				return err
 			}
-			if res.Safety != "" {
-				a.status("the state before the restore is snapshot " + res.Safety)
-			}
-			fmt.Fprintf(a.Stdout, "restored VM %s to snapshot %s\n", res.VM.Name, p.Snapshot)
-			return nil
+			return a.emit(output, res, func() {
+				if res.Safety != "" {
+					a.status("the state before the restore is snapshot " + res.Safety)
+				}
+				fmt.Fprintf(a.Stdout, "restored VM %s to snapshot %s\n", res.VM.Name, p.Snapshot)
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&p.NoSafety, "no-safety", false, "do not save the current state before restoring")
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask before restoring a running VM")
+	outputFlag(cmd, &output)
 	return cmd
 }
 
 func newVMSuspendCmd(a *App) *cobra.Command {
-	return &cobra.Command{
+	var output string
+	cmd := &cobra.Command{
 		Use:   "suspend NAME",
 		Short: "Save a running VM's memory to disk and end its VMM (host RAM is freed)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
 			var vm api.VM
 			if err := a.callProgress(cmd.Context(), api.MethodVMSuspend, api.VMRef{Name: args[0]}, &vm, a.printProgress); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.Stdout, "suspended VM %s\n", vm.Name)
-			return nil
+			return a.emit(output, vm, func() { fmt.Fprintf(a.Stdout, "suspended VM %s\n", vm.Name) })
 		},
 	}
+	outputFlag(cmd, &output)
+	return cmd
 }
 
 func newVMResumeCmd(a *App) *cobra.Command {
-	return &cobra.Command{
+	var output string
+	cmd := &cobra.Command{
 		Use:   "resume NAME",
 		Short: "Continue a suspended VM where it was",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
 			var vm api.VM
 			if err := a.callProgress(cmd.Context(), api.MethodVMResume, api.VMRef{Name: args[0]}, &vm, a.printProgress); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.Stdout, "resumed VM %s (%s)\n", vm.Name, vm.IP)
-			return nil
+			return a.emit(output, vm, func() { fmt.Fprintf(a.Stdout, "resumed VM %s (%s)\n", vm.Name, vm.IP) })
 		},
 	}
+	outputFlag(cmd, &output)
+	return cmd
 }
