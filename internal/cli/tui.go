@@ -111,6 +111,10 @@ func (b tuiBackend) SnapshotVM(ctx context.Context, name string) (string, error)
 	return snap.Name, err
 }
 
+func (b tuiBackend) CloneVM(ctx context.Context, src, newName string) error {
+	return b.a.call(ctx, api.MethodVMClone, api.VMCloneParams{Source: src, Name: newName}, &api.VM{})
+}
+
 func (b tuiBackend) DeleteVM(ctx context.Context, name string) error {
 	return b.a.call(ctx, api.MethodVMDelete, api.VMDeleteParams{Name: name}, &struct{}{})
 }

@@ -163,6 +163,11 @@ func (f *fakeBackend) SnapshotVM(ctx context.Context, name string) (string, erro
 	return "snap-1", f.opErr
 }
 
+func (f *fakeBackend) CloneVM(ctx context.Context, src, newName string) error {
+	f.record("CloneVM " + src + " " + newName)
+	return f.opErr
+}
+
 func (f *fakeBackend) DeleteVM(ctx context.Context, name string) error {
 	f.record("DeleteVM " + name)
 	return f.opErr

@@ -12,7 +12,7 @@ type keyMap struct {
 	Up, Down, PageUp, PageDown, Home, End key.Binding
 	Details, Back, Filter                 key.Binding
 	Toggle, Restart, SSH, Exec, Delete    key.Binding
-	Suspend, Snapshot                     key.Binding
+	Suspend, Snapshot, Clone              key.Binding
 	Create                                key.Binding
 	Refresh, Help, Quit                   key.Binding
 }
@@ -33,6 +33,7 @@ var keys = keyMap{
 	SSH:      key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "ssh into the selected VM (the TUI resumes when ssh exits)")),
 	Suspend:  key.NewBinding(key.WithKeys("z"), key.WithHelp("z", "suspend the selected VM (memory to disk) or resume it")),
 	Snapshot: key.NewBinding(key.WithKeys("n"), key.WithHelp("n", "snapshot the selected VM (memory and disks)")),
+	Clone:    key.NewBinding(key.WithKeys("C"), key.WithHelp("C", "clone the selected VM as NAME-clone (a running one keeps running)")),
 	Exec:     key.NewBinding(key.WithKeys("e"), key.WithHelp("e", "run a command in the selected VM (output below; esc closes)")),
 	Delete:   key.NewBinding(key.WithKeys("d"), key.WithHelp("d", "delete the selected VM (asks y/n)")),
 	Create:   key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "create a VM")),
@@ -49,7 +50,7 @@ func (k keyMap) ShortHelp() []key.Binding {
 
 // FullHelp is the help screen: one column, one line per key.
 func (k keyMap) FullHelp() [][]key.Binding {
-	return [][]key.Binding{{k.Up, k.Details, k.Filter, k.Toggle, k.Restart, k.Suspend, k.Snapshot, k.SSH, k.Exec, k.Delete, k.Create, k.Refresh, k.Quit}}
+	return [][]key.Binding{{k.Up, k.Details, k.Filter, k.Toggle, k.Restart, k.Suspend, k.Snapshot, k.Clone, k.SSH, k.Exec, k.Delete, k.Create, k.Refresh, k.Quit}}
 }
 
 // Keys of the other modes.

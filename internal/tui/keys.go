@@ -90,6 +90,8 @@ func (m *Model) onNormalKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.suspendSelected()
 	case key.Matches(k, keys.Snapshot):
 		return m.snapshotSelected()
+	case key.Matches(k, keys.Clone):
+		return m.cloneSelected()
 	case key.Matches(k, keys.Delete):
 		vm, ok := m.actionable()
 		if !ok {
@@ -231,6 +233,45 @@ func (m *Model) snapshotSelected() tea.Cmd {
 		_, err := b.SnapshotVM(ctx, name)
 		return err
 	})
+}
+
+func (m *Model) cloneSelected() tea.Cmd {
+	vm, ok := m.actionable()
+	if !ok {
+		return nil
+	}
+	switch vm.State {
+	case api.VMRunning, api.VMStopped, api.VMError:
+	default:
+		m.setStatus(levelInfo, fmt.Sprintf("%s is %s; clone it when it runs or is stopped", vm.Name, vm.State))
+		return nil
+	}
+	b, src := m.backend, vm.Name
+	name := m.cloneName(src)
+	m.setStatus(levelInfo, "cloning "+src+" as "+name+"…")
+	return m.opCmd(src, "cloning", func(ctx context.Context) error { return b.CloneVM(ctx, src, name) })
+}
+
+// cloneName is the first of SRC-clone, SRC-clone-2, ... no VM has, kept
+// within a DNS label's 63 characters.
+func (m *Model) cloneName(src string) string {
+	taken := map[string]bool{}
+	for _, v := range m.vms {
+		taken[v.Name] = true
+	}
+	for n := 1; ; n++ {
+		suffix := "-clone"
+		if n > 1 {
+			suffix = fmt.Sprintf("-clone-%d", n)
+		}
+		base := src
+		if len(base)+len(suffix) > 63 {
+			base = strings.TrimRight(base[:63-len(suffix)], "-")
+		}
+		if !taken[base+suffix] {
+			return base + suffix
+		}
+	}
 }
 
 func (m *Model) sshSelected() tea.Cmd {

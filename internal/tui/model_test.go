@@ -573,3 +573,30 @@ func TestExecPaneAndPorts(t *testing.T) {
 		t.Errorf("details pane lacks the forwarded ports:\n%s", out)
 	}
 }
+
+// C clones the selected VM under the first free NAME-clone name.
+func TestCloneKey(t *testing.T) {
+	fb := &fakeBackend{}
+	m := populated(120, 30, true)
+	m.backend = fb
+	src := m.vms[0].Name
+	_, cmd := m.Update(keyPress("C"))
+	if m.ops[src] != "cloning" {
+		t.Fatalf("C on %s (%s): ops %v", src, m.vms[0].State, m.ops)
+	}
+	for _, msg := range runSync(cmd) {
+		m.Update(msg)
+	}
+	if !fb.called("CloneVM " + src + " " + src + "-clone") {
+		t.Errorf("CloneVM not called as expected: %v", fb.Calls())
+	}
+	// With NAME-clone taken, the next free name.
+	m.vms = append(m.vms, api.VM{Name: src + "-clone", State: api.VMRunning})
+	if got := m.cloneName(src); got != src+"-clone-2" {
+		t.Errorf("clone name with %s-clone taken: %s", src, got)
+	}
+	long := strings.Repeat("a", 63)
+	if got := m.cloneName(long); len(got) > 63 || !strings.HasSuffix(got, "-clone") {
+		t.Errorf("clone name of a 63-character VM: %q (%d)", got, len(got))
+	}
+}

@@ -38,6 +38,8 @@ type Backend interface {
 	// SnapshotVM takes a snapshot with a default name (memory too when the
 	// VM runs) and returns its name.
 	SnapshotVM(ctx context.Context, name string) (string, error)
+	// CloneVM makes newName from src's current state (vm clone).
+	CloneVM(ctx context.Context, src, newName string) error
 	DeleteVM(ctx context.Context, name string) error
 	// SSHCommand returns the same ssh the CLI runs; the TUI only hands it to
 	// tea.ExecProcess, which suspends the UI while it runs.
