@@ -4,13 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/e2etest"
+	"github.com/banger-dev/banger/internal/envknob"
 	"github.com/banger-dev/banger/internal/sysexec"
 )
 
@@ -22,13 +22,16 @@ import (
 //   - restore-s: `banger vm restore --no-safety --yes` from that memory
 //     snapshot until the command returns, which is when the restored
 //     guest's agent answered (target ≤ 0.2x coldboot-s under TCG);
-//   - size/ram: the snapshot's footprint on disk against the guest's RAM.
+//   - size/ram: the snapshot's footprint on disk against the guest's RAM;
+//   - clone-s: `banger vm clone` of the running guest until the command
+//     returns, which is when the clone's agent answered with its new
+//     identity (target ≤ 0.3x coldboot-s).
 func BenchmarkSnapshotRestore(b *testing.B) {
-	if os.Getenv("BANGER_BENCH_VM") != "1" {
+	if !envknob.BenchVM.On() {
 		b.Skip("set BANGER_BENCH_VM=1 to boot real guests (about a minute per iteration, one guest at a time)")
 	}
 	e := e2etest.New(b, e2etest.Options{Subnet: "172.30.91.0/24", Bridge: "bangerb2"})
-	var cold, snap, restore, ratio []float64
+	var cold, snap, restore, ratio, clone []float64
 	i := 0
 	for b.Loop() {
 		name := fmt.Sprintf("snap%d", i)
@@ -63,6 +66,16 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 		if err := json.Unmarshal([]byte(out), &snaps); err != nil || len(snaps) != 1 {
 			b.Fatalf("snapshot list: %v\n%s", err, out)
 		}
+		t3 := time.Now()
+		e.MustBanger("vm", "clone", name, name+"c")
+		cloneTook := time.Since(t3)
+		var ch api.VMHealthResult
+		e.JSON(&ch, "vm", "health", name+"c")
+		if !ch.Healthy || ch.Agent == nil || ch.Agent.Hostname != name+"c" {
+			b.Fatalf("clone %sc is not healthy under its own name: %+v", name, ch)
+		}
+		e.MustBanger("vm", "delete", "--force", name+"c")
+		clone = append(clone, cloneTook.Seconds())
 		vm := e.VM(name)
 		cold, snap, restore = append(cold, healthy.Seconds()), append(snap, snapTook.Seconds()), append(restore, restoreTook.Seconds())
 		ratio = append(ratio, float64(snaps[0].SizeBytes)/float64(int64(vm.MemoryMiB)<<20))
@@ -75,4 +88,6 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 	b.ReportMetric(median(restore), "restore-s")
 	b.ReportMetric(median(restore)/median(cold), "restore/cold")
 	b.ReportMetric(median(ratio), "size/ram")
+	b.ReportMetric(median(clone), "clone-s")
+	b.ReportMetric(median(clone)/median(cold), "clone/cold")
 }
