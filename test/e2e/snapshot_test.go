@@ -269,6 +269,30 @@ func TestSnapshotRestoreSuspend(t *testing.T) {
 	env.MustBanger("vm", "delete", "--force", "-y", "dev2")
 	assertGone(t, env, clone)
 
+	// A clone cut short by a daemon crash is removed at the next start: no
+	// VM, directory, tap or process of it is left, and the source runs on.
+	for _, point := range servicePoints("clone") {
+		crashDuring(t, env, point, "vm", "clone", "dev", "dev3")
+		settled(point)
+		src := env.VM("dev")
+		for _, v := range env.VMs() {
+			if v.ID != src.ID {
+				t.Errorf("%s: VM %s (%s) is listed after the crash", point, v.Name, v.State)
+			}
+		}
+		if dirs := dirNames(env.Layout().VMsDir()); len(dirs) != 1 || dirs[0] != src.ID {
+			t.Errorf("%s: VM directories %v after the crash, want only the source's %s", point, dirs, src.ID)
+		}
+		for _, l := range env.Links() {
+			if strings.HasPrefix(l, "bg-") && l != "bg-"+src.ID {
+				t.Errorf("%s: tap %s left after the crash", point, l)
+			}
+		}
+		if pids := e2etest.PIDsMentioning(env.Layout().VMsDir()); len(pids) != 1 || pids[0] != src.PID {
+			t.Errorf("%s: processes on VM files %v, want only the source's VMM %d", point, pids, src.PID)
+		}
+	}
+
 	// A disk-only snapshot of the running VM: a restore boots from its
 	// disks (a new boot id, no counter) with /root as it was.
 	env.MustSSH("dev", "sh", "-c", "echo at-d1 > /root/state && sync")
