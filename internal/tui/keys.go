@@ -216,15 +216,24 @@ func (m *Model) suspendSelected() tea.Cmd {
 	}
 }
 
-func (m *Model) snapshotSelected() tea.Cmd {
+// settledSelected is the selected VM when it runs or is stopped (what a
+// snapshot or a clone needs); otherwise the status line says why not.
+func (m *Model) settledSelected(verb string) (api.VM, bool) {
 	vm, ok := m.actionable()
 	if !ok {
-		return nil
+		return api.VM{}, false
 	}
 	switch vm.State {
 	case api.VMRunning, api.VMStopped, api.VMError:
-	default:
-		m.setStatus(levelInfo, fmt.Sprintf("%s is %s; snapshot it when it runs or is stopped", vm.Name, vm.State))
+		return vm, true
+	}
+	m.setStatus(levelInfo, fmt.Sprintf("%s is %s; %s it when it runs or is stopped", vm.Name, vm.State, verb))
+	return api.VM{}, false
+}
+
+func (m *Model) snapshotSelected() tea.Cmd {
+	vm, ok := m.settledSelected("snapshot")
+	if !ok {
 		return nil
 	}
 	b, name := m.backend, vm.Name
@@ -236,14 +245,8 @@ func (m *Model) snapshotSelected() tea.Cmd {
 }
 
 func (m *Model) cloneSelected() tea.Cmd {
-	vm, ok := m.actionable()
+	vm, ok := m.settledSelected("clone")
 	if !ok {
-		return nil
-	}
-	switch vm.State {
-	case api.VMRunning, api.VMStopped, api.VMError:
-	default:
-		m.setStatus(levelInfo, fmt.Sprintf("%s is %s; clone it when it runs or is stopped", vm.Name, vm.State))
 		return nil
 	}
 	b, src := m.backend, vm.Name
