@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -223,10 +224,13 @@ func journeyInner(t *testing.T, name string) {
 
 type journeyLog struct {
 	t   *testing.T
+	mu  sync.Mutex // stdout and stderr are copied by two goroutines
 	buf []byte
 }
 
 func (w *journeyLog) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.buf = append(w.buf, p...)
 	for {
 		i := strings.IndexByte(string(w.buf), '\n')
