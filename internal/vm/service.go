@@ -213,6 +213,22 @@ func (s *Service) refresh(ctx context.Context, vm api.VM) api.VM {
 	return s.settle(ctx, vm)
 }
 
+// getLocked finds the VM, takes its lifecycle lock and reads the record
+// again under it (another operation may have changed it meanwhile). The
+// caller calls the returned unlock.
+func (s *Service) getLocked(ctx context.Context, name string) (api.VM, func(), error) {
+	vm, err := s.Get(ctx, name)
+	if err != nil {
+		return api.VM{}, nil, err
+	}
+	unlock := s.lock(vm.ID)
+	if vm, err = s.Get(ctx, vm.ID); err != nil {
+		unlock()
+		return api.VM{}, nil, err
+	}
+	return vm, unlock, nil
+}
+
 func (s *Service) lock(id string) func() {
 	m, _ := s.locks.LoadOrStore(id, &sync.Mutex{})
 	mu := m.(*sync.Mutex)
@@ -457,15 +473,11 @@ func (s *Service) Get(ctx context.Context, name string) (api.VM, error) {
 // apply at its next start; the work disk changes only while stopped and only
 // grows.
 func (s *Service) Set(ctx context.Context, p api.VMSetParams) (api.VMSetResult, error) {
-	vm, err := s.Get(ctx, p.Name)
+	vm, unlock, err := s.getLocked(ctx, p.Name)
 	if err != nil {
 		return api.VMSetResult{}, err
 	}
-	unlock := s.lock(vm.ID)
 	defer unlock()
-	if vm, err = s.Get(ctx, vm.ID); err != nil {
-		return api.VMSetResult{}, err
-	}
 	if p.VCPUs == nil && p.MemoryMiB == nil && p.DiskBytes == nil && len(p.Publish) == 0 && len(p.Unpublish) == 0 && p.AutoForward == nil {
 		return api.VMSetResult{}, api.NewError(api.CodeInvalidArgument, "nothing to change", "pass --vcpus, --memory, --disk, --publish, --unpublish or --auto-forward")
 	}
@@ -539,15 +551,11 @@ func (s *Service) Set(ctx context.Context, p api.VMSetParams) (api.VMSetResult, 
 
 // Start boots a stopped VM.
 func (s *Service) Start(ctx context.Context, name string, progress func(api.Progress)) (api.VM, error) {
-	vm, err := s.Get(ctx, name)
+	vm, unlock, err := s.getLocked(ctx, name)
 	if err != nil {
 		return api.VM{}, err
 	}
-	unlock := s.lock(vm.ID)
 	defer unlock()
-	if vm, err = s.Get(ctx, vm.ID); err != nil {
-		return api.VM{}, err
-	}
 	vm = s.settle(ctx, vm)
 	if vm.State == api.VMRunning || vm.State == api.VMStarting {
 		return api.VM{}, api.NewError(api.CodeConflict, "VM "+vm.Name+" is already "+string(vm.State), "banger vm restart "+vm.Name)

@@ -67,15 +67,11 @@ func (s *Service) SnapshotCreate(ctx context.Context, p api.SnapshotCreateParams
 	if err := validate.SnapshotName(p.Name); err != nil {
 		return api.Snapshot{}, invalid(err)
 	}
-	vm, err := s.Get(ctx, p.VM)
+	vm, unlock, err := s.getLocked(ctx, p.VM)
 	if err != nil {
 		return api.Snapshot{}, err
 	}
-	unlock := s.lock(vm.ID)
 	defer unlock()
-	if vm, err = s.Get(ctx, vm.ID); err != nil {
-		return api.Snapshot{}, err
-	}
 	vm = s.settle(ctx, vm)
 	return s.snapshotLocked(ctx, vm, p, orNop(progress))
 }
@@ -194,15 +190,11 @@ func (s *Service) Restore(ctx context.Context, p api.VMRestoreParams, progress f
 	if err != nil {
 		return api.VMRestoreResult{}, err
 	}
-	vm, err := s.Get(ctx, p.VM)
+	vm, unlock, err := s.getLocked(ctx, p.VM)
 	if err != nil {
 		return api.VMRestoreResult{}, err
 	}
-	unlock := s.lock(vm.ID)
 	defer unlock()
-	if vm, err = s.Get(ctx, vm.ID); err != nil {
-		return api.VMRestoreResult{}, err
-	}
 	vm = s.settle(ctx, vm)
 	snap, err := s.getSnapshot(ctx, vm, p.Snapshot)
 	if err != nil {
@@ -301,15 +293,11 @@ func (s *Service) Suspend(ctx context.Context, name string, progress func(api.Pr
 	if err != nil {
 		return api.VM{}, err
 	}
-	vm, err := s.Get(ctx, name)
+	vm, unlock, err := s.getLocked(ctx, name)
 	if err != nil {
 		return api.VM{}, err
 	}
-	unlock := s.lock(vm.ID)
 	defer unlock()
-	if vm, err = s.Get(ctx, vm.ID); err != nil {
-		return api.VM{}, err
-	}
 	vm = s.settle(ctx, vm)
 	if vm.State != api.VMRunning {
 		return api.VM{}, api.NewError(api.CodeConflict, "VM "+vm.Name+" is "+string(vm.State)+": only a running VM can be suspended", "")
@@ -339,15 +327,11 @@ func (s *Service) Resume(ctx context.Context, name string, progress func(api.Pro
 	if err != nil {
 		return api.VM{}, err
 	}
-	vm, err := s.Get(ctx, name)
+	vm, unlock, err := s.getLocked(ctx, name)
 	if err != nil {
 		return api.VM{}, err
 	}
-	unlock := s.lock(vm.ID)
 	defer unlock()
-	if vm, err = s.Get(ctx, vm.ID); err != nil {
-		return api.VM{}, err
-	}
 	if vm.State != api.VMSuspended {
 		return api.VM{}, api.NewError(api.CodeConflict, "VM "+vm.Name+" is "+string(vm.State)+", not suspended", "")
 	}
