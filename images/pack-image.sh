@@ -127,7 +127,11 @@ install_extra() {
 	local pkgs d st=0
 	IFS=, read -r -a pkgs <<<"$extra"
 	echo "pack: installing ${pkgs[*]} with ${tool##*/} over the base tree"
-	install -d -m 0755 "$R/dev" "$R/proc" "$R/etc"
+	# A container image may lack /dev and /proc (customize.sh adds them for
+	# the agent-booted ones anyway).
+	for d in dev proc; do
+		[[ -e $R/$d || -L $R/$d ]] || install -d -m 0755 "$R/$d"
+	done
 	for d in null zero full random urandom tty; do
 		if [[ ! -e $R/dev/$d && ! -L $R/dev/$d ]]; then
 			: >"$R/dev/$d"
