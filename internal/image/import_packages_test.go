@@ -157,6 +157,9 @@ func (e *packagesEnv) checkNothingLeft(name string) {
 	if work, _ := filepath.Glob(filepath.Join(e.layout.BuildCacheDir(), "import-*")); len(work) > 0 {
 		e.t.Errorf("the failed import left its work directory %v", work)
 	}
+	if m, err := image.MountsUnder(e.root); err != nil || len(m) > 0 {
+		e.t.Errorf("the failed import left mounts under %s: %v %v", e.root, m, err)
+	}
 }
 
 // apkStandin behaves like Alpine's `apk add --no-cache PKG...` (apk-tools'
