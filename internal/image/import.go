@@ -242,11 +242,10 @@ var pkgNameRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_+.-]*$`)
 // Package managers --packages runs inside an image's tree, by the path
 // bootKind found them at.
 const (
-	toolAptGet  = "/usr/bin/apt-get"
-	toolDnf     = "/usr/bin/dnf"
-	toolApk     = "/sbin/apk"
-	toolApkUsr  = "/usr/sbin/apk"
-	packagesFix = "install them in the image itself (RUN ... in its Dockerfile), or drop --packages"
+	toolAptGet = "/usr/bin/apt-get"
+	toolDnf    = "/usr/bin/dnf"
+	toolApk    = "/sbin/apk"
+	toolApkUsr = "/usr/sbin/apk"
 )
 
 // packagesEnv is pack-image.sh's environment for installing packages with
@@ -260,7 +259,7 @@ func (b *Builder) packagesEnv(kind treeKind, packages []string) ([]string, error
 	case "":
 		return nil, api.NewError(api.CodeFailedPrecondition,
 			"--packages needs a package manager in the image: apt-get (/usr/bin/apt-get), dnf (/usr/bin/dnf) or apk (/sbin/apk), and this image has none",
-			packagesFix)
+			"install them in the image itself (RUN ... in its Dockerfile), or drop --packages")
 	case toolAptGet:
 		for _, p := range packages {
 			if !debPkgRe.MatchString(p) {
