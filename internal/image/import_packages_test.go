@@ -6,7 +6,6 @@ import (
 	"context"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -223,10 +222,11 @@ func TestImportPackagesWithApk(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s (Debian's busybox-static) builds the test image: %v", busybox, err)
 	}
-	list, err := exec.Command(busybox, "--list").Output()
+	res, err := sysexec.Exec{}.Run(e.ctx, sysexec.Cmd{Argv: []string{busybox, "--list"}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	list := res.Stdout
 	entries := []memEntry{dirEntry("bin", 0o755), dirEntry("sbin", 0o755), dirEntry("etc", 0o755), dirEntry("var", 0o755),
 		dirEntry("var/log", 0o755), dirEntry("var/lib", 0o755), dirEntry("var/lib/apk-standin", 0o755),
 		dirEntry("usr", 0o755), dirEntry("usr/share", 0o755),
