@@ -18,9 +18,12 @@
 #   BANGER_EXCLUDE     optional file of archive members not to unpack, one a
 #                      line (device nodes, which a user namespace cannot make:
 #                      the caller writes them into the image afterwards)
-#   BANGER_EXTRA_PACKAGES  optional, Debian: comma-separated packages to
-#                      install with apt over the base tree (so the cached
-#                      tree serves builds with any extra packages)
+#   BANGER_EXTRA_PACKAGES  optional: comma-separated packages to install
+#                      with the tree's own package manager over the base
+#                      tree (so the cached tree serves builds with any extra
+#                      packages)
+#   BANGER_PACKAGE_TOOL  the tree's package manager for them: /usr/bin/apt-get
+#                      (default), /usr/bin/dnf, /sbin/apk or /usr/sbin/apk
 #   BANGER_APT_CACHE   optional: the shared .deb cache apt downloads into
 #   and the parameters of customize.sh (BANGER_DISTRO, BANGER_PUBKEY, ...).
 set -euo pipefail
@@ -34,6 +37,7 @@ label=${BANGER_LABEL:?BANGER_LABEL must give the filesystem label}
 exclude=${BANGER_EXCLUDE:-}
 lower=${BANGER_LOWER:-}
 extra=${BANGER_EXTRA_PACKAGES:-}
+tool=${BANGER_PACKAGE_TOOL:-/usr/bin/apt-get}
 cache=${BANGER_APT_CACHE:-}
 
 die() {
@@ -46,7 +50,12 @@ die() {
 [[ -f $base ]] || die "base archive $base is missing"
 [[ -f $img ]] || die "image file $img is missing"
 [[ ! -e $R ]] || die "$R exists: remove it first"
-if [[ -n $extra && ! $extra =~ ^[a-z0-9][a-z0-9+.-]*(,[a-z0-9][a-z0-9+.-]*)*$ ]]; then
+case $tool in
+/usr/bin/apt-get) name_re='[a-z0-9][a-z0-9+.-]*' ;;
+/usr/bin/dnf | /sbin/apk | /usr/sbin/apk) name_re='[A-Za-z0-9_][A-Za-z0-9_+.-]*' ;;
+*) die "unknown package manager '$tool': expected /usr/bin/apt-get, /usr/bin/dnf, /sbin/apk or /usr/sbin/apk" ;;
+esac
+if [[ -n $extra && ! $extra =~ ^$name_re(,$name_re)*$ ]]; then
 	die "invalid package list '$extra'"
 fi
 [[ -z $cache || $cache == /* ]] || die "apt cache '$cache' is not an absolute path"
@@ -109,15 +118,22 @@ if [[ -z $overlay ]]; then
 fi
 
 # install_extra installs the extra packages over the unpacked tree with the
-# tree's own apt, in a chroot with /proc, the basic device nodes (bound from
-# the host where the tree has none: a user namespace cannot make them), the
-# host's resolver and the shared .deb cache.
+# tree's own package manager, in a chroot with /proc, the basic device nodes
+# (bound from the host where the tree has none: a user namespace cannot make
+# them) and the host's resolver; apt also gets the shared .deb cache. A
+# failed install ends the script with a "pack: packages:" line naming the
+# command and its exit status (banger reports it with the lines before).
 install_extra() {
-	local pkgs d
+	local pkgs d st=0
 	IFS=, read -r -a pkgs <<<"$extra"
-	echo "pack: installing ${pkgs[*]} with apt over the base tree"
+	echo "pack: installing ${pkgs[*]} with ${tool##*/} over the base tree"
+	# A container image may lack /dev and /proc (customize.sh adds them for
+	# the agent-booted ones anyway).
+	for d in dev proc; do
+		[[ -e $R/$d || -L $R/$d ]] || install -d -m 0755 "$R/$d"
+	done
 	for d in null zero full random urandom tty; do
-		if [[ ! -e $R/dev/$d ]]; then
+		if [[ ! -e $R/dev/$d && ! -L $R/dev/$d ]]; then
 			: >"$R/dev/$d"
 			placeholders+=("$R/dev/$d")
 		fi
@@ -128,25 +144,45 @@ install_extra() {
 	done
 	mount -t proc proc "$R/proc"
 	mounts+=("$R/proc")
-	if [[ -n $cache ]]; then
-		mkdir -p "$cache"
-		mount --bind "$cache" "$R/var/cache/apt/archives"
-		mounts+=("$R/var/cache/apt/archives")
-	fi
 	# The tree's resolv.conf may be a link pointing anywhere: replace it
 	# (customize.sh writes the image's own).
 	rm -f "$R/etc/resolv.conf"
 	cp /etc/resolv.conf "$R/etc/resolv.conf"
-	printf '#!/bin/sh\nexit 101\n' >"$R/usr/sbin/policy-rc.d"
-	chmod 0755 "$R/usr/sbin/policy-rc.d"
-	local apt=(chroot "$R" /usr/bin/env DEBIAN_FRONTEND=noninteractive apt-get -q -y
-		-o APT::Sandbox::User=root -o Dpkg::Use-Pty=0 install --no-install-recommends "${pkgs[@]}")
-	if ! "${apt[@]}"; then
-		echo "pack: apt failed; refreshing the package lists and trying once more"
-		chroot "$R" /usr/bin/env apt-get -q -o APT::Sandbox::User=root update
-		"${apt[@]}"
+	local cmd
+	case $tool in
+	/usr/bin/apt-get)
+		if [[ -n $cache ]]; then
+			mkdir -p "$cache"
+			mount --bind "$cache" "$R/var/cache/apt/archives"
+			mounts+=("$R/var/cache/apt/archives")
+		fi
+		printf '#!/bin/sh\nexit 101\n' >"$R/usr/sbin/policy-rc.d"
+		chmod 0755 "$R/usr/sbin/policy-rc.d"
+		cmd=(apt-get -q -y -o APT::Sandbox::User=root -o Dpkg::Use-Pty=0 install --no-install-recommends "${pkgs[@]}")
+		if ! chroot "$R" /usr/bin/env DEBIAN_FRONTEND=noninteractive "${cmd[@]}"; then
+			echo "pack: apt failed; refreshing the package lists and trying once more"
+			chroot "$R" /usr/bin/env apt-get -q -o APT::Sandbox::User=root update || true
+			chroot "$R" /usr/bin/env DEBIAN_FRONTEND=noninteractive "${cmd[@]}" || st=$?
+		fi
+		rm -f "$R/usr/sbin/policy-rc.d"
+		;;
+	/usr/bin/dnf)
+		cmd=(dnf install -y --setopt=install_weak_deps=False "${pkgs[@]}")
+		chroot "$R" "$tool" "${cmd[@]:1}" || st=$?
+		if ((st == 0)); then
+			chroot "$R" "$tool" clean all || st=$?
+			((st == 0)) || cmd=(dnf clean all)
+		fi
+		;;
+	*)
+		cmd=(apk add --no-cache "${pkgs[@]}")
+		chroot "$R" "$tool" "${cmd[@]:1}" || st=$?
+		;;
+	esac
+	if ((st != 0)); then
+		echo "pack: packages: ${cmd[*]} exited with status $st" >&2
+		exit 3
 	fi
-	rm -f "$R/usr/sbin/policy-rc.d"
 	unmount_all
 }
 if [[ -n $extra ]]; then

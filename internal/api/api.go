@@ -402,7 +402,8 @@ type ImageImportParams struct {
 	// Ref is a registry reference, oci:DIR[:TAG] or docker-archive:FILE.
 	Ref       string `json:"ref"`
 	SizeBytes *int64 `json:"size_bytes,omitempty"`
-	// Packages are installed with the image's apt.
+	// Packages are installed with the image's own package manager (apt-get,
+	// dnf or apk).
 	Packages []string `json:"packages,omitempty"`
 	// Force replaces an image of that name imported from another digest.
 	Force bool `json:"force,omitempty"`

@@ -280,6 +280,6 @@ func newImageImportCmd(a *App) *cobra.Command {
 	f.StringVar(&p.Name, "name", "", "image name")
 	f.StringVar(&size, "size", "", "root filesystem size, e.g. 4G (default: 4G, or more when the image needs it)")
 	f.BoolVar(&p.Force, "force", false, "replace an image of that name imported from another digest")
-	f.StringSliceVar(&p.Packages, "packages", nil, "extra packages installed with the image's apt (comma-separated)")
+	f.StringSliceVar(&p.Packages, "packages", nil, "extra packages installed with the image's own package manager: apt-get, dnf or apk (comma-separated)")
 	return cmd
 }

@@ -366,11 +366,25 @@ func buildSharedData(t testing.TB) (string, error) {
 	return data, os.WriteFile(stampFile, []byte(stamp), 0o600)
 }
 
-// recipeStamp hashes what the image is made from: the image scripts and the
-// agent source tree.
+// recipeStamp hashes what the image is made from: the image scripts, the
+// builder and bundle code, and every package of this module the agent is
+// built from (go list -deps: a fixed list missed internal/guestinit, so
+// images imported by the tests kept a stale PID 1).
 func recipeStamp(root string) (string, error) {
+	dirs := []string{"images", "internal/bundle", "internal/initramfs", "internal/image"}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	res, err := sysexec.Exec{}.Run(ctx, sysexec.Cmd{Argv: []string{"go", "list", "-deps", "-f", "{{if not .Standard}}{{.Dir}}{{end}}", "./cmd/banger-agent"}, Dir: root})
+	if err != nil {
+		return "", fmt.Errorf("list the agent's packages: %w", err)
+	}
+	for _, d := range strings.Fields(string(res.Stdout)) {
+		if rel, err := filepath.Rel(root, d); err == nil && !strings.HasPrefix(rel, "..") {
+			dirs = append(dirs, rel)
+		}
+	}
 	h := sha256.New()
-	for _, dir := range []string{"images", "cmd/banger-agent", "internal/agent", "internal/api", "internal/agentproto", "internal/tarstream", "internal/splice", "internal/bundle", "internal/initramfs", "internal/image"} {
+	for _, dir := range dirs {
 		err := filepath.WalkDir(filepath.Join(root, dir), func(p string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() || strings.HasSuffix(p, "_test.go") {
 				return err

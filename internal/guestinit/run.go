@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -134,27 +135,67 @@ func lookPath(name string, env []string) (string, error) {
 	return "", errors.New(name + ": not found in PATH " + path)
 }
 
-// startSSHD starts the image's sshd, with host keys made first, when the
-// image has one (banger's customization configured it).
+// sshdOptions make the image's sshd trust banger's key for root whatever
+// its own sshd_config says (command-line options win over the file): key
+// logins for root, the image-wide key file beside root's own, as the
+// systemd images' sshd_config.d/banger.conf does.
+var sshdOptions = []string{
+	"-o", "PubkeyAuthentication=yes",
+	"-o", "PermitRootLogin=prohibit-password",
+	"-o", "AuthorizedKeysFile=.ssh/authorized_keys " + trustedKeysPath,
+}
+
+// trustedKeysPath is the bundle key banger's guest layer puts in the image.
+const trustedKeysPath = "/etc/ssh/banger_authorized_keys"
+
+// sshdServices is what PID 1 runs for an image's sshd under root (the
+// guest's / in production): the image's ssh-keygen -A first, making the
+// host keys that are missing (images ship none: each VM makes its own),
+// then sshd in the foreground logging to the console, restarted whenever
+// it dies. ok is false when the image has no sshd.
+func sshdServices(root string) (keygen *Service, sshd Service, ok bool) {
+	if st, err := os.Stat(filepath.Join(root, sshdPath)); err != nil || !st.Mode().IsRegular() {
+		return nil, Service{}, false
+	}
+	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	sshd = Service{Name: "sshd", Argv: append([]string{sshdPath, "-D", "-e"}, sshdOptions...), Env: env, Dir: "/"}
+	if st, err := os.Stat(filepath.Join(root, keygenPath)); err == nil && st.Mode().IsRegular() {
+		keygen = &Service{Name: "ssh-keygen", Argv: []string{keygenPath, "-A"}, Env: env, Dir: "/", Once: true}
+	}
+	return keygen, sshd, true
+}
+
+// startSSHD starts the image's sshd when it has one: root's home is given
+// the trusted key, the privilege-separation directory made (/run is a
+// fresh tmpfs), host keys made, then sshd started under supervision.
 func startSSHD(sup *Supervisor, logf func(string, ...any)) {
-	if _, err := os.Stat(sshdPath); err != nil {
+	keygen, sshd, ok := sshdServices("/")
+	if !ok {
 		return
 	}
-	_ = os.MkdirAll("/run/sshd", 0o755)
-	sshd := Service{Name: "sshd", Argv: []string{sshdPath, "-D", "-e"}, Env: []string{"PATH=" + os.Getenv("PATH")}, Dir: "/"}
-	if _, err := os.Stat(keygenPath); err != nil {
+	if err := seedHome("/root", trustedKeysPath); err != nil {
+		logf("sshd: giving /root the trusted key: %v", err)
+	}
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+		logf("sshd: %v", err)
+	}
+	startSSHDNow := func() {
 		if err := sup.Start(sshd); err != nil {
 			logf("sshd: %v", err)
 		}
+	}
+	if keygen == nil {
+		logf("sshd: no %s in the image: starting sshd with the host keys it has", keygenPath)
+		startSSHDNow()
 		return
 	}
-	keygen := Service{Name: "ssh-keygen", Argv: []string{keygenPath, "-A"}, Env: sshd.Env, Dir: "/", Once: true,
-		Done: func(syscall.WaitStatus) {
-			if err := sup.Start(sshd); err != nil {
-				logf("sshd: %v", err)
-			}
-		}}
-	if err := sup.Start(keygen); err != nil {
-		logf("ssh-keygen: %v", err)
+	started := time.Now()
+	keygen.Done = func(ws syscall.WaitStatus) {
+		logf("ssh-keygen -A: %s after %.1fs; starting sshd", describe(ws), time.Since(started).Seconds())
+		startSSHDNow()
+	}
+	if err := sup.Start(*keygen); err != nil {
+		logf("ssh-keygen: %v; starting sshd with the host keys it has", err)
+		startSSHDNow()
 	}
 }

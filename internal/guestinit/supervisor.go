@@ -90,12 +90,13 @@ func (s *Supervisor) start(st *svcState) error {
 	if err != nil {
 		return err
 	}
+	pid := p.Pid // Release sets it to -1
 	st.started = time.Now()
 	st.starts++
-	s.running[p.Pid] = st
+	s.running[pid] = st
 	s.started[st.svc.Name] = st.starts
 	_ = p.Release() // its exit is collected by the reaper, never by os.Process.Wait
-	s.log.Printf("%s: started (pid %d): %q", st.svc.Name, p.Pid, st.svc.Argv)
+	s.log.Printf("%s: started (pid %d): %q", st.svc.Name, pid, st.svc.Argv)
 	return nil
 }
 

@@ -2,11 +2,14 @@ package guestinit
 
 import (
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -60,7 +63,8 @@ func playInit() int {
 		fmt.Println("PR_SET_CHILD_SUBREAPER:", err)
 		return 1
 	}
-	logger := log.New(os.Stderr, "init: ", 0)
+	logs := &lockedLog{}
+	logger := log.New(io.MultiWriter(os.Stderr, logs), "init: ", 0)
 	sup := NewSupervisor(logger, os.Stderr)
 	stop := make(chan struct{})
 	defer close(stop)
@@ -106,7 +110,33 @@ func playInit() int {
 		fmt.Println("zombies left:", z)
 		return 1
 	}
+	// The console names each start by its real pid (the one its exit is
+	// logged with).
+	text := logs.String()
+	m := regexp.MustCompile(`exec-server: started \(pid (\d+)\)`).FindStringSubmatch(text)
+	if m == nil || !strings.Contains(text, "exec-server: pid "+m[1]+" exited with status 0") {
+		fmt.Printf("the log does not name the exec server's pid on start and exit:\n%s", text)
+		return 1
+	}
 	return 0
+}
+
+// lockedLog collects log output written from several goroutines.
+type lockedLog struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 // playExecServer does what the agent's exec does: os/exec, whose Wait

@@ -148,12 +148,14 @@ func mountWorkDisk(logf func(string, ...any)) {
 		return
 	}
 	logf("work disk: %s on /root", dev)
-	if err := seedHome("/root", "/etc/ssh/banger_authorized_keys"); err != nil {
+	if err := seedHome("/root", trustedKeysPath); err != nil {
 		logf("work disk: seeding /root: %v", err)
 	}
 }
 
-// seedHome gives a home without .ssh/authorized_keys the trusted keys.
+// seedHome gives a home without .ssh/authorized_keys the trusted keys (and
+// makes it root's only, as sshd's StrictModes wants; banger-home does the
+// same on the systemd images).
 func seedHome(home, keys string) error {
 	data, err := os.ReadFile(keys)
 	if errors.Is(err, os.ErrNotExist) {
@@ -167,6 +169,9 @@ func seedHome(home, keys string) error {
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+		return err
+	}
+	if err := os.Chmod(home, 0o700); err != nil {
 		return err
 	}
 	return os.WriteFile(ak, data, 0o600)

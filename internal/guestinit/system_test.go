@@ -84,6 +84,39 @@ func TestSeedHome(t *testing.T) {
 	if err := seedHome(filepath.Join(root, "other"), filepath.Join(root, "none")); err != nil {
 		t.Errorf("no trusted keys in the image: %v", err)
 	}
+	// A group- or world-writable home would make sshd refuse the key.
+	loose := filepath.Join(root, "loose")
+	os.Mkdir(loose, 0o777)
+	os.Chmod(loose, 0o777)
+	if err := seedHome(loose, keys); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(loose); st.Mode().Perm() != 0o700 {
+		t.Errorf("seeded home has mode %v, want 0700", st.Mode().Perm())
+	}
+}
+
+func TestSSHDServices(t *testing.T) {
+	root := t.TempDir()
+	if _, _, ok := sshdServices(root); ok {
+		t.Fatal("an image without /usr/sbin/sshd gets an sshd service")
+	}
+	os.MkdirAll(filepath.Join(root, "usr/sbin"), 0o755)
+	os.WriteFile(filepath.Join(root, "usr/sbin/sshd"), []byte("#!/bin/sh\n"), 0o755)
+	keygen, sshd, ok := sshdServices(root)
+	if !ok || keygen != nil {
+		t.Fatalf("sshd without ssh-keygen: ok %v, keygen %+v", ok, keygen)
+	}
+	want := []string{"/usr/sbin/sshd", "-D", "-e", "-o", "PubkeyAuthentication=yes", "-o", "PermitRootLogin=prohibit-password",
+		"-o", "AuthorizedKeysFile=.ssh/authorized_keys /etc/ssh/banger_authorized_keys"}
+	if strings.Join(sshd.Argv, "|") != strings.Join(want, "|") || sshd.Once {
+		t.Errorf("sshd service %+v, want argv %q restarted when it dies", sshd, want)
+	}
+	os.MkdirAll(filepath.Join(root, "usr/bin"), 0o755)
+	os.WriteFile(filepath.Join(root, "usr/bin/ssh-keygen"), []byte("#!/bin/sh\n"), 0o755)
+	if keygen, _, _ = sshdServices(root); keygen == nil || !keygen.Once || strings.Join(keygen.Argv, " ") != "/usr/bin/ssh-keygen -A" {
+		t.Errorf("host keys: %+v, want a run-once /usr/bin/ssh-keygen -A", keygen)
+	}
 }
 
 func TestPowerHelpers(t *testing.T) {

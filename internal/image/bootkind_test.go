@@ -2,11 +2,13 @@ package image
 
 import (
 	"archive/tar"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/sysexec"
 )
 
@@ -40,10 +42,15 @@ func TestBootKind(t *testing.T) {
 		err     string
 	}{
 		{"debian with systemd", []string{"etc/", "bin->usr/bin", "lib->usr/lib", "usr/bin/bash", "usr/lib/systemd/systemd", "usr/bin/apt-get", "usr/sbin/sshd"},
-			treeKind{Init: InitSystemd, HasApt: true, HasSSHD: true}, ""},
+			treeKind{Init: InitSystemd, PackageTool: toolAptGet, HasSSHD: true}, ""},
 		{"busybox without an init", []string{"./etc/", "./bin/busybox", "./bin/sh->busybox"}, treeKind{Init: InitAgent}, ""},
 		{"alpine with busybox init and sshd", []string{"etc/", "bin/busybox", "sbin/init->/bin/busybox", "usr/sbin/sshd"}, treeKind{Init: InitAgent, HasSSHD: true}, ""},
-		{"slim debian without systemd", []string{"etc/", "bin->usr/bin", "usr/bin/bash", "usr/bin/apt-get"}, treeKind{Init: InitAgent, HasApt: true}, ""},
+		{"slim debian without systemd", []string{"etc/", "bin->usr/bin", "usr/bin/bash", "usr/bin/apt-get"}, treeKind{Init: InitAgent, PackageTool: toolAptGet}, ""},
+		{"alpine's apk through a usrmerge /sbin", []string{"etc/", "sbin->usr/sbin", "usr/sbin/apk", "bin/busybox"}, treeKind{Init: InitAgent, PackageTool: toolApk}, ""},
+		{"apk in /usr/sbin only", []string{"etc/", "sbin/", "usr/sbin/apk"}, treeKind{Init: InitAgent, PackageTool: toolApkUsr}, ""},
+		{"fedora's dnf (a link to dnf5)", []string{"etc/", "bin->usr/bin", "usr/bin/bash", "usr/lib/systemd/systemd", "usr/bin/dnf5", "usr/bin/dnf->dnf5"},
+			treeKind{Init: InitSystemd, PackageTool: toolDnf}, ""},
+		{"apt wins over dnf", []string{"etc/", "usr/bin/apt-get", "usr/bin/dnf"}, treeKind{Init: InitAgent, PackageTool: toolAptGet}, ""},
 		{"systemd without bash", []string{"etc/", "lib/systemd/systemd"}, treeKind{}, "no bash"},
 		{"no /etc", []string{"bin/busybox"}, treeKind{}, "no /etc"},
 	} {
@@ -100,5 +107,52 @@ func TestCustomizeAgentInit(t *testing.T) {
 	os.Symlink("../../outside", filepath.Join(tree, "sbin"))
 	if out, err := run(t, sysexec.Cmd{Argv: []string{"bash", filepath.Join(dir, "customize.sh")}, Env: env}); err == nil || !strings.Contains(out, "leaving the tree") {
 		t.Errorf("a /sbin link out of the tree: %v\n%s", err, out)
+	}
+}
+
+// TestPackagesEnv: --packages picks the image's own package manager, checks
+// Debian's stricter names only for apt, and refuses an image without one.
+func TestPackagesEnv(t *testing.T) {
+	b := &Builder{}
+	if env, err := b.packagesEnv(treeKind{}, nil); env != nil || err != nil {
+		t.Errorf("no packages: %q, %v", env, err)
+	}
+	_, err := b.packagesEnv(treeKind{Init: InitAgent}, []string{"curl"})
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Code != api.CodeFailedPrecondition || !strings.Contains(ae.Message, "apt-get (/usr/bin/apt-get), dnf (/usr/bin/dnf) or apk (/sbin/apk)") {
+		t.Errorf("an image without a package manager: %v", err)
+	}
+	if _, err := b.packagesEnv(treeKind{PackageTool: toolAptGet}, []string{"perl-Net-SSLeay"}); !errors.As(err, &ae) || ae.Code != api.CodeInvalidArgument {
+		t.Errorf("an rpm-style name for apt: %v", err)
+	}
+	env, err := b.packagesEnv(treeKind{PackageTool: toolDnf}, []string{"perl-Net-SSLeay", "gcc-c++"})
+	if err != nil || strings.Join(env, " ") != "BANGER_EXTRA_PACKAGES=perl-Net-SSLeay,gcc-c++ BANGER_PACKAGE_TOOL=/usr/bin/dnf" {
+		t.Errorf("dnf: %q, %v", env, err)
+	}
+	env, err = b.packagesEnv(treeKind{PackageTool: toolAptGet}, []string{"hello"})
+	if err != nil || len(env) != 3 || env[1] != "BANGER_PACKAGE_TOOL=/usr/bin/apt-get" || !strings.HasPrefix(env[2], "BANGER_APT_CACHE=") {
+		t.Errorf("apt: %q, %v", env, err)
+	}
+	for _, bad := range []string{"-x", "a b", "../x", "a/b", "x;y", ""} {
+		if pkgNameRe.MatchString(bad) {
+			t.Errorf("%q taken for a package name", bad)
+		}
+	}
+}
+
+// TestPackError: a failed install is reported with the package manager's
+// command, exit status and last lines; apt's unknown package stays an
+// invalid argument.
+func TestPackError(t *testing.T) {
+	tail := []string{"ERROR: unable to select packages:", "  nosuch (no such package):", "    required by: world[nosuch]", "pack: packages: apk add --no-cache nosuch exited with status 1"}
+	err := packError(BuildRequest{}, tail, errors.New("exit status 3"))
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Code != api.CodeFailedPrecondition ||
+		ae.Message != "installing the extra packages failed: apk add --no-cache nosuch exited with status 1; its last lines: ERROR: unable to select packages: /   nosuch (no such package): /     required by: world[nosuch]" {
+		t.Errorf("apk failure explained as %v", err)
+	}
+	err = packError(BuildRequest{Suite: "bookworm"}, []string{"E: Unable to locate package nope", "pack: packages: apt-get -q -y install nope exited with status 100"}, errors.New("exit status 3"))
+	if !errors.As(err, &ae) || ae.Code != api.CodeInvalidArgument || !strings.Contains(ae.Message, "nope") {
+		t.Errorf("apt's unknown package explained as %v", err)
 	}
 }

@@ -307,6 +307,18 @@ func packError(req BuildRequest, tail []string, err error) error {
 				"check the package names (apt-cache show NAME on a Debian "+req.Suite+" host) and drop or fix them")
 		}
 	}
+	// pack-image.sh names the package manager's command and exit status
+	// on its last line; the lines before it are the manager's own.
+	for i, line := range tail {
+		what, ok := strings.CutPrefix(line, "pack: packages: ")
+		if !ok {
+			continue
+		}
+		last := slices.Delete(slices.Clone(tail), i, i+1)
+		return api.NewError(api.CodeFailedPrecondition,
+			fmt.Sprintf("installing the extra packages failed: %s; its last lines: %s", what, strings.Join(last, " / ")),
+			"check the package names against the image's own repositories and that they are reachable from this host; nothing was made")
+	}
 	return fmt.Errorf("make the image from the base tree: %s: %w", strings.Join(tail, " / "), err)
 }
 
@@ -460,7 +472,7 @@ func idMapping() (uid int, subuid, subgid int64, err error) {
 // why a failed script failed: the first few apt/mmdebstrap error lines ("E:
 // ...", which mmdebstrap prints long before it gives up) and the last lines.
 func (b *Builder) runScript(ctx context.Context, sb Sandbox, s Script, stepOf func(string) string, progress func(api.Progress)) ([]string, error) {
-	const keep = 4
+	const keep = 6
 	var tail, errs []string
 	lw := &lineWriter{emit: func(line string) {
 		tail = append(tail, line)

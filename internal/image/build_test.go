@@ -78,14 +78,14 @@ func (f fakeSandbox) Run(_ context.Context, s Script) error {
 // TestRunScriptKeepsEarlyErrors: mmdebstrap says what is wrong ("E: Unable
 // to locate package") long before its last lines; the explanation keeps it.
 func TestRunScriptKeepsEarlyErrors(t *testing.T) {
-	sb := fakeSandbox{lines: []string{"I: one", "E: Unable to locate package nope", "I: two", "I: three", "I: four", "I: five", "E: mmdebstrap failed to run"}}
+	sb := fakeSandbox{lines: []string{"I: one", "E: Unable to locate package nope", "I: two", "I: three", "I: four", "I: five", "I: six", "I: seven", "E: mmdebstrap failed to run"}}
 	var steps []string
 	tail, err := (&Builder{}).runScript(context.Background(), sb, Script{Name: ScriptDebian}, func(string) string { return StepBootstrap },
 		func(p api.Progress) { steps = append(steps, p.Step) })
 	if err == nil || len(steps) != len(sb.lines) {
 		t.Fatalf("err %v, %d progress events", err, len(steps))
 	}
-	want := []string{"E: Unable to locate package nope", "E: mmdebstrap failed to run", "I: three", "I: four", "I: five"}
+	want := []string{"E: Unable to locate package nope", "E: mmdebstrap failed to run", "I: three", "I: four", "I: five", "I: six", "I: seven"}
 	if strings.Join(tail, "|") != strings.Join(want, "|") {
 		t.Errorf("tail %q, want %q", tail, want)
 	}

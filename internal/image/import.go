@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -29,8 +30,8 @@ const (
 type ImportRequest struct {
 	Name      string
 	SizeBytes int64 // default: DefaultSizeBytes, more when the tree needs it
-	// Packages are installed with the image's apt over its tree (images
-	// with apt only).
+	// Packages are installed over the image's tree with its own package
+	// manager (apt-get, dnf or apk; see treeKind.PackageTool).
 	Packages      []string
 	PublicKeyPath string
 	AgentPath     string
@@ -46,9 +47,9 @@ type Origin struct {
 	Source string `json:"source"`
 	Digest string `json:"digest"`
 	Init   string `json:"init"` // how it boots: "systemd" or "agent" (banger-agent as PID 1)
-	// NoSSH: an agent-booted image; the VM is running once its agent
-	// answers (its sshd, if any, is started but not waited for: sshd under
-	// the agent as PID 1 is not proven yet).
+	// NoSSH: an agent-booted image without sshd; the VM is running once
+	// its agent answers. An agent-booted image with /usr/sbin/sshd has it
+	// started by PID 1 and its VMs wait for it as the systemd images' do.
 	NoSSH bool `json:"no_ssh,omitempty"`
 	// Packages installed over it (--packages).
 	Packages []string `json:"packages,omitempty"`
@@ -99,7 +100,7 @@ func (b *Builder) Import(ctx context.Context, req ImportRequest, img *ociimage.I
 		return api.Image{}, err
 	}
 	for _, p := range req.Packages {
-		if !debPkgRe.MatchString(p) {
+		if !pkgNameRe.MatchString(p) {
 			return api.Image{}, invalid(fmt.Sprintf("%q is not a package name", p), "use names like curl or python3")
 		}
 	}
@@ -124,15 +125,10 @@ func (b *Builder) Import(ctx context.Context, req ImportRequest, img *ociimage.I
 	if err != nil {
 		return api.Image{}, err
 	}
-	init, hasApt := kind.Init, kind.HasApt
-	var packEnv []string
-	if len(req.Packages) > 0 {
-		if !hasApt {
-			return api.Image{}, api.NewError(api.CodeFailedPrecondition,
-				"--packages needs apt in the image (/usr/bin/apt-get); this banger installs packages only into apt-based images",
-				"install them in the image itself (RUN ... in its Dockerfile), or drop --packages")
-		}
-		packEnv = []string{"BANGER_EXTRA_PACKAGES=" + strings.Join(req.Packages, ","), "BANGER_APT_CACHE=" + AptCacheDir(b.Layout)}
+	init := kind.Init
+	packEnv, err := b.packagesEnv(kind, req.Packages)
+	if err != nil {
+		return api.Image{}, err
 	}
 	sb, err := b.sandbox(ctx)
 	if err != nil {
@@ -180,7 +176,7 @@ func (b *Builder) Import(ctx context.Context, req ImportRequest, img *ociimage.I
 	if err != nil {
 		return api.Image{}, err
 	}
-	data, _ := json.MarshalIndent(Origin{Source: img.Ref.String(), Digest: img.Digest, Init: init, NoSSH: init == InitAgent, Packages: req.Packages}, "", "  ")
+	data, _ := json.MarshalIndent(Origin{Source: img.Ref.String(), Digest: img.Digest, Init: init, NoSSH: init == InitAgent && !kind.HasSSHD, Packages: req.Packages}, "", "  ")
 	if err := os.WriteFile(OriginPath(breq.OutputPath), append(data, '\n'), 0o644); err != nil {
 		os.Remove(breq.OutputPath)
 		return api.Image{}, err
@@ -238,6 +234,43 @@ func (b *Builder) ociArchive(img *ociimage.Image, progress func(api.Progress)) (
 	return archive, nil
 }
 
+// pkgNameRe is a package name any of the package managers knows: apk's and
+// rpm's names have capitals and underscores, which Debian's do not
+// (debPkgRe is checked too for apt images). Never an option or a path.
+var pkgNameRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_+.-]*$`)
+
+// Package managers --packages runs inside an image's tree, by the path
+// bootKind found them at.
+const (
+	toolAptGet = "/usr/bin/apt-get"
+	toolDnf    = "/usr/bin/dnf"
+	toolApk    = "/sbin/apk"
+	toolApkUsr = "/usr/sbin/apk"
+)
+
+// packagesEnv is pack-image.sh's environment for installing packages with
+// the image's own package manager, or a clear refusal when it has none.
+func (b *Builder) packagesEnv(kind treeKind, packages []string) ([]string, error) {
+	if len(packages) == 0 {
+		return nil, nil
+	}
+	env := []string{"BANGER_EXTRA_PACKAGES=" + strings.Join(packages, ","), "BANGER_PACKAGE_TOOL=" + kind.PackageTool}
+	switch kind.PackageTool {
+	case "":
+		return nil, api.NewError(api.CodeFailedPrecondition,
+			"--packages needs a package manager in the image: apt-get (/usr/bin/apt-get), dnf (/usr/bin/dnf) or apk (/sbin/apk), and this image has none",
+			"install them in the image itself (RUN ... in its Dockerfile), or drop --packages")
+	case toolAptGet:
+		for _, p := range packages {
+			if !debPkgRe.MatchString(p) {
+				return nil, invalid(fmt.Sprintf("%q is not a Debian package name (lower case letters, digits, +, - and .)", p), "use names like curl or python3")
+			}
+		}
+		env = append(env, "BANGER_APT_CACHE="+AptCacheDir(b.Layout))
+	}
+	return env, nil
+}
+
 // How an imported image boots (Origin.Init).
 const (
 	InitSystemd = "systemd" // its own systemd, with banger's units
@@ -246,9 +279,11 @@ const (
 
 // treeKind is what bootKind learns from an image's tree.
 type treeKind struct {
-	Init    string
-	HasApt  bool
-	HasSSHD bool
+	Init string
+	// PackageTool is the package manager --packages runs: toolAptGet,
+	// toolDnf, toolApk or toolApkUsr, the first the tree has; "" for none.
+	PackageTool string
+	HasSSHD     bool
 }
 
 // bootKind says how an image's tree boots: InitSystemd when it has systemd
@@ -296,7 +331,13 @@ func bootKind(archive string) (treeKind, error) {
 	}
 	systemd := exists("lib/systemd/systemd") || exists("usr/lib/systemd/systemd")
 	bash := exists("bin/bash") || exists("usr/bin/bash")
-	k := treeKind{HasApt: exists("usr/bin/apt-get"), HasSSHD: exists("usr/sbin/sshd")}
+	k := treeKind{HasSSHD: exists("usr/sbin/sshd")}
+	for _, tool := range []string{toolAptGet, toolDnf, toolApk, toolApkUsr} {
+		if exists(tool[1:]) {
+			k.PackageTool = tool
+			break
+		}
+	}
 	switch {
 	case systemd && bash:
 		k.Init = InitSystemd

@@ -120,7 +120,7 @@ func TestServiceImportRules(t *testing.T) {
 	if cached, _ := filepath.Glob(filepath.Join(l.BuildCacheDir(), "oci", strings.ReplaceAll(otherDigest, ":", "-")+".tar")); len(cached) != 1 {
 		t.Errorf("the flattened tree of %s is not cached", otherDigest)
 	}
-	if _, err := s.Import(ctx, api.ImageImportParams{Name: "app", Ref: "oci:" + other + ":v2", Force: true, Packages: []string{"Bad_Name"}}, nil); apiCode(err) != api.CodeInvalidArgument {
+	if _, err := s.Import(ctx, api.ImageImportParams{Name: "app", Ref: "oci:" + other + ":v2", Force: true, Packages: []string{"--allow-untrusted"}}, nil); apiCode(err) != api.CodeInvalidArgument {
 		t.Errorf("a bad package name: %v", err)
 	}
 	// The same digest with other packages is another image.

@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/banger-dev/banger/internal/e2etest"
+)
+
+// TestInitlessImageStartsSSHD: the cached Debian tree with its systemd
+// whited out (a slim image with openssh-server but no init) boots with
+// banger-agent as PID 1, which starts the image's sshd with host keys made
+// by its ssh-keygen -A: `vm create` waits for sshd as for the systemd
+// images, `vm ssh` logs in with the bundle key PID 1 put in
+// /root/.ssh/authorized_keys, and an sshd that dies is started again.
+func TestInitlessImageStartsSSHD(t *testing.T) {
+	env := e2etest.New(t, e2etest.Options{Subnet: "172.30.98.0/24", Bridge: "bangerinitssh", Config: "nat = false\n"})
+	tars, _ := filepath.Glob(filepath.Join(e2etest.CacheDir(), "build", "rootfs", "*.tar"))
+	more, _ := filepath.Glob(filepath.Join(e2etest.CacheDir(), "cache", "build", "rootfs", "*.tar"))
+	tars = append(tars, more...)
+	if len(tars) == 0 {
+		t.Fatal("no cached Debian base tree archive under " + e2etest.CacheDir())
+	}
+	sort.Slice(tars, func(i, j int) bool {
+		a, _ := os.Stat(tars[i])
+		b, _ := os.Stat(tars[j])
+		return a.ModTime().After(b.ModTime())
+	})
+	base, err := tarball.LayerFromFile(tars[0], tarball.WithCompressionLevel(gzip.BestSpeed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	mt := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	tw.WriteHeader(&tar.Header{Name: "usr/lib/systemd/.wh.systemd", Typeflag: tar.TypeReg, ModTime: mt})
+	tw.Close()
+	data := buf.Bytes()
+	top, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.ConfigFile(empty.Image, &v1.ConfigFile{OS: "linux", Architecture: "amd64",
+		Config: v1.Config{Cmd: []string{"sleep", "infinity"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img, err = mutate.AppendLayers(img, base, top); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "layout")
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "v1"})); err != nil {
+		t.Fatal(err)
+	}
+	env.MustBanger("image", "import", "oci:"+dir+":v1", "--name", "slim")
+	var origin struct {
+		Init  string `json:"init"`
+		NoSSH bool   `json:"no_ssh"`
+	}
+	raw, err := os.ReadFile(filepath.Join(env.DataDir, "images", "slim.ext4.origin.json"))
+	if err == nil {
+		err = json.Unmarshal(raw, &origin)
+	}
+	if err != nil || origin.Init != "agent" || origin.NoSSH {
+		t.Fatalf("origin of the slim image: %+v, %v; want init agent with ssh", origin, err)
+	}
+	t.Cleanup(func() { env.Banger("image", "delete", "slim") })
+
+	if out, errOut, code := env.Banger("vm", "create", "--name", "slim", "--image", "slim"); code != 0 {
+		logs, _, _ := env.Banger("vm", "logs", "slim")
+		t.Fatalf("vm create: exit %d\n%s%s\nconsole:\n%s", code, out, errOut, logs)
+	}
+	ssh := func(command ...string) string {
+		t.Helper()
+		out, errOut, code := env.SSH("slim", command...)
+		if code != 0 {
+			logs, _, _ := env.Banger("vm", "logs", "slim")
+			t.Fatalf("vm ssh slim -- %s: exit %d\nstdout:\n%s\nstderr:\n%s\nconsole:\n%s", strings.Join(command, " "), code, out, errOut, logs)
+		}
+		return out
+	}
+	if out := ssh("readlink", "/proc/1/exe"); strings.TrimSpace(out) != "/usr/local/bin/banger-agent" {
+		t.Errorf("PID 1 over ssh: %q", out)
+	}
+	if out := ssh("cat", "/root/.ssh/authorized_keys"); !strings.HasPrefix(out, "ssh-") {
+		t.Errorf("root's authorized_keys: %q", out)
+	}
+	if out := env.MustBanger("vm", "exec", "slim", "--", "pgrep", "-x", "sleep"); strings.TrimSpace(out) == "" {
+		t.Error("the image's CMD (sleep infinity) is not running")
+	}
+	if out := ssh("sh", "-c", "ls /etc/ssh/ssh_host_*_key.pub"); !strings.Contains(out, "ssh_host_ed25519_key.pub") {
+		t.Errorf("host keys made at boot: %q", out)
+	}
+
+	// sshd killed: PID 1 starts it again and ssh logs in again (with the
+	// same host key: banger's known_hosts would refuse another).
+	before := strings.TrimSpace(env.MustBanger("vm", "exec", "slim", "--", "pgrep", "-o", "-x", "sshd"))
+	env.MustBanger("vm", "exec", "slim", "--", "kill", before)
+	var after string
+	for i := 0; i < 60; i++ {
+		time.Sleep(time.Second)
+		out, _, code := env.Banger("vm", "exec", "slim", "--", "pgrep", "-o", "-x", "sshd")
+		if after = strings.TrimSpace(out); code == 0 && after != "" && after != before {
+			break
+		}
+	}
+	if after == "" || after == before {
+		logs, _, _ := env.Banger("vm", "logs", "slim")
+		t.Fatalf("sshd (pid %s) was not started again after it was killed\nconsole:\n%s", before, logs)
+	}
+	// The new sshd listens a moment after it is started.
+	var out, errOut string
+	code := -1
+	for i := 0; i < 30 && code != 0; i++ {
+		if i > 0 {
+			time.Sleep(time.Second)
+		}
+		out, errOut, code = env.SSH("slim", "echo", "back")
+	}
+	if code != 0 || strings.TrimSpace(out) != "back" {
+		logs, _, _ := env.Banger("vm", "logs", "slim")
+		t.Fatalf("ssh after sshd's restart: exit %d, %q %s\nconsole:\n%s", code, out, errOut, logs)
+	}
+	logs := env.MustBanger("vm", "logs", "slim")
+	if !strings.Contains(logs, "ssh-keygen -A: exited with status 0") || !strings.Contains(logs, "sshd: restarting in") {
+		t.Errorf("the console does not show the host keys made and sshd restarted:\n%s", logs)
+	}
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, "ssh-keygen -A:") {
+			t.Log(strings.TrimSpace(line)) // how long the host keys took under emulation
+		}
+	}
+	env.MustBanger("vm", "stop", "slim")
+}
