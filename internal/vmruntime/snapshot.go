@@ -21,9 +21,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/banger-dev/banger/internal/agentclient"
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/bundle"
 	"github.com/banger-dev/banger/internal/disk"
@@ -360,7 +362,11 @@ func (r *Runtime) ResumeFrom(ctx context.Context, vm api.VM, dir string, progres
 		}},
 		{name: "wait-agent", msg: "waiting for the guest agent", do: func(ctx context.Context) error {
 			vm.PID = h.PID
-			return r.waitAgent(ctx, vm, f, progress)
+			if err := r.waitAgent(ctx, vm, f, progress); err != nil {
+				return err
+			}
+			r.setGuestClock(ctx, vm, progress)
+			return nil
 		}},
 	}
 	if err := runSteps(ctx, "resume", steps, orNop(progress)); err != nil {
@@ -416,4 +422,18 @@ func orNop(f func(api.Progress)) func(api.Progress) {
 		return func(api.Progress) {}
 	}
 	return f
+}
+
+// setGuestClock sets a resumed guest's wall clock to the host's: the guest
+// continues from the instant its memory was saved, so without this its
+// clock is behind by however long the state sat on disk (a suspend over a
+// weekend). Whole seconds, through the agent (`date -s @N` works with GNU
+// and busybox date); a guest NTP client, when the image has one, does the
+// rest. A failure is reported, not fatal: the guest runs either way.
+func (r *Runtime) setGuestClock(ctx context.Context, vm api.VM, progress func(api.Progress)) {
+	now := strconv.FormatInt(time.Now().Add(500*time.Millisecond).Unix(), 10)
+	err := guestRun(ctx, agentclient.Client{Dial: r.dialer(vm)}, []string{"date", "-u", "-s", "@" + now}, nil)
+	if err != nil {
+		orNop(progress)(api.Progress{Step: "wait-agent", Message: "warning: the guest's clock was not set (it is behind by the time the state was saved): " + err.Error()})
+	}
 }

@@ -73,6 +73,7 @@ func TestSnapshotRestoreSuspend(t *testing.T) {
 	c1 := counting(0, "before the snapshot")
 
 	env.MustBanger("vm", "snapshot", "create", "dev", "--name", "s1")
+	savedAt := time.Now()
 	var snaps []api.Snapshot
 	env.JSON(&snaps, "vm", "snapshot", "list", "dev")
 	if len(snaps) != 1 || snaps[0].Name != "s1" || !snaps[0].HasMemory || snaps[0].SizeBytes <= 0 ||
@@ -107,8 +108,19 @@ func TestSnapshotRestoreSuspend(t *testing.T) {
 	}
 
 	// Restore with memory: the counter continues, no reboot, the disks are
-	// as they were at the snapshot.
+	// as they were at the snapshot, and the guest's clock is the host's
+	// (not the snapshot's: at least 10 s have passed since).
+	if wait := 10*time.Second - time.Since(savedAt); wait > 0 {
+		time.Sleep(wait)
+	}
 	env.MustBanger("vm", "restore", "dev", "s1", "--yes")
+	guestNow, err := strconv.ParseInt(strings.TrimSpace(env.MustSSH("dev", "date", "+%s")), 10, 64)
+	if err != nil {
+		t.Fatalf("guest date: %v", err)
+	}
+	if skew := time.Now().Unix() - guestNow; skew > 3 || skew < -3 {
+		t.Errorf("guest clock after restore is %d s off the host's: want it set on restore", skew)
+	}
 	if got := bootID(); got != boot {
 		t.Errorf("boot id after restore = %s, want %s (the guest must not reboot)", got, boot)
 	}
@@ -313,6 +325,40 @@ func TestSnapshotRestoreSuspend(t *testing.T) {
 	if len(snaps) != 2 || snaps[1].Name != "d1" || snaps[1].HasMemory {
 		t.Errorf("after --no-safety restore, want s1 and d1 (disk only), no safety snapshot: %+v", snaps)
 	}
+
+	// A clone from a disk-only snapshot boots from the snapshot's disks
+	// (its /root is the snapshot's) and is its own machine by the time it
+	// is running; the source runs on, unchanged.
+	machineID = strings.TrimSpace(env.MustSSH("dev", "cat", "/etc/machine-id"))
+	hostKey = strings.TrimSpace(env.MustSSH("dev", "cat", "/etc/ssh/ssh_host_ed25519_key.pub"))
+	boot = bootID()
+	env.MustBanger("vm", "clone", "dev", "dev4", "--snapshot", "d1")
+	src, clone = env.VM("dev"), env.VM("dev4")
+	if clone.State != api.VMRunning || clone.IP == src.IP || clone.MAC == src.MAC {
+		t.Errorf("disk-only clone record %+v shares identity with the source %+v", clone, src)
+	}
+	for _, c := range []struct {
+		argv      []string
+		want, not string
+	}{
+		{[]string{"hostname"}, "dev4", ""},
+		{[]string{"cat", "/root/state"}, "at-d1", ""},
+		{[]string{"cat", "/etc/machine-id"}, "", machineID},
+		{[]string{"cat", "/etc/ssh/ssh_host_ed25519_key.pub"}, "", hostKey},
+	} {
+		got := strings.TrimSpace(env.MustSSH("dev4", c.argv...))
+		if (c.want != "" && got != c.want) || got == c.not || got == "" {
+			t.Errorf("disk-only clone: %v = %q (want %q, not the source's %q)", c.argv, got, c.want, c.not)
+		}
+	}
+	if addr := env.MustSSH("dev4", "ip", "-4", "addr", "show", "dev", "eth0"); !strings.Contains(addr, clone.IP+"/") || strings.Contains(addr, src.IP+"/") {
+		t.Errorf("disk-only clone eth0 addresses, want only %s:\n%s", clone.IP, addr)
+	}
+	if got := bootID(); got != boot {
+		t.Errorf("source boot id changed by the disk-only clone: %s, want %s", got, boot)
+	}
+	env.MustBanger("vm", "delete", "--force", "-y", "dev4")
+	assertGone(t, env, clone)
 
 	// A restore interrupted after the VM was stopped leaves it stopped and
 	// whole: no VMM, no tap, no extra snapshot; it boots again.

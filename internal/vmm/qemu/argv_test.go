@@ -77,8 +77,8 @@ func TestTSCOnlyUnderTCG(t *testing.T) {
 	if a := appendArg(BuildArgv(spec, AccelKVM, 2596122)); strings.Contains(a, "tsc_early_khz") {
 		t.Errorf("kvm cmdline has tsc_early_khz: %q", a)
 	}
-	if a := appendArg(BuildArgv(spec, AccelTCG, 2596122)); !strings.Contains(a, " tsc_early_khz=2596122 ") {
-		t.Errorf("tcg cmdline lacks tsc_early_khz=2596122: %q", a)
+	if a := appendArg(BuildArgv(spec, AccelTCG, 2596122)); !strings.Contains(a, " tsc_early_khz=2596122 tsc=reliable ") {
+		t.Errorf("tcg cmdline lacks tsc_early_khz=2596122 tsc=reliable: %q", a)
 	}
 	if a := appendArg(BuildArgv(spec, AccelTCG, 0)); strings.Contains(a, "tsc_early_khz") {
 		t.Errorf("unknown TSC rate still passed: %q", a)
