@@ -148,11 +148,17 @@ var sshdOptions = []string{
 // trustedKeysPath is the bundle key banger's guest layer puts in the image.
 const trustedKeysPath = "/etc/ssh/banger_authorized_keys"
 
+// hostKeyPath is the one host key PID 1 makes and gives sshd: an ed25519
+// key takes a quarter of a second to make under TCG where `ssh-keygen -A`
+// (RSA too) took 6-7 s of every first boot.
+const hostKeyPath = "/etc/ssh/ssh_host_ed25519_key"
+
 // sshdServices is what PID 1 runs for an image's sshd under root (the
-// guest's / in production): the image's ssh-keygen -A first, making the
-// host keys that are missing (images ship none: each VM makes its own),
-// then sshd in the foreground logging to the console, restarted whenever
-// it dies. ok is false when the image has no sshd.
+// guest's / in production): the image's ssh-keygen first when the VM has
+// no host key yet (images ship none: each VM makes its own), then sshd in
+// the foreground logging to the console with that key, restarted whenever
+// it dies. Without ssh-keygen sshd gets no HostKey option and uses what the
+// image has. ok is false when the image has no sshd.
 func sshdServices(root string) (keygen *Service, sshd Service, ok bool) {
 	if st, err := os.Stat(filepath.Join(root, sshdPath)); err != nil || !st.Mode().IsRegular() {
 		return nil, Service{}, false
@@ -160,7 +166,11 @@ func sshdServices(root string) (keygen *Service, sshd Service, ok bool) {
 	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	sshd = Service{Name: "sshd", Argv: append([]string{sshdPath, "-D", "-e"}, sshdOptions...), Env: env, Dir: "/"}
 	if st, err := os.Stat(filepath.Join(root, keygenPath)); err == nil && st.Mode().IsRegular() {
-		keygen = &Service{Name: "ssh-keygen", Argv: []string{keygenPath, "-A"}, Env: env, Dir: "/", Once: true}
+		sshd.Argv = append(sshd.Argv, "-o", "HostKey="+hostKeyPath)
+		if _, err := os.Stat(filepath.Join(root, hostKeyPath)); err != nil {
+			keygen = &Service{Name: "ssh-keygen", Argv: []string{keygenPath, "-q", "-t", "ed25519", "-N", "", "-C", "root@banger", "-f", hostKeyPath},
+				Env: env, Dir: "/", Once: true}
+		}
 	}
 	return keygen, sshd, true
 }
@@ -185,13 +195,13 @@ func startSSHD(sup *Supervisor, logf func(string, ...any)) {
 		}
 	}
 	if keygen == nil {
-		logf("sshd: no %s in the image: starting sshd with the host keys it has", keygenPath)
+		logf("sshd: starting with the host keys the image has (%s makes one only when %s is missing)", keygenPath, hostKeyPath)
 		startSSHDNow()
 		return
 	}
 	started := time.Now()
 	keygen.Done = func(ws syscall.WaitStatus) {
-		logf("ssh-keygen -A: %s after %.1fs; starting sshd", describe(ws), time.Since(started).Seconds())
+		logf("ssh-keygen (%s): %s after %.1fs; starting sshd", hostKeyPath, describe(ws), time.Since(started).Seconds())
 		startSSHDNow()
 	}
 	if err := sup.Start(*keygen); err != nil {

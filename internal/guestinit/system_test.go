@@ -112,10 +112,21 @@ func TestSSHDServices(t *testing.T) {
 	if strings.Join(sshd.Argv, "|") != strings.Join(want, "|") || sshd.Once {
 		t.Errorf("sshd service %+v, want argv %q restarted when it dies", sshd, want)
 	}
+	// With ssh-keygen: one ed25519 key made once, and sshd told to use it.
 	os.MkdirAll(filepath.Join(root, "usr/bin"), 0o755)
 	os.WriteFile(filepath.Join(root, "usr/bin/ssh-keygen"), []byte("#!/bin/sh\n"), 0o755)
-	if keygen, _, _ = sshdServices(root); keygen == nil || !keygen.Once || strings.Join(keygen.Argv, " ") != "/usr/bin/ssh-keygen -A" {
-		t.Errorf("host keys: %+v, want a run-once /usr/bin/ssh-keygen -A", keygen)
+	keygen, sshd, _ = sshdServices(root)
+	if keygen == nil || !keygen.Once || strings.Join(keygen.Argv, " ") != "/usr/bin/ssh-keygen -q -t ed25519 -N  -C root@banger -f /etc/ssh/ssh_host_ed25519_key" {
+		t.Errorf("host keys: %+v, want a run-once ssh-keygen of the ed25519 key", keygen)
+	}
+	if got := strings.Join(sshd.Argv, "|"); got != strings.Join(append(want, "-o", "HostKey=/etc/ssh/ssh_host_ed25519_key"), "|") {
+		t.Errorf("sshd argv %q: want the HostKey option after %q", got, want)
+	}
+	// The next boot finds the key and makes none.
+	os.MkdirAll(filepath.Join(root, "etc/ssh"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc/ssh/ssh_host_ed25519_key"), []byte("key"), 0o600)
+	if keygen, _, _ = sshdServices(root); keygen != nil {
+		t.Errorf("a VM with its host key makes another: %+v", keygen)
 	}
 }
 
