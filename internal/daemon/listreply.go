@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"encoding/json"
-	"reflect"
 	"slices"
 	"sync"
 
@@ -41,12 +40,44 @@ func (c *replyCache[T]) encode(v T, equal func(a, b T) bool) (server.Encoded, er
 	return b, nil
 }
 
-// sameVMList: reflect.DeepEqual holds every field of api.VM, pointers
-// and slices followed, so a field added later is compared too. It tells
-// nil from empty and compares times by representation, which can only
-// make it say "different" (and encode again) for equal lists, never the
-// reverse.
-func sameVMList(a, b api.VMListResult) bool { return reflect.DeepEqual(a.VMs, b.VMs) }
+// sameVMList compares two lists field by field (reflect.DeepEqual took
+// 30% of bangerd's CPU per vm.list with 1,000 VMs).
+// TestSameVMCoversEveryField fails when api.VM gains a field sameVM does
+// not compare.
+func sameVMList(a, b api.VMListResult) bool {
+	return (a.VMs == nil) == (b.VMs == nil) && slices.EqualFunc(a.VMs, b.VMs, sameVM)
+}
+
+// sameVM: times and everything else are compared by representation (==,
+// not time.Equal), so equal means encoded the same; a difference that
+// would not show in JSON only costs one more encoding.
+func sameVM(a, b api.VM) bool {
+	return a.ID == b.ID && a.Name == b.Name && a.Image == b.Image && a.VCPUs == b.VCPUs &&
+		a.MemoryMiB == b.MemoryMiB && a.DiskBytes == b.DiskBytes && a.State == b.State && a.VMM == b.VMM &&
+		a.IP == b.IP && a.MAC == b.MAC && a.Tap == b.Tap && a.VsockPath == b.VsockPath &&
+		a.VsockCID == b.VsockCID && a.PID == b.PID && a.DiskAllocatedBytes == b.DiskAllocatedBytes &&
+		a.LastError == b.LastError && a.CreatedAt == b.CreatedAt && a.UpdatedAt == b.UpdatedAt &&
+		samePtr(a.StartedAt, b.StartedAt) && sameSlice(a.Publish, b.Publish) &&
+		samePtr(a.AutoForward, b.AutoForward) && sameSlice(a.Forwards, b.Forwards) &&
+		sameProvision(a.Provision, b.Provision)
+}
+
+func samePtr[T comparable](a, b *T) bool {
+	return a == b || (a != nil && b != nil && *a == *b)
+}
+
+func sameSlice[T comparable](a, b []T) bool {
+	return (a == nil) == (b == nil) && slices.Equal(a, b)
+}
+
+func sameProvision(a, b *api.VMProvision) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.State == b.State && sameSlice(a.Scripts, b.Scripts) && a.ScriptsDone == b.ScriptsDone &&
+		a.Copies == b.Copies && a.CopiesDone == b.CopiesDone && a.Ready == b.Ready && a.Error == b.Error &&
+		a.LogPath == b.LogPath
+}
 
 // sameSummaries: api.VMSummary is comparable (no pointers or slices).
 func sameSummaries(a, b api.VMSummariesResult) bool {
