@@ -3,7 +3,9 @@ package client
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,6 +83,29 @@ func fill(v reflect.Value, s string, n int) {
 			if v.Type().Field(i).IsExported() {
 				fill(v.Field(i), s, n)
 			}
+		}
+	}
+}
+
+// A result larger than the reader's buffer is gathered whole, and the
+// gathered buffer reused by the next call holds nothing of the last one.
+func TestLargeFramesReadWhole(t *testing.T) {
+	for _, n := range []int{1500, 3, 700} {
+		var res api.VMListResult
+		fill(reflect.ValueOf(&res).Elem(), "vm", n)
+		res.VMs = make([]api.VM, n)
+		for i := range res.VMs {
+			fill(reflect.ValueOf(&res.VMs[i]).Elem(), fmt.Sprintf("vm-%d", i), i)
+		}
+		b, _ := json.Marshal(res)
+		big := append(append([]byte(`{"progress":{"step":"`+strings.Repeat("p", 100<<10)+`"}}`+"\n"+`{"result":`), b...), "}\n"...)
+		var got api.VMListResult
+		var steps int
+		if err := readFrames(bytes.NewReader(big), &got, func(api.Progress) { steps++ }); err != nil {
+			t.Fatalf("%d VMs: %v", n, err)
+		}
+		if steps != 1 || !reflect.DeepEqual(got, res) {
+			t.Fatalf("%d VMs (%d bytes): got %d VMs, %d progress frames", n, len(b), len(got.VMs), steps)
 		}
 	}
 }
