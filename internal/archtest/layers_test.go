@@ -22,7 +22,7 @@ var layers = map[string]int{
 	"internal/envknob": 0, "internal/sysexec": 0, "internal/hostinfo": 0, "internal/logtail": 0,
 	"internal/initramfs": 0, "internal/dnsserver": 0, "internal/archtest": 0,
 	"internal/agentclient/hvsocktest": 0, "internal/rootsafe": 0, "internal/consolelog": 0, "internal/termsafe": 0,
-	"internal/agentproto": 0, "internal/tarstream": 0, "internal/splice": 0, "internal/ociimage": 0,
+	"internal/agentproto": 0, "internal/tarstream": 0, "internal/splice": 0, "internal/ociref": 0, "internal/ociimage": 1,
 
 	// 1: tools, each with one job, and the transport.
 	"internal/disk": 1, "internal/userns": 1, "internal/kernel": 1, "internal/hostnet": 1, "internal/mapdns": 1,

@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/banger-dev/banger/internal/api"
-	"github.com/banger-dev/banger/internal/ociimage"
+	"github.com/banger-dev/banger/internal/ociref"
 	"github.com/banger-dev/banger/internal/validate"
 )
 
@@ -250,12 +250,12 @@ func newImageImportCmd(a *App) *cobra.Command {
 			if err := validate.ImageName(p.Name); err != nil {
 				return usageErr(err.Error(), "pass --name NAME")
 			}
-			ref, err := ociimage.ParseRef(args[0])
+			ref, err := ociref.Parse(args[0])
 			if err != nil {
 				return usageErr(err.Error(), "")
 			}
 			// The daemon has its own working directory: paths go absolute.
-			if ref.Transport != ociimage.Registry {
+			if ref.Transport != ociref.Registry {
 				if err := absPath(&ref.Name); err != nil {
 					return err
 				}

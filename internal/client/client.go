@@ -13,7 +13,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
+
+	framejson "github.com/segmentio/encoding/json"
 
 	"github.com/banger-dev/banger/internal/api"
 )
@@ -92,10 +95,18 @@ func (c *Client) CallRaw(ctx context.Context, body []byte, result any, onProgres
 
 // readFrames reads a response's frames: progress to onProgress, then the
 // result into result, or the error.
+//
+// Frames are decoded with github.com/segmentio/encoding/json, a drop-in
+// for encoding/json that decodes the same values (TestFramesDecodeAsEncodingJSON)
+// about three times faster: with 1,000 VMs, encoding/json's decoding of
+// vm.list's ~320 KB was most of the round trip.
 func readFrames(body io.Reader, result any, onProgress func(api.Progress)) error {
-	r := bufio.NewReader(body)
+	fr := frameReaders.Get().(*frameReader)
+	defer frameReaders.Put(fr)
+	fr.r.Reset(body)
+	defer fr.r.Reset(nil) // the pool must not keep the body
 	for {
-		line, err := r.ReadBytes('\n')
+		line, err := fr.readLine()
 		if len(bytes.TrimSpace(line)) > 0 {
 			// One pass: the result decodes straight into the caller's value
 			// (an api.Frame would hold it as raw bytes and decode twice).
@@ -104,7 +115,7 @@ func readFrames(body io.Reader, result any, onProgress func(api.Progress)) error
 				Result   any           `json:"result"`
 				Error    *api.Error    `json:"error"`
 			}{Result: result}
-			if jerr := json.Unmarshal(line, &f); jerr != nil {
+			if jerr := framejson.Unmarshal(line, &f); jerr != nil {
 				return fmt.Errorf("bangerd sent a malformed frame or result (%v): %.200s", jerr, line)
 			}
 			switch {
@@ -126,6 +137,35 @@ func readFrames(body io.Reader, result any, onProgress func(api.Progress)) error
 			return fmt.Errorf("read response: %w", err)
 		}
 	}
+}
+
+// frameReader reads frames a line at a time. Its buffers are reused by
+// the calls that follow (a pool), so a process that lists VMs again and
+// again (the TUI, the MCP server) does not allocate and clear a large
+// reply's buffers each time.
+type frameReader struct {
+	r    *bufio.Reader
+	line []byte // a line longer than r's buffer, gathered
+}
+
+var frameReaders = sync.Pool{New: func() any {
+	return &frameReader{r: bufio.NewReaderSize(nil, 64<<10)}
+}}
+
+// readLine returns the next line (with its '\n' unless the stream ended
+// first), valid until the next call.
+func (fr *frameReader) readLine() ([]byte, error) {
+	line, err := fr.r.ReadSlice('\n')
+	if err != bufio.ErrBufferFull {
+		return line, err
+	}
+	b := append(fr.line[:0], line...)
+	for err == bufio.ErrBufferFull {
+		line, err = fr.r.ReadSlice('\n')
+		b = append(b, line...)
+	}
+	fr.line = b
+	return b, err
 }
 
 // Info calls daemon.info.

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
@@ -293,7 +294,7 @@ func (c *Config) validate() []string {
 	}
 	// Same rule as hostnet.CheckBridgeName: the privileged helper touches
 	// only banger's own bridges, so refuse any other name here, at load time.
-	if !bridgeNameRE.MatchString(c.Bridge) {
+	if !bridgeNameRE().MatchString(c.Bridge) {
 		errs = append(errs, fmt.Sprintf("bridge %q: must be \"banger\" followed by up to 9 lower-case letters or digits (at most 15 characters, e.g. banger0)", c.Bridge))
 	}
 	if err := validate.ImageName(c.DefaultImage); err != nil {
@@ -331,18 +332,21 @@ func (c *Config) validate() []string {
 	return errs
 }
 
-var mcpPrefixRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+// The patterns are compiled on first use: at package init they cost every
+// banger command about 1 ms (the {0,62} repetition compiles to a large
+// program), though only config loading and `banger mcp` use them.
+var mcpPrefixRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`) })
 
 // CheckMCPPrefix checks banger mcp's VM name prefix ("" = none): the start
 // of a VM name.
 func CheckMCPPrefix(p string) error {
-	if p != "" && !mcpPrefixRE.MatchString(p) {
+	if p != "" && !mcpPrefixRE().MatchString(p) {
 		return fmt.Errorf("%q is not the start of a VM name: use lower-case letters, digits and '-', e.g. \"agent-\"", p)
 	}
 	return nil
 }
 
-var bridgeNameRE = regexp.MustCompile(`^banger[a-z0-9]{0,9}$`)
+var bridgeNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^banger[a-z0-9]{0,9}$`) })
 
 // ParseSubnet checks a VM subnet: a private IPv4 CIDR between /16 and /29.
 func ParseSubnet(s string) (netip.Prefix, error) {

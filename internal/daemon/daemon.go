@@ -62,6 +62,10 @@ type Daemon struct {
 	mapdnsMu sync.Mutex
 	buildMu  sync.Mutex // one bundle or image build at a time
 
+	// The last vm.list and vm.summaries replies, encoded (listreply.go).
+	listReply      replyCache[api.VMListResult]
+	summariesReply replyCache[api.VMSummariesResult]
+
 	reconciled []string
 	stopOnce   sync.Once
 	stopCh     chan api.DaemonStopParams

@@ -29,16 +29,24 @@ func (d *Daemon) methods() []method {
 	vms, images := d.VMs, d.Images
 	return []method{
 		m(api.MethodVMCreate, vms.Create),
-		m(api.MethodVMSummaries, func(ctx context.Context, _ struct{}, _ func(api.Progress)) (api.VMSummariesResult, error) {
+		// The two list methods answer with the encoded reply of the last
+		// call when the list is unchanged (listreply.go).
+		m(api.MethodVMSummaries, func(ctx context.Context, _ struct{}, _ func(api.Progress)) (server.Encoded, error) {
 			sums, err := vms.Summaries(ctx)
-			return api.VMSummariesResult{VMs: sums}, err
+			if err != nil {
+				return nil, err
+			}
+			return d.summariesReply.encode(api.VMSummariesResult{VMs: sums}, sameSummaries)
 		}),
-		m(api.MethodVMList, func(ctx context.Context, _ struct{}, _ func(api.Progress)) (api.VMListResult, error) {
+		m(api.MethodVMList, func(ctx context.Context, _ struct{}, _ func(api.Progress)) (server.Encoded, error) {
 			list, err := vms.List(ctx)
+			if err != nil {
+				return nil, err
+			}
 			for i := range list {
 				list[i].Forwards = d.forwardStatus(list[i].ID)
 			}
-			return api.VMListResult{VMs: list}, err
+			return d.listReply.encode(api.VMListResult{VMs: list}, sameVMList)
 		}),
 		m(api.MethodVMGet, func(ctx context.Context, p api.VMRef, _ func(api.Progress)) (api.VM, error) {
 			v, err := vms.Get(ctx, p.Name)

@@ -226,17 +226,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveStream(w, r, req.Method, st)
 		return
 	}
-	b, err := json.Marshal(result)
-	if err != nil {
-		writeFrame(w, api.Frame{Error: api.NewError(api.CodeInternal, "encode result: "+err.Error(), "")})
-		return
+	b, ok := result.(Encoded)
+	if !ok {
+		if b, err = json.Marshal(result); err != nil {
+			writeFrame(w, api.Frame{Error: api.NewError(api.CodeInternal, "encode result: "+err.Error(), "")})
+			return
+		}
 	}
 	// The result frame is {"result":<b>}; writing it around b directly
 	// spares re-encoding (and re-validating) a large result such as vm.list.
-	frame := make([]byte, 0, len(b)+12)
-	frame = append(append(append(frame, `{"result":`...), b...), "}\n"...)
-	w.Write(frame)
+	w.Write([]byte(`{"result":`))
+	w.Write(b)
+	w.Write([]byte("}\n"))
 }
+
+// Encoded is a result its handler encoded as JSON itself; the server sends
+// it as it is. A handler that answers the same large result again and
+// again (vm.list) encodes it once and hands out the bytes, which the
+// server must not change.
+type Encoded []byte
 
 // Stream is the result of a stream method: a byte stream (to a guest
 // agent) the server joins to the caller's connection after answering

@@ -182,3 +182,19 @@ func TestRegisterTwicePanics(t *testing.T) {
 	}()
 	s.Register("test.once", h)
 }
+
+// A handler's own encoding (Encoded) is the result as it is, not a JSON
+// string of its bytes.
+func TestEncodedResultSentAsIs(t *testing.T) {
+	s, c, _ := serve(t)
+	s.Register("test.encoded", Method(func(context.Context, struct{}, func(api.Progress)) (Encoded, error) {
+		return Encoded(`{"vms":[{"name":"a"}]}`), nil
+	}))
+	var res api.VMListResult
+	if err := c.Call(context.Background(), "test.encoded", nil, &res, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.VMs) != 1 || res.VMs[0].Name != "a" {
+		t.Fatalf("result %+v", res)
+	}
+}
