@@ -447,3 +447,24 @@ func (e *Env) InNSCtx(ctx context.Context, argv ...string) (string, error) {
 	out, err := sysexec.Run(ctx, append([]string{"ip", "netns", "exec", e.NS}, argv...)...)
 	return string(out), err
 }
+
+// NewestBaseTree returns the newest cached Debian base tree archive (a tar
+// of the tree the shared image was built from, made by the image tests or
+// by the e2e data build under cache/): the base layer of the OCI images the
+// import tests make. It fails the test when there is none.
+func NewestBaseTree(t testing.TB) string {
+	t.Helper()
+	tars, _ := filepath.Glob(filepath.Join(CacheDir(), "build", "rootfs", "*.tar"))
+	more, _ := filepath.Glob(filepath.Join(CacheDir(), "cache", "build", "rootfs", "*.tar"))
+	tars = append(tars, more...)
+	if len(tars) == 0 {
+		t.Fatal("no cached Debian base tree archive under " + CacheDir())
+	}
+	newest, newestTime := "", time.Time{}
+	for _, p := range tars {
+		if st, err := os.Stat(p); err == nil && st.ModTime().After(newestTime) {
+			newest, newestTime = p, st.ModTime()
+		}
+	}
+	return newest
+}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -30,18 +29,7 @@ import (
 // /root/.ssh/authorized_keys, and an sshd that dies is started again.
 func TestInitlessImageStartsSSHD(t *testing.T) {
 	env := e2etest.New(t, e2etest.Options{Subnet: "172.30.98.0/24", Bridge: "bangerinitssh", Config: "nat = false\n"})
-	tars, _ := filepath.Glob(filepath.Join(e2etest.CacheDir(), "build", "rootfs", "*.tar"))
-	more, _ := filepath.Glob(filepath.Join(e2etest.CacheDir(), "cache", "build", "rootfs", "*.tar"))
-	tars = append(tars, more...)
-	if len(tars) == 0 {
-		t.Fatal("no cached Debian base tree archive under " + e2etest.CacheDir())
-	}
-	sort.Slice(tars, func(i, j int) bool {
-		a, _ := os.Stat(tars[i])
-		b, _ := os.Stat(tars[j])
-		return a.ModTime().After(b.ModTime())
-	})
-	base, err := tarball.LayerFromFile(tars[0], tarball.WithCompressionLevel(gzip.BestSpeed))
+	base, err := tarball.LayerFromFile(e2etest.NewestBaseTree(t), tarball.WithCompressionLevel(gzip.BestSpeed))
 	if err != nil {
 		t.Fatal(err)
 	}

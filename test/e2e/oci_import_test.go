@@ -5,9 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"io"
-	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -30,20 +28,7 @@ import (
 // is answered at once.
 func TestImportedImageBoots(t *testing.T) {
 	env := e2etest.New(t, e2etest.Options{Subnet: "172.30.94.0/24", Bridge: "bangeroci", Config: "nat = false\n"})
-	// The Debian base tree the shared image was built from (by the image
-	// tests, or by the e2e data build under cache/).
-	tars, _ := filepath.Glob(filepath.Join(e2etest.CacheDir(), "build", "rootfs", "*.tar"))
-	more, _ := filepath.Glob(filepath.Join(e2etest.CacheDir(), "cache", "build", "rootfs", "*.tar"))
-	tars = append(tars, more...)
-	if len(tars) == 0 {
-		t.Fatal("no cached Debian base tree archive under " + e2etest.CacheDir())
-	}
-	sort.Slice(tars, func(i, j int) bool {
-		a, _ := os.Stat(tars[i])
-		b, _ := os.Stat(tars[j])
-		return a.ModTime().After(b.ModTime())
-	})
-	base, err := tarball.LayerFromFile(tars[0], tarball.WithCompressionLevel(gzip.BestSpeed))
+	base, err := tarball.LayerFromFile(e2etest.NewestBaseTree(t), tarball.WithCompressionLevel(gzip.BestSpeed))
 	if err != nil {
 		t.Fatal(err)
 	}
