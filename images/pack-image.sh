@@ -25,6 +25,9 @@
 #   BANGER_PACKAGE_TOOL  the tree's package manager for them: /usr/bin/apt-get
 #                      (default), /usr/bin/dnf, /sbin/apk or /usr/sbin/apk
 #   BANGER_APT_CACHE   optional: the shared .deb cache apt downloads into
+#   BANGER_APT_INDEX   optional, with BANGER_APT_CACHE: a directory kept
+#                      between builds of this base tree, where apt keeps its
+#                      parsed package index (srcpkgcache.bin)
 #   and the parameters of customize.sh (BANGER_DISTRO, BANGER_PUBKEY, ...).
 set -euo pipefail
 
@@ -39,6 +42,7 @@ lower=${BANGER_LOWER:-}
 extra=${BANGER_EXTRA_PACKAGES:-}
 tool=${BANGER_PACKAGE_TOOL:-/usr/bin/apt-get}
 cache=${BANGER_APT_CACHE:-}
+index=${BANGER_APT_INDEX:-}
 
 die() {
 	echo "pack: $*" >&2
@@ -59,6 +63,7 @@ if [[ -n $extra && ! $extra =~ ^$name_re(,$name_re)*$ ]]; then
 	die "invalid package list '$extra'"
 fi
 [[ -z $cache || $cache == /* ]] || die "apt cache '$cache' is not an absolute path"
+[[ -z $index || ($index == /* && -n $cache) ]] || die "apt index '$index' must be an absolute path, given with BANGER_APT_CACHE"
 
 # Mounts made below $R for apt, newest last; undone before anything is
 # removed or packed (rm would otherwise walk into a bind-mounted cache).
@@ -151,6 +156,32 @@ install_extra() {
 	local cmd
 	case $tool in
 	/usr/bin/apt-get)
+		# dpkg skips its fsync calls (--force-unsafe-io): the tree is
+		# thrown away after mkfs.ext4 reads it, so nothing needs to
+		# survive a crash.
+		local opts=(-o APT::Sandbox::User=root -o Dpkg::Use-Pty=0 -o Dpkg::Options::=--force-unsafe-io)
+		# apt's parsed package index is kept between builds of this base
+		# tree (mounted as the tree's /var/cache/apt, the .deb cache inside
+		# it): parsing the tree's 50 MB package list is most of what apt
+		# does before it installs one package. apt checks srcpkgcache.bin
+		# against the lists' sizes and modification times and rebuilds it
+		# when they differ; the lists are the cached tree's own, so it stays
+		# valid for the tree's life. No pkgcache.bin is kept
+		# (-o Dir::Cache::pkgcache=): it holds the tree's installed state,
+		# which dpkg changes, and apt would rebuild it after dpkg for
+		# nothing.
+		if [[ -n $index ]]; then
+			mkdir -p "$index/archives"
+			mount --bind "$index" "$R/var/cache/apt"
+			mounts+=("$R/var/cache/apt")
+			# debconf's pre-configuration pass (dpkg-preconfigure, from the
+			# tree's 70debconf) changes nothing here: with the
+			# noninteractive frontend the packages' config scripts run from
+			# their postinst.
+			printf '#clear DPkg::Pre-Install-Pkgs;\n' >"$index/banger-apt.conf.$$"
+			mv -f "$index/banger-apt.conf.$$" "$index/banger-apt.conf"
+			opts+=(-c /var/cache/apt/banger-apt.conf -o Dir::Cache::pkgcache=)
+		fi
 		if [[ -n $cache ]]; then
 			mkdir -p "$cache"
 			mount --bind "$cache" "$R/var/cache/apt/archives"
@@ -158,10 +189,14 @@ install_extra() {
 		fi
 		printf '#!/bin/sh\nexit 101\n' >"$R/usr/sbin/policy-rc.d"
 		chmod 0755 "$R/usr/sbin/policy-rc.d"
-		cmd=(apt-get -q -y -o APT::Sandbox::User=root -o Dpkg::Use-Pty=0 install --no-install-recommends "${pkgs[@]}")
+		cmd=(apt-get -q -y "${opts[@]}" install --no-install-recommends "${pkgs[@]}")
 		if ! chroot "$R" /usr/bin/env DEBIAN_FRONTEND=noninteractive "${cmd[@]}"; then
 			echo "pack: apt failed; refreshing the package lists and trying once more"
-			chroot "$R" /usr/bin/env apt-get -q -o APT::Sandbox::User=root update || true
+			# The refreshed lists are this build's alone: apt keeps no
+			# index for them, so the shared one stays the cached tree's.
+			opts+=(-o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=)
+			cmd=(apt-get -q -y "${opts[@]}" install --no-install-recommends "${pkgs[@]}")
+			chroot "$R" /usr/bin/env apt-get -q "${opts[@]}" update || true
 			chroot "$R" /usr/bin/env DEBIAN_FRONTEND=noninteractive "${cmd[@]}" || st=$?
 		fi
 		rm -f "$R/usr/sbin/policy-rc.d"

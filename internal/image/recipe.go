@@ -61,13 +61,16 @@ func newRecipe(req BuildRequest, tool string, rootless bool, layout paths.Layout
 			"BANGER_MODE=" + mode,
 		}
 		describe := fmt.Sprintf("debian %s from %s with %s, %d packages", req.Suite, req.Mirror, tool, len(packages))
+		key := CacheKey(tool, req.Suite, req.Mirror, packages, script)
 		// The .debs are kept between builds, so a rebuild with one more
 		// package downloads that one package (mmdebstrap's hooks take the
-		// directory as a space-separated argument).
+		// directory as a space-separated argument); so is apt's parsed
+		// index of the base tree's package lists, so that it does not
+		// parse them again at each build with extra packages.
 		var packEnv []string
 		if cache := AptCacheDir(layout); tool == ToolMmdebstrap && !strings.ContainsAny(cache, " \t\n") {
 			env = append(env, "BANGER_APT_CACHE="+cache)
-			packEnv = append(packEnv, "BANGER_APT_CACHE="+cache)
+			packEnv = append(packEnv, "BANGER_APT_CACHE="+cache, "BANGER_APT_INDEX="+AptIndexDir(layout, key))
 			describe += ", package cache " + cache
 		}
 		if len(extra) > 0 {
@@ -76,7 +79,7 @@ func newRecipe(req BuildRequest, tool string, rootless bool, layout paths.Layout
 		}
 		return rootfsRecipe{
 			script: ScriptDebian, cacheDir: "rootfs", step: StepBootstrap,
-			key:      CacheKey(tool, req.Suite, req.Mirror, packages, script),
+			key:      key,
 			env:      env,
 			packEnv:  packEnv,
 			describe: describe,
@@ -112,6 +115,16 @@ func extraPackages(base, requested []string) []string {
 
 // AptCacheDir holds the Debian packages downloaded by earlier builds.
 func AptCacheDir(l paths.Layout) string { return filepath.Join(l.BuildCacheDir(), "apt-archives") }
+
+// AptIndexDir holds apt's parsed index (srcpkgcache.bin) of the package
+// lists in the base tree cached under key: apt makes it at the first build
+// that installs extra packages over that tree and reuses it at the next
+// ones. It is only good for those lists (apt checks their sizes and
+// modification times), hence one per base tree; a new mirror or suite is a
+// new key.
+func AptIndexDir(l paths.Layout, key string) string {
+	return filepath.Join(l.BuildCacheDir(), "apt-index", key)
+}
 
 // VoidArch is Void's name for the host's architecture (images run on the
 // host's CPU).
