@@ -1,10 +1,7 @@
 package image_test
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,14 +11,12 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/image"
 	"github.com/banger-dev/banger/internal/image/imagetest"
+	"github.com/banger-dev/banger/internal/ociimage/ocitest"
 	"github.com/banger-dev/banger/internal/ociimage/registrytest"
 	"github.com/banger-dev/banger/internal/paths"
 	"github.com/banger-dev/banger/internal/sysexec"
@@ -59,61 +54,7 @@ func newPackagesEnv(t *testing.T) *packagesEnv {
 // returns its reference.
 func ociLayoutRef(t *testing.T, cfg v1.Config, layers ...v1.Layer) string {
 	t.Helper()
-	img, err := mutate.ConfigFile(empty.Image, &v1.ConfigFile{OS: "linux", Architecture: "amd64", Config: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if img, err = mutate.AppendLayers(img, layers...); err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(t.TempDir(), "layout")
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "v1"})); err != nil {
-		t.Fatal(err)
-	}
-	return "oci:" + dir + ":v1"
-}
-
-// memLayer is a layer of the given entries (a body for regular files).
-type memEntry struct {
-	hdr  tar.Header
-	body string
-}
-
-func memLayer(t *testing.T, entries []memEntry) v1.Layer {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	mt := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
-	for _, e := range entries {
-		h := e.hdr
-		h.ModTime = mt
-		if h.Typeflag == tar.TypeReg {
-			h.Size = int64(len(e.body))
-		}
-		if err := tw.WriteHeader(&h); err != nil {
-			t.Fatal(err)
-		}
-		io.WriteString(tw, e.body)
-	}
-	tw.Close()
-	data := buf.Bytes()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
-}
-
-func dirEntry(name string, mode int64) memEntry {
-	return memEntry{hdr: tar.Header{Name: name + "/", Typeflag: tar.TypeDir, Mode: mode}}
-}
-
-func fileEntry(name, body string, mode int64) memEntry {
-	return memEntry{hdr: tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: mode}, body: body}
+	return "oci:" + ocitest.Layout(t, "v1", ocitest.Image(t, cfg, layers...)) + ":v1"
 }
 
 // importPackages imports ref as name with packages.
@@ -227,21 +168,21 @@ func TestImportPackagesWithApk(t *testing.T) {
 		t.Fatal(err)
 	}
 	list := res.Stdout
-	entries := []memEntry{dirEntry("bin", 0o755), dirEntry("sbin", 0o755), dirEntry("etc", 0o755), dirEntry("var", 0o755),
-		dirEntry("var/log", 0o755), dirEntry("var/lib", 0o755), dirEntry("var/lib/apk-standin", 0o755),
-		dirEntry("usr", 0o755), dirEntry("usr/share", 0o755),
-		fileEntry("bin/busybox", string(bin), 0o755),
-		fileEntry("sbin/apk", apkStandin, 0o755),
-		fileEntry("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n", 0o644),
-		fileEntry("var/lib/apk-standin/hello", "hello from the apk stand-in\n", 0o644),
-		fileEntry("var/lib/apk-standin/py3-x_y", "another package\n", 0o644),
+	entries := []ocitest.Entry{ocitest.Dir("bin", 0o755), ocitest.Dir("sbin", 0o755), ocitest.Dir("etc", 0o755), ocitest.Dir("var", 0o755),
+		ocitest.Dir("var/log", 0o755), ocitest.Dir("var/lib", 0o755), ocitest.Dir("var/lib/apk-standin", 0o755),
+		ocitest.Dir("usr", 0o755), ocitest.Dir("usr/share", 0o755),
+		ocitest.File("bin/busybox", string(bin), 0o755),
+		ocitest.File("sbin/apk", apkStandin, 0o755),
+		ocitest.File("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n", 0o644),
+		ocitest.File("var/lib/apk-standin/hello", "hello from the apk stand-in\n", 0o644),
+		ocitest.File("var/lib/apk-standin/py3-x_y", "another package\n", 0o644),
 	}
 	for _, applet := range strings.Fields(string(list)) {
 		if applet != "busybox" && applet != "init" && applet != "linuxrc" {
-			entries = append(entries, memEntry{hdr: tar.Header{Name: "bin/" + applet, Typeflag: tar.TypeSymlink, Linkname: "busybox"}})
+			entries = append(entries, ocitest.Symlink("bin/"+applet, "busybox"))
 		}
 	}
-	ref := ociLayoutRef(t, v1.Config{Cmd: []string{"sleep", "3600"}}, memLayer(t, entries))
+	ref := ociLayoutRef(t, v1.Config{Cmd: []string{"sleep", "3600"}}, ocitest.Layer(t, entries...))
 
 	out, steps, err := e.importPackages(ref, "alp", "hello", "py3-x_y")
 	if err != nil {
@@ -396,12 +337,12 @@ echo "installed by dnf" > %{buildroot}/usr/share/banger-hello/hello.txt
 	// The repository and its .repo file, and what a Fedora tree has that
 	// Debian's rpm is configured otherwise: the rpm database in /var/lib/rpm
 	// (Debian's rpm keeps a per-user one in ~/.rpmdb).
-	extra := []memEntry{dirEntry("srv", 0o755), dirEntry("srv/repo", 0o755), dirEntry("srv/repo/repodata", 0o755),
-		dirEntry("etc", 0o755), dirEntry("etc/yum.repos.d", 0o755), dirEntry("etc/rpm", 0o755), dirEntry("tmp", 0o1777),
-		fileEntry("etc/yum.repos.d/banger-test.repo", "[banger-test]\nname=banger test\nbaseurl=file:///srv/repo\ngpgcheck=0\nenabled=1\n", 0o644),
-		fileEntry("etc/rpm/macros.dbpath", "%_dbpath /var/lib/rpm\n", 0o644),
-		fileEntry("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n", 0o644),
-		fileEntry("etc/group", "root:x:0:\n", 0o644),
+	extra := []ocitest.Entry{ocitest.Dir("srv", 0o755), ocitest.Dir("srv/repo", 0o755), ocitest.Dir("srv/repo/repodata", 0o755),
+		ocitest.Dir("etc", 0o755), ocitest.Dir("etc/yum.repos.d", 0o755), ocitest.Dir("etc/rpm", 0o755), ocitest.Dir("tmp", 0o1777),
+		ocitest.File("etc/yum.repos.d/banger-test.repo", "[banger-test]\nname=banger test\nbaseurl=file:///srv/repo\ngpgcheck=0\nenabled=1\n", 0o644),
+		ocitest.File("etc/rpm/macros.dbpath", "%_dbpath /var/lib/rpm\n", 0o644),
+		ocitest.File("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n", 0o644),
+		ocitest.File("etc/group", "root:x:0:\n", 0o644),
 	}
 	err := filepath.WalkDir(repo, func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -409,13 +350,13 @@ echo "installed by dnf" > %{buildroot}/usr/share/banger-hello/hello.txt
 		}
 		data, err := os.ReadFile(p)
 		rel, _ := filepath.Rel(repo, p)
-		extra = append(extra, fileEntry("srv/repo/"+rel, string(data), 0o644))
+		extra = append(extra, ocitest.File("srv/repo/"+rel, string(data), 0o644))
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref := ociLayoutRef(t, v1.Config{Cmd: []string{"sleep", "infinity"}}, dnfTreeLayer(t, e.ctx), memLayer(t, extra))
+	ref := ociLayoutRef(t, v1.Config{Cmd: []string{"sleep", "infinity"}}, dnfTreeLayer(t, e.ctx), ocitest.Layer(t, extra...))
 
 	out, steps, err := e.importPackages(ref, "rpmish", "banger-hello")
 	if err != nil {

@@ -1,23 +1,16 @@
 package e2e
 
 import (
-	"archive/tar"
-	"bytes"
-	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/banger-dev/banger/internal/e2etest"
+	"github.com/banger-dev/banger/internal/ociimage/ocitest"
 )
 
 // TestInitlessImageBootsWithAgent is issue 19's proof for images without an
@@ -42,56 +35,25 @@ func TestInitlessImageBootsWithAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	mt := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
-	dir := func(name string, mode int64) {
-		tw.WriteHeader(&tar.Header{Name: name + "/", Typeflag: tar.TypeDir, Mode: mode, ModTime: mt})
-	}
-	file := func(name, body string, mode int64) {
-		tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: mode, Size: int64(len(body)), ModTime: mt})
-		tw.Write([]byte(body))
-	}
-	dir("bin", 0o755)
-	dir("etc", 0o755)
-	dir("www", 0o755)
-	file("bin/busybox", string(bin), 0o755)
+	entries := []ocitest.Entry{ocitest.Dir("bin", 0o755), ocitest.Dir("etc", 0o755), ocitest.Dir("www", 0o755),
+		ocitest.File("bin/busybox", string(bin), 0o755)}
 	for _, applet := range strings.Fields(string(list)) {
 		if applet == "busybox" || applet == "init" || applet == "linuxrc" {
 			continue // an image without an init
 		}
-		tw.WriteHeader(&tar.Header{Name: "bin/" + applet, Typeflag: tar.TypeSymlink, Linkname: "busybox", ModTime: mt})
+		entries = append(entries, ocitest.Symlink("bin/"+applet, "busybox"))
 	}
-	file("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nwww:x:33:33:www:/www:/bin/false\n", 0o644)
-	file("etc/group", "root:x:0:\nwww:x:33:\n", 0o644)
 	const page = "served by the image's CMD\n"
-	file("www/index.html", page, 0o644)
-	tw.Close()
-	data := buf.Bytes()
-	lay, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.ConfigFile(empty.Image, &v1.ConfigFile{OS: "linux", Architecture: "amd64", Config: v1.Config{
+	entries = append(entries,
+		ocitest.File("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nwww:x:33:33:www:/www:/bin/false\n", 0o644),
+		ocitest.File("etc/group", "root:x:0:\nwww:x:33:\n", 0o644),
+		ocitest.File("www/index.html", page, 0o644))
+	layoutDir := ocitest.Layout(t, "v1", ocitest.Image(t, v1.Config{
 		Entrypoint: []string{"/bin/sh", "-c", `env > /tmp/service.env; pwd > /tmp/service.pwd; exec "$@"`, "sh"},
 		Cmd:        []string{"httpd", "-f", "-p", "8080", "-h", "/www"},
 		Env:        []string{"PATH=/bin", "GREETING=from-the-image"},
 		WorkingDir: "/www",
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if img, err = mutate.AppendLayers(img, lay); err != nil {
-		t.Fatal(err)
-	}
-	layoutDir := filepath.Join(t.TempDir(), "layout")
-	p, err := layout.Write(layoutDir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "v1"})); err != nil {
-		t.Fatal(err)
-	}
+	}, ocitest.Layer(t, entries...)))
 
 	env.MustBanger("image", "import", "oci:"+layoutDir+":v1", "--name", "tiny")
 	env.MustBanger("vm", "create", "--name", "tiny", "--image", "tiny")

@@ -1,11 +1,8 @@
 package e2e
 
 import (
-	"archive/tar"
-	"bytes"
 	"compress/gzip"
 	"encoding/json"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,12 +10,10 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/banger-dev/banger/internal/e2etest"
+	"github.com/banger-dev/banger/internal/ociimage/ocitest"
 )
 
 // TestInitlessImageStartsSSHD: the cached Debian tree with its systemd
@@ -33,32 +28,8 @@ func TestInitlessImageStartsSSHD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	mt := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
-	tw.WriteHeader(&tar.Header{Name: "usr/lib/systemd/.wh.systemd", Typeflag: tar.TypeReg, ModTime: mt})
-	tw.Close()
-	data := buf.Bytes()
-	top, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.ConfigFile(empty.Image, &v1.ConfigFile{OS: "linux", Architecture: "amd64",
-		Config: v1.Config{Cmd: []string{"sleep", "infinity"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if img, err = mutate.AppendLayers(img, base, top); err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(t.TempDir(), "layout")
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "v1"})); err != nil {
-		t.Fatal(err)
-	}
+	top := ocitest.Layer(t, ocitest.Whiteout("usr/lib/systemd/systemd"))
+	dir := ocitest.Layout(t, "v1", ocitest.Image(t, v1.Config{Cmd: []string{"sleep", "infinity"}}, base, top))
 	env.MustBanger("image", "import", "oci:"+dir+":v1", "--name", "slim")
 	var origin struct {
 		Init  string `json:"init"`

@@ -1,23 +1,16 @@
 package e2e
 
 import (
-	"archive/tar"
-	"bytes"
 	"compress/gzip"
-	"io"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/e2etest"
+	"github.com/banger-dev/banger/internal/ociimage/ocitest"
 )
 
 // TestImportedImageBoots is issue 19's import proof in a real guest: an
@@ -32,35 +25,10 @@ func TestImportedImageBoots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
 	body := "from the application layer\n"
-	mt := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
-	tw.WriteHeader(&tar.Header{Name: "srv/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mt})
-	tw.WriteHeader(&tar.Header{Name: "srv/index.html", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body)), ModTime: mt})
-	tw.Write([]byte(body))
-	tw.WriteHeader(&tar.Header{Name: "etc/.wh.issue.net", Typeflag: tar.TypeReg, ModTime: mt})
-	tw.Close()
-	data := buf.Bytes()
-	app, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.ConfigFile(empty.Image, &v1.ConfigFile{OS: "linux", Architecture: "amd64"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if img, err = mutate.AppendLayers(img, base, app); err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(t.TempDir(), "layout")
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "v1"})); err != nil {
-		t.Fatal(err)
-	}
+	app := ocitest.Layer(t, ocitest.Dir("srv", 0o755), ocitest.File("srv/index.html", body, 0o644), ocitest.Whiteout("etc/issue.net"))
+	img := ocitest.Image(t, v1.Config{}, base, app)
+	dir := ocitest.Layout(t, "v1", img)
 	digest, _ := img.Digest()
 
 	env.MustBanger("image", "import", "oci:"+dir+":v1", "--name", "app")
