@@ -26,7 +26,7 @@ var layers = map[string]int{
 
 	// 1: tools, each with one job, and the transport.
 	"internal/disk": 1, "internal/userns": 1, "internal/kernel": 1, "internal/hostnet": 1, "internal/mapdns": 1,
-	"internal/config": 1, "internal/provision": 1, "internal/ociimage/registrytest": 1, "internal/ociimage/ocitest": 0, "internal/sshcmd": 1, "internal/sshconfig": 1, "internal/portfwd": 1, "internal/agentclient": 1, "internal/agent": 1, "internal/guestinit": 1,
+	"internal/config": 1, "internal/provision": 1, "internal/ociimage/registrytest": 2, "internal/ociimage/ocitest": 0, "internal/testneed": 1, "internal/sshcmd": 1, "internal/sshconfig": 1, "internal/portfwd": 1, "internal/agentclient": 1, "internal/agent": 1, "internal/guestinit": 1,
 	"internal/vmm": 1, "internal/vmm/fccontract": 1, "internal/server": 1,
 	"internal/client": 1, "internal/tui": 1, "internal/tui/tuitest": 1, "internal/hostnet/nettest": 1,
 

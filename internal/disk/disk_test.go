@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/banger-dev/banger/internal/sysexec"
+	"github.com/banger-dev/banger/internal/testneed"
 	"golang.org/x/sys/unix"
 )
 
@@ -129,27 +130,17 @@ func TestCloneRootfsFailureLeavesNothing(t *testing.T) {
 	}
 }
 
-// requireInCI skips, except in CI (CI=true), where .ci/run installs what
-// the test needs and runs it as root, so the same condition is a failure.
-func requireInCI(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format+" (CI=true: this test must run)", args...)
-	}
-	t.Skipf(format, args...)
-}
-
 // xfsMount makes a reflink-capable XFS filesystem for one test: a sparse
 // file, a loop device, mkfs.xfs -m reflink=1 and a mount under a temporary
 // directory, all undone when the test ends.
 func xfsMount(t *testing.T) string {
 	t.Helper()
 	if os.Getuid() != 0 {
-		requireInCI(t, "needs root to loop-mount an XFS filesystem")
+		testneed.Skip(t, "needs root to loop-mount an XFS filesystem")
 	}
 	for _, tool := range []string{"mkfs.xfs", "losetup", "mount", "umount", "filefrag"} {
 		if _, err := sysexec.LookPath(tool); err != nil {
-			requireInCI(t, "%v (apt-get install xfsprogs util-linux mount e2fsprogs)", err)
+			testneed.Skip(t, "%v (apt-get install xfsprogs util-linux mount e2fsprogs)", err)
 		}
 	}
 	dir := t.TempDir()

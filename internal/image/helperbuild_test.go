@@ -15,6 +15,7 @@ import (
 	"github.com/banger-dev/banger/internal/image/imagetest"
 	"github.com/banger-dev/banger/internal/privhelper"
 	"github.com/banger-dev/banger/internal/sysexec"
+	"github.com/banger-dev/banger/internal/testneed"
 )
 
 // TestBuildThroughHelper is the fallback where no user namespace can be
@@ -30,23 +31,15 @@ func TestBuildThroughHelper(t *testing.T) {
 		helperBuildInSandbox(t, user)
 		return
 	}
-	inCI := os.Getenv("CI") == "true"
-	skip := func(why string) {
-		t.Helper()
-		if inCI {
-			t.Fatalf("CI=true and this test cannot run: %s", why)
-		}
-		t.Skip("skipping: " + why)
-	}
 	if testing.Short() {
 		t.Skip("skipping: builds a real Debian image through the privileged helper (minutes); run without -short")
 	}
 	if os.Geteuid() != 0 {
-		skip("creating a throwaway user and installing the helper needs root")
+		testneed.Skip(t, "creating a throwaway user and installing the helper needs root")
 	}
 	for _, tool := range []string{"useradd", "userdel", "runuser", "sudo", "visudo", "mmdebstrap", "unshare", "debugfs", "mkfs.ext4", "go"} {
 		if _, err := sysexec.LookPath(tool); err != nil {
-			skip(tool + " is not installed (apt-get install passwd util-linux sudo mmdebstrap e2fsprogs)")
+			testneed.Skip(t, "%s is not installed (apt-get install passwd util-linux sudo mmdebstrap e2fsprogs)", tool)
 		}
 	}
 	imagetest.Inputs(t) // make the shared inputs (root's) before the sandbox

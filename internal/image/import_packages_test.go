@@ -17,9 +17,9 @@ import (
 	"github.com/banger-dev/banger/internal/image"
 	"github.com/banger-dev/banger/internal/image/imagetest"
 	"github.com/banger-dev/banger/internal/ociimage/ocitest"
-	"github.com/banger-dev/banger/internal/ociimage/registrytest"
 	"github.com/banger-dev/banger/internal/paths"
 	"github.com/banger-dev/banger/internal/sysexec"
+	"github.com/banger-dev/banger/internal/testneed"
 )
 
 // packagesEnv is what the --packages tests share: root (the sandbox
@@ -294,9 +294,9 @@ func dnfTreeLayer(t *testing.T, ctx context.Context) v1.Layer {
 // package fails the import with dnf's command, status and message.
 func TestImportPackagesWithDnf(t *testing.T) {
 	e := newPackagesEnv(t)
-	registrytest.Need(t, "dnf", "dnf")
-	rpmbuild := registrytest.Need(t, "rpmbuild", "rpm")
-	createrepo := registrytest.Need(t, "createrepo_c", "createrepo-c")
+	testneed.Program(t, "dnf", "dnf")
+	rpmbuild := testneed.Program(t, "rpmbuild", "rpm")
+	createrepo := testneed.Program(t, "createrepo_c", "createrepo-c")
 
 	top := t.TempDir()
 	spec := filepath.Join(top, "banger-hello.spec")

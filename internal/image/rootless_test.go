@@ -19,6 +19,7 @@ import (
 	"github.com/banger-dev/banger/internal/image/imagetest"
 	"github.com/banger-dev/banger/internal/paths"
 	"github.com/banger-dev/banger/internal/sysexec"
+	"github.com/banger-dev/banger/internal/testneed"
 	"github.com/banger-dev/banger/internal/userns"
 )
 
@@ -66,23 +67,15 @@ func TestRootlessBuildHelper(t *testing.T) {
 // .debs) lives in BANGER_TEST_CACHE/rootless and is handed to each run's
 // user, so only the first run downloads.
 func TestBuildAsNormalUser(t *testing.T) {
-	inCI := os.Getenv("CI") == "true"
-	skip := func(why string) {
-		t.Helper()
-		if inCI {
-			t.Fatalf("CI=true and this test cannot run: %s", why)
-		}
-		t.Skip("skipping: " + why)
-	}
 	if testing.Short() {
 		t.Skip("skipping: builds a real Debian image as a throwaway user (minutes); run without -short")
 	}
 	if os.Geteuid() != 0 {
-		skip("creating a throwaway user needs root; run the tests as root")
+		testneed.Skip(t, "creating a throwaway user needs root; run the tests as root")
 	}
 	for _, tool := range []string{"useradd", "userdel", "usermod", "runuser", "mmdebstrap", "newuidmap", "newgidmap", "unshare", "debugfs", "mkfs.ext4"} {
 		if _, err := sysexec.LookPath(tool); err != nil {
-			skip(tool + " is not installed (apt-get install passwd util-linux mmdebstrap uidmap e2fsprogs)")
+			testneed.Skip(t, "%s is not installed (apt-get install passwd util-linux mmdebstrap uidmap e2fsprogs)", tool)
 		}
 	}
 	in, modules := imagetest.Inputs(t)
@@ -116,7 +109,7 @@ func TestBuildAsNormalUser(t *testing.T) {
 		}
 	}
 	if probs := (userns.Host{}).Check(ctx, name, uid); len(probs) > 0 {
-		skip(fmt.Sprintf("user namespaces are not usable here: %v", probs))
+		testneed.Skip(t, "user namespaces are not usable here: %v", probs)
 	}
 
 	// The shared cache changes hands to this run's user.

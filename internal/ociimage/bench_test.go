@@ -23,6 +23,7 @@ import (
 
 	"github.com/banger-dev/banger/internal/ociimage/registrytest"
 	"github.com/banger-dev/banger/internal/sysexec"
+	"github.com/banger-dev/banger/internal/testneed"
 )
 
 // BenchmarkImportVsSkopeo: what `image import` does before banger's guest
@@ -36,7 +37,7 @@ func BenchmarkImportVsSkopeo(b *testing.B) {
 	if os.Getenv("BANGER_BENCH_IMAGE") != "1" {
 		b.Skip("set BANGER_BENCH_IMAGE=1 to run the image benchmarks (a registry, 200 MB pushed)")
 	}
-	skopeo := registrytest.Need(b, "skopeo", "skopeo")
+	skopeo := testneed.Program(b, "skopeo", "skopeo")
 	addr := registrytest.Start(b)
 	img := benchImage(b, 4, 50<<20)
 	ref, _ := name.ParseReference(addr + "/bench/app:v1")

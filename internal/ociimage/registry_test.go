@@ -16,6 +16,7 @@ import (
 
 	"github.com/banger-dev/banger/internal/ociimage/registrytest"
 	"github.com/banger-dev/banger/internal/sysexec"
+	"github.com/banger-dev/banger/internal/testneed"
 )
 
 // Images pushed to a real registry come back with the digest they were
@@ -74,8 +75,8 @@ func TestFlattenedTreeInExt4(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("unpacking with owners and device nodes needs root")
 	}
-	registrytest.Need(t, "mkfs.ext4", "e2fsprogs")
-	registrytest.Need(t, "debugfs", "e2fsprogs")
+	testneed.Program(t, "mkfs.ext4", "e2fsprogs")
+	testneed.Program(t, "debugfs", "e2fsprogs")
 	work := t.TempDir()
 	archive := filepath.Join(work, "rootfs.tar")
 	f, err := os.Create(archive)

@@ -16,22 +16,13 @@ import (
 
 	"github.com/banger-dev/banger/internal/envknob"
 	"github.com/banger-dev/banger/internal/sysexec"
+	"github.com/banger-dev/banger/internal/testneed"
 )
 
 // The attack test runs the installed helper through the real sudo, as two
 // throwaway users the test creates, inside a mount and network namespace the
 // test makes: /usr/local, /run and /etc/sudoers.d are private there, so the
 // install, the sudoers drop-ins and the registry never touch the host.
-
-// requireInCI skips outside CI and fails in CI (CI=true), where every tool
-// this test needs is installed by .ci/run.
-func requireInCI(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatal(why)
-	}
-	t.Skip(why)
-}
 
 func TestAttacksAsThrowawayUsers(t *testing.T) {
 	if envknob.HelperSandbox.On() {
@@ -46,7 +37,7 @@ func TestAttacksAsThrowawayUsers(t *testing.T) {
 	}
 	for _, tool := range []string{"sudo", "visudo", "useradd", "userdel", "runuser", "unshare", "nft", "ip"} {
 		if _, err := sysexec.LookPath(tool); err != nil {
-			requireInCI(t, tool+" is needed (apt-get install sudo passwd util-linux nftables iproute2)")
+			testneed.Skip(t, "%s", tool+" is needed (apt-get install sudo passwd util-linux nftables iproute2)")
 		}
 	}
 	bins := t.TempDir()

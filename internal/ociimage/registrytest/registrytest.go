@@ -14,26 +14,13 @@ import (
 	"time"
 
 	"github.com/banger-dev/banger/internal/sysexec"
+	"github.com/banger-dev/banger/internal/testneed"
 )
-
-// Need returns prog's path; without it the test skips, or fails under
-// CI=true (where .ci/run installs pkg).
-func Need(t testing.TB, prog, pkg string) string {
-	t.Helper()
-	p, err := sysexec.LookPath(prog)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing (apt-get install %s)", prog, pkg)
-		}
-		t.Skipf("%s is missing (apt-get install %s)", prog, pkg)
-	}
-	return p
-}
 
 // Start runs a registry and returns its host:port once it answers.
 func Start(t testing.TB) string {
 	t.Helper()
-	bin := Need(t, "docker-registry", "docker-registry")
+	bin := testneed.Program(t, "docker-registry", "docker-registry")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/banger-dev/banger/internal/sysexec"
+	"github.com/banger-dev/banger/internal/testneed"
 	"github.com/banger-dev/banger/internal/vmm"
 	"github.com/banger-dev/banger/internal/vmm/fccontract"
 	"github.com/banger-dev/banger/internal/vmm/fcfake"
@@ -28,22 +29,11 @@ var fakeBin string
 
 func TestMain(m *testing.M) { fcfake.TestMainWithBinary(m, &fakeBin) }
 
-// skipOutsideCI skips, except in CI (CI=true), where .ci/run names the spec
-// (BANGER_FC_SPEC) and a missing one must fail: a contract test that silently
-// skips proves nothing while the package still prints ok.
-func skipOutsideCI(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format+" (CI=true: the spec is required; .ci/run sets BANGER_FC_SPEC)", args...)
-	}
-	t.Skipf(format, args...)
-}
-
 func loadSpec(t *testing.T) *fccontract.Spec {
 	t.Helper()
 	path, err := fccontract.Find()
 	if errors.Is(err, fccontract.ErrSpecAbsent) {
-		skipOutsideCI(t, "the Firecracker contract test needs the v1.16.1 API spec: %v", err)
+		testneed.Skip(t, "the Firecracker contract test needs the v1.16.1 API spec: %v", err)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -394,7 +384,7 @@ func TestConfigExampleParsesIntoDriverTypes(t *testing.T) {
 	path, _ := fccontract.Find()
 	data, err := os.ReadFile(filepath.Join(filepath.Dir(path), "vm_config-example.json"))
 	if errors.Is(err, os.ErrNotExist) {
-		skipOutsideCI(t, "vm_config-example.json absent beside the spec: %v", err)
+		testneed.Skip(t, "vm_config-example.json absent beside the spec: %v", err)
 	}
 	if err != nil {
 		t.Fatal(err)
