@@ -8,8 +8,5 @@ import (
 )
 
 func main() {
-	a := cli.NewApp()
-	// Extra top-level commands (those built on packages beside the CLI's)
-	// are passed to cli.Main here.
-	os.Exit(cli.Main(a, os.Args[1:], newMCPCmd(a.Layout)))
+	os.Exit(cli.Main(cli.NewApp(), os.Args[1:]))
 }

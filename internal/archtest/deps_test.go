@@ -18,7 +18,7 @@ const module = "github.com/banger-dev/banger"
 
 // clientSide packages run in the user's CLI/TUI process; they must reach the
 // daemon only through the API, never link its internals or the SQLite driver.
-var clientSide = []string{"cmd/banger", "internal/cli", "internal/client", "internal/tui", "internal/mcpserver"}
+var clientSide = []string{"cmd/banger", "cmd/banger-mcp", "internal/cli", "internal/client", "internal/tui", "internal/mcpserver"}
 
 var forbidden = []string{
 	module + "/internal/daemon",
@@ -53,32 +53,7 @@ func TestClientSideImportsNoDaemonInternals(t *testing.T) {
 			t.Logf("%s does not exist yet; skipped", pkg)
 			continue
 		}
-		res, err := sysexec.Exec{}.Run(context.Background(), sysexec.Cmd{
-			Argv: []string{"go", "list", "-deps", "-json=ImportPath,Imports", "./" + pkg}, Dir: root})
-		if err != nil {
-			t.Fatalf("go list %s: %v", pkg, err)
-		}
-		importers := map[string][]string{} // dep -> packages importing it, to explain the chain
-		dec := json.NewDecoder(bytes.NewReader(res.Stdout))
-		var deps []string
-		for {
-			var p struct {
-				ImportPath string
-				Imports    []string
-			}
-			if err := dec.Decode(&p); err == io.EOF {
-				break
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			deps = append(deps, p.ImportPath)
-			for _, imp := range p.Imports {
-				importers[imp] = append(importers[imp], p.ImportPath)
-			}
-		}
-		if len(deps) == 0 {
-			t.Fatalf("go list %s returned no packages", pkg)
-		}
+		deps, importers := listDeps(t, root, pkg)
 		for _, dep := range deps {
 			if rule, bad := isForbidden(dep); bad {
 				t.Errorf("%s depends on %s (forbidden: %s); imported by %v", pkg, dep, rule, importers[dep])
@@ -89,6 +64,62 @@ func TestClientSideImportsNoDaemonInternals(t *testing.T) {
 	if checked == 0 {
 		t.Fatal("no client-side package found: the test would prove nothing")
 	}
+}
+
+// startupWeight are packages whose initialisation at every start made the
+// CLI measurably slower (docs/benchmarks.md, issue 14): the MCP SDK (its
+// JSON schemas, encoding/gob) lives in banger-mcp, and the registry client
+// in bangerd.
+var startupWeight = []string{
+	"github.com/modelcontextprotocol/go-sdk",
+	"github.com/google/jsonschema-go",
+	"github.com/google/go-containerregistry",
+	"github.com/opencontainers/go-digest",
+	"encoding/gob",
+}
+
+func TestCLILinksNoStartupWeight(t *testing.T) {
+	deps, importers := listDeps(t, repoRoot(t), "cmd/banger")
+	for _, dep := range deps {
+		for _, w := range startupWeight {
+			if dep == w || strings.HasPrefix(dep, w+"/") {
+				t.Errorf("cmd/banger links %s (initialised at every CLI start); imported by %v", dep, importers[dep])
+			}
+		}
+	}
+}
+
+// listDeps lists pkg's dependencies (go list -deps) and, for each, the
+// packages importing it, to explain a chain.
+func listDeps(t *testing.T, root, pkg string) ([]string, map[string][]string) {
+	t.Helper()
+	res, err := sysexec.Exec{}.Run(context.Background(), sysexec.Cmd{
+		Argv: []string{"go", "list", "-deps", "-json=ImportPath,Imports", "./" + pkg}, Dir: root})
+	if err != nil {
+		t.Fatalf("go list %s: %v", pkg, err)
+	}
+	importers := map[string][]string{}
+	dec := json.NewDecoder(bytes.NewReader(res.Stdout))
+	var deps []string
+	for {
+		var p struct {
+			ImportPath string
+			Imports    []string
+		}
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		deps = append(deps, p.ImportPath)
+		for _, imp := range p.Imports {
+			importers[imp] = append(importers[imp], p.ImportPath)
+		}
+	}
+	if len(deps) == 0 {
+		t.Fatalf("go list %s returned no packages", pkg)
+	}
+	return deps, importers
 }
 
 func TestForbiddenMatching(t *testing.T) {

@@ -141,16 +141,15 @@ func NewRoot(a *App) *cobra.Command {
 	root.SetIn(a.Stdin)
 	root.SetOut(a.Stdout)
 	root.SetErr(a.Stderr)
-	root.AddCommand(newVMCmd(a), newImageCmd(a), newBundleCmd(a), newHostCmd(a), newDoctorCmd(a), newDaemonCmd(a), newVersionCmd(a), newTUICmd(a), newSSHConfigCmd(a))
+	root.AddCommand(newVMCmd(a), newImageCmd(a), newBundleCmd(a), newHostCmd(a), newDoctorCmd(a), newDaemonCmd(a), newVersionCmd(a), newTUICmd(a), newSSHConfigCmd(a), newMCPCmd(a))
 	return root
 }
 
 // Main runs banger with args and returns the process exit status.
-func Main(a *App, args []string, extra ...*cobra.Command) int {
+func Main(a *App, args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := NewRoot(a)
-	root.AddCommand(extra...)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {

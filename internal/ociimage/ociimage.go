@@ -35,8 +35,21 @@ const (
 	DockerArchive = ociref.DockerArchive
 )
 
-// ParseRef parses an image reference (ociref.Parse).
-func ParseRef(s string) (Ref, error) { return ociref.Parse(s) }
+// ParseRef parses an image reference (ociref.Parse) and checks a registry
+// reference's grammar with the registry client.
+func ParseRef(s string) (Ref, error) {
+	r, err := ociref.Parse(s)
+	if err != nil || r.Transport != Registry {
+		return r, err
+	}
+	if _, err := name.ParseReference(s, name.StrictValidation); err != nil {
+		// StrictValidation refuses a missing tag; say what is accepted.
+		if _, lerr := name.ParseReference(s); lerr != nil {
+			return Ref{}, fmt.Errorf("%q is not an image reference (%v): pass REGISTRY/NAME:TAG, oci:DIR[:TAG] or docker-archive:FILE", s, lerr)
+		}
+	}
+	return r, nil
+}
 
 // Options tune Open.
 type Options struct {

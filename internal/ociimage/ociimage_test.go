@@ -10,11 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/banger-dev/banger/internal/ociref"
 )
 
 // entry is one tar entry a test layer holds.
@@ -236,6 +239,7 @@ func TestParseRef(t *testing.T) {
 		{"oci:/x:", Ref{}, "empty tag"},
 		{"docker-archive:", Ref{}, "no file"},
 		{"Bad Ref!", Ref{}, "not an image reference"},
+		{"registry.example/Team/app:v1", Ref{}, "not an image reference"}, // the registry client's grammar
 		{"", Ref{}, "no image reference"},
 	} {
 		got, err := ParseRef(tc.in)
@@ -249,6 +253,31 @@ func TestParseRef(t *testing.T) {
 			t.Errorf("ParseRef(%q) = %+v (%s), %v; want %+v", tc.in, got, got, err, tc.want)
 		}
 	}
+}
+
+// The CLI checks a registry reference with ociref.Parse alone (it does not
+// link the registry client): that check must never refuse a reference the
+// registry client accepts, or a user could not import it.
+func FuzzParseAcceptsWhatTheRegistryClientDoes(f *testing.F) {
+	for _, s := range []string{
+		"debian", "debian:12", "library/debian:bookworm-slim", "127.0.0.1:5000/app:v1",
+		"localhost:5000/team/app_x.y-z:V1.2_3", "[::1]:5000/app:v1", "registry.example/a/b/c",
+		"app@sha256:" + strings.Repeat("ab", 32), "ghcr.io/org/app:v1@sha256:" + strings.Repeat("0f", 32),
+		"Bad Ref!", "app:", "", "a//b", "app:tag with space", "é/app",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if strings.HasPrefix(s, "oci:") || strings.HasPrefix(s, "docker-archive:") {
+			return
+		}
+		if _, err := name.ParseReference(s); err != nil {
+			return
+		}
+		if _, err := ociref.Parse(s); err != nil {
+			t.Errorf("the registry client accepts %q, ociref.Parse refuses it: %v", s, err)
+		}
+	})
 }
 
 // An OCI layout (by tag, and an index resolved to linux/amd64) and a

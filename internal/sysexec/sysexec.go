@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 )
@@ -172,6 +173,29 @@ func LookPath(name string) (string, error) {
 		return "", fmt.Errorf("%s not found in PATH", name)
 	}
 	return p, nil
+}
+
+// Sibling finds the program name installed beside this executable (banger's
+// programs are installed together), else in PATH.
+func Sibling(name string) (string, error) {
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), name)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			return p, nil
+		}
+	}
+	return LookPath(name)
+}
+
+// Replace runs argv (Argv[0] an absolute path) in place of this process,
+// with its environment and open stdin, stdout and stderr. It returns only
+// when the program cannot be run.
+func Replace(argv []string) error {
+	if !filepath.IsAbs(argv[0]) {
+		return &Error{Argv: argv, ExitCode: -1, Err: errors.New("not an absolute path")}
+	}
+	err := syscall.Exec(argv[0], argv, os.Environ())
+	return &Error{Argv: argv, ExitCode: -1, Err: err}
 }
 
 // Quote renders an argv for messages, quoting arguments that need it.

@@ -1,9 +1,16 @@
+// Command banger-mcp is banger's MCP server for coding agents, run as
+// `banger mcp` (which execs it) or directly. It is a program of its own so
+// that the MCP SDK, its JSON schemas and its other dependencies are not
+// linked into, and initialised at every start of, the banger CLI.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -14,10 +21,35 @@ import (
 	"github.com/banger-dev/banger/internal/paths"
 )
 
-// newMCPCmd is `banger mcp` (alias `banger mcp serve`): the MCP server for
-// coding agents, on stdin/stdout. It lives here, above internal/cli, since
-// the server package and the CLI are siblings that may not import each
-// other; both reach bangerd through internal/client.
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmd := newMCPCmd(paths.Default())
+	cmd.SilenceErrors, cmd.SilenceUsage = true, true
+	err := cmd.ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		printError(err)
+		os.Exit(1)
+	}
+}
+
+// printError prints err as the banger CLI does: the message, then the fix.
+func printError(err error) {
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		fmt.Fprintf(os.Stderr, "banger mcp: %s\n", ae.Message)
+		if ae.Hint != "" {
+			fmt.Fprintf(os.Stderr, "  hint: %s\n", ae.Hint)
+		}
+		return
+	}
+	fmt.Fprintf(os.Stderr, "banger mcp: %v\n", err)
+}
+
+// newMCPCmd is the MCP server (alias `serve`) on stdin/stdout. The server
+// package and the CLI are siblings that may not import each other; both
+// reach bangerd through internal/client.
 func newMCPCmd(layout paths.Layout) *cobra.Command {
 	var (
 		readOnly   bool
@@ -52,9 +84,9 @@ func newMCPCmd(layout paths.Layout) *cobra.Command {
 			"touch only VMs whose names start with PREFIX (default: mcp_only_prefix in config.toml)")
 	}
 	cmd := &cobra.Command{
-		Use:   "mcp",
+		Use:   "banger-mcp",
 		Short: "Serve banger to coding agents: a Model Context Protocol server on stdin/stdout",
-		Long: "banger mcp is an MCP server (stdio transport) for coding agents: tools to list, create, stop and\n" +
+		Long: "banger-mcp (run as `banger mcp`) is an MCP server (stdio transport) for coding agents: tools to list, create, stop and\n" +
 			"delete VMs, run commands in them (vm_exec), read, write and list their files, see their ports,\n" +
 			"snapshot and restore them. It talks to bangerd like the CLI does; bangerd's limits (max_vms,\n" +
 			"max_vm_memory_mib in config.toml) hold for it too. Configure your agent to run `banger mcp`.",
@@ -63,7 +95,7 @@ func newMCPCmd(layout paths.Layout) *cobra.Command {
 		RunE:    run,
 	}
 	flags(cmd)
-	serve := &cobra.Command{Use: "serve", Short: "Same as banger mcp", Args: cobra.NoArgs, RunE: run}
+	serve := &cobra.Command{Use: "serve", Short: "Same as banger-mcp", Args: cobra.NoArgs, RunE: run}
 	flags(serve)
 	cmd.AddCommand(serve)
 	return cmd
