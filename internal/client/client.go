@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	framejson "github.com/segmentio/encoding/json"
@@ -25,19 +26,47 @@ import (
 type Client struct {
 	Socket string
 	http   *http.Client
+	spare  atomic.Pointer[spareConn]
 }
+
+// spareConn is a connection made before the first call (EnsureDaemon's
+// check that the daemon accepts), which that call uses instead of dialing
+// again.
+type spareConn struct {
+	conn net.Conn
+	at   time.Time
+}
+
+// spareMaxAge keeps a spare connection well inside bangerd's 10 s
+// ReadHeaderTimeout, after which it would have closed it.
+const spareMaxAge = 2 * time.Second
 
 // New returns a client for the daemon listening on socket.
 func New(socket string) *Client {
+	c := &Client{Socket: socket}
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			if s := c.spare.Swap(nil); s != nil {
+				if time.Since(s.at) < spareMaxAge {
+					return s.conn, nil
+				}
+				s.conn.Close()
+			}
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", socket)
 		},
 		MaxIdleConns:    4,
 		IdleConnTimeout: 30 * time.Second,
 	}
-	return &Client{Socket: socket, http: &http.Client{Transport: tr}}
+	c.http = &http.Client{Transport: tr}
+	return c
+}
+
+// keepSpare hands conn, just dialed to the socket, to the next call.
+func (c *Client) keepSpare(conn net.Conn) {
+	if old := c.spare.Swap(&spareConn{conn: conn, at: time.Now()}); old != nil {
+		old.conn.Close()
+	}
 }
 
 // UnreachableError means no daemon answered on the socket.
@@ -85,7 +114,7 @@ func (c *Client) CallRaw(ctx context.Context, body []byte, result any, onProgres
 		return &UnreachableError{Socket: c.Socket, Err: err}
 	}
 	defer resp.Body.Close()
-	err = readFrames(resp.Body, result, onProgress)
+	err = readFrames(resp.Body, resp.ContentLength, result, onProgress)
 	var ae *api.Error
 	if err != nil && !errors.As(err, &ae) && ctx.Err() != nil {
 		return ctx.Err()
@@ -100,13 +129,42 @@ func (c *Client) CallRaw(ctx context.Context, body []byte, result any, onProgres
 // for encoding/json that decodes the same values (TestFramesDecodeAsEncodingJSON)
 // about three times faster: with 1,000 VMs, encoding/json's decoding of
 // vm.list's ~320 KB was most of the round trip.
-func readFrames(body io.Reader, result any, onProgress func(api.Progress)) error {
+//
+// size is the body's length when the daemon sent it (-1 when not): a reply
+// without progress frames comes with its length, and is then read at once
+// into a buffer of that size, not gathered in a growing one, whose fresh
+// pages cost a large list most of its reading.
+func readFrames(body io.Reader, size int64, result any, onProgress func(api.Progress)) error {
 	fr := frameReaders.Get().(*frameReader)
 	defer frameReaders.Put(fr)
-	fr.r.Reset(body)
-	defer fr.r.Reset(nil) // the pool must not keep the body
+	next := fr.readLine
+	if 0 < size && size <= maxSizedReply {
+		if int64(cap(fr.line)) < size {
+			fr.line = make([]byte, size)
+		}
+		buf := fr.line[:size]
+		n, end := io.ReadFull(body, buf)
+		buf = buf[:n]
+		if end == nil || errors.Is(end, io.ErrUnexpectedEOF) {
+			end = io.EOF // what follows the last line: the body's end, or a cut
+		}
+		next = func() ([]byte, error) {
+			i := bytes.IndexByte(buf, '\n')
+			if i < 0 {
+				line := buf
+				buf = nil
+				return line, end
+			}
+			line := buf[:i+1]
+			buf = buf[i+1:]
+			return line, nil
+		}
+	} else {
+		fr.r.Reset(body)
+		defer fr.r.Reset(nil) // the pool must not keep the body
+	}
 	for {
-		line, err := fr.readLine()
+		line, err := next()
 		if len(bytes.TrimSpace(line)) > 0 {
 			// One pass: the result decodes straight into the caller's value
 			// (an api.Frame would hold it as raw bytes and decode twice).
@@ -147,6 +205,10 @@ type frameReader struct {
 	r    *bufio.Reader
 	line []byte // a line longer than r's buffer, gathered
 }
+
+// maxSizedReply bounds the buffer a reply's announced length allocates
+// at once; a longer reply is read a line at a time.
+const maxSizedReply = 64 << 20
 
 var frameReaders = sync.Pool{New: func() any {
 	return &frameReader{r: bufio.NewReaderSize(nil, 64<<10)}
@@ -217,7 +279,7 @@ func (c *Client) Stream(ctx context.Context, method string, params any) (net.Con
 				}
 				return &streamConn{Conn: conn, r: br}, nil
 			}
-			err = readFrames(resp.Body, nil, nil)
+			err = readFrames(resp.Body, resp.ContentLength, nil, nil)
 			resp.Body.Close()
 			if err == nil {
 				err = fmt.Errorf("bangerd answered %s without upgrading the %s stream", resp.Status, method)

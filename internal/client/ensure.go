@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -47,7 +46,8 @@ func EnsureDaemon(ctx context.Context, layout paths.Layout, opts EnsureOptions) 
 		opts.Status = func(string) {}
 	}
 	c := New(layout.DaemonSocket())
-	if alreadyVerified(ctx, layout, opts.BuildID) {
+	if conn := alreadyVerified(ctx, layout, opts.BuildID); conn != nil {
+		c.keepSpare(conn)
 		return c, nil
 	}
 	// The socket's identity is taken before daemon.info: a daemon swapped
@@ -124,25 +124,25 @@ func remember(l paths.Layout, id, build string) {
 	}
 }
 
-// alreadyVerified reports whether the socket is still the one a daemon of
+// alreadyVerified checks whether the socket is still the one a daemon of
 // build was verified on, and that daemon still accepts connections (a
-// crashed one leaves its socket file behind).
-func alreadyVerified(ctx context.Context, l paths.Layout, build string) bool {
+// crashed one leaves its socket file behind). It returns the accepted
+// connection, for the first call, or nil.
+func alreadyVerified(ctx context.Context, l paths.Layout, build string) net.Conn {
 	note, err := os.ReadFile(verifiedPath(l))
 	if err != nil {
-		return false
+		return nil
 	}
 	id, ok := socketID(l.DaemonSocket())
 	if !ok || string(note) != id+" "+build+"\n" {
-		return false
+		return nil
 	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", l.DaemonSocket())
 	if err != nil {
-		return false
+		return nil
 	}
-	conn.Close()
-	return true
+	return conn
 }
 
 // StopDaemon asks the daemon to exit and waits until its process is gone.
@@ -181,13 +181,7 @@ func DaemonBin(explicit string) (string, error) {
 	if b := os.Getenv("BANGER_DAEMON_BIN"); b != "" {
 		return b, nil
 	}
-	if exe, err := os.Executable(); err == nil {
-		p := filepath.Join(filepath.Dir(exe), "bangerd")
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
-			return p, nil
-		}
-	}
-	p, err := sysexec.LookPath("bangerd")
+	p, err := sysexec.Sibling("bangerd")
 	if err != nil {
 		return "", fmt.Errorf("bangerd not found next to banger nor in PATH: install it (make install) or set BANGER_DAEMON_BIN")
 	}

@@ -84,9 +84,24 @@ func TestEnsureDaemonReportsADaemonThatDied(t *testing.T) {
 // the calls; stop closes it, leaving the socket file when keepSocket (as a
 // crashed daemon does).
 type fakeDaemon struct {
-	srv   *server.Server
-	ln    net.Listener
-	infos atomic.Int32
+	srv     *server.Server
+	ln      net.Listener
+	infos   atomic.Int32
+	accepts atomic.Int32 // connections accepted
+}
+
+// countingListener counts the connections it accepts.
+type countingListener struct {
+	net.Listener
+	n *atomic.Int32
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
 }
 
 func startFake(t *testing.T, layout paths.Layout, build string) *fakeDaemon {
@@ -101,7 +116,7 @@ func startFake(t *testing.T, layout paths.Layout, build string) *fakeDaemon {
 		t.Fatal(err)
 	}
 	f.ln = ln
-	go f.srv.Serve(ln)
+	go f.srv.Serve(countingListener{ln, &f.accepts})
 	t.Cleanup(func() { f.srv.Shutdown(context.Background()) })
 	return f
 }
@@ -161,5 +176,53 @@ func TestEnsureDaemonAsksForTheBuildOncePerDaemon(t *testing.T) {
 	_, err := EnsureDaemon(ctx, layout, opts)
 	if err == nil || !strings.Contains(err.Error(), "exited during start-up") {
 		t.Fatalf("dead daemon behind a verified socket: err = %v, want an attempt to start one", err)
+	}
+}
+
+// A command against a verified daemon connects once: the connection that
+// checks the daemon still accepts carries the first call. A spare older
+// than spareMaxAge (bangerd may have closed it) is dropped for a new one.
+func TestVerifiedDaemonIsDialedOnce(t *testing.T) {
+	layout := paths.UnderRoot(socketDir(t))
+	if err := layout.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	opts := EnsureOptions{Bin: loserDaemon(t), BuildID: "b1"}
+	f := startFake(t, layout, "b1")
+	if _, err := EnsureDaemon(ctx, layout, opts); err != nil { // verifies, remembers
+		t.Fatal(err)
+	}
+	before := f.accepts.Load()
+	c, err := EnsureDaemon(ctx, layout, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Info(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.accepts.Load() - before; n != 1 {
+		t.Errorf("a command against a verified daemon made %d connections, want 1", n)
+	}
+
+	before = f.accepts.Load()
+	c, err = EnsureDaemon(ctx, layout, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := c.spare.Load()
+	if old == nil {
+		t.Fatal("no spare connection kept")
+	}
+	old.at = time.Now().Add(-spareMaxAge)
+	if _, err := c.Info(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.accepts.Load() - before; n != 2 {
+		t.Errorf("a command whose spare connection aged made %d connections, want 2 (the spare, a new one)", n)
+	}
+	if _, err := old.conn.Write([]byte("x")); err == nil {
+		t.Error("the aged spare connection was not closed")
 	}
 }

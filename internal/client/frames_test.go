@@ -30,18 +30,20 @@ func TestFramesDecodeAsEncodingJSON(t *testing.T) {
 			if err := json.Unmarshal(b, want); err != nil {
 				t.Fatal(err)
 			}
-			got := reflect.New(reflect.TypeOf(v).Elem()).Interface()
-			if err := readFrames(bytes.NewReader(frame), got, nil); err != nil {
-				t.Fatalf("%T: %v", v, err)
-			}
-			if !reflect.DeepEqual(got, want) {
-				t.Fatalf("%T with %q decoded as\n%+v\nencoding/json:\n%+v", v, s, got, want)
+			for _, size := range []int64{-1, int64(len(frame))} { // streamed, and with its length
+				got := reflect.New(reflect.TypeOf(v).Elem()).Interface()
+				if err := readFrames(bytes.NewReader(frame), size, got, nil); err != nil {
+					t.Fatalf("%T (size %d): %v", v, size, err)
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("%T with %q (size %d) decoded as\n%+v\nencoding/json:\n%+v", v, s, size, got, want)
+				}
 			}
 		}
 	}
 	e := &api.Error{Code: api.CodeConflict, Message: strs[1], Hint: strs[2]}
 	b, _ := json.Marshal(api.Frame{Error: e})
-	err := readFrames(bytes.NewReader(append(b, '\n')), nil, nil)
+	err := readFrames(bytes.NewReader(append(b, '\n')), int64(len(b)+1), nil, nil)
 	if ae, ok := err.(*api.Error); !ok || *ae != *e {
 		t.Fatalf("error frame decoded as %#v", err)
 	}
@@ -99,13 +101,29 @@ func TestLargeFramesReadWhole(t *testing.T) {
 		}
 		b, _ := json.Marshal(res)
 		big := append(append([]byte(`{"progress":{"step":"`+strings.Repeat("p", 100<<10)+`"}}`+"\n"+`{"result":`), b...), "}\n"...)
-		var got api.VMListResult
-		var steps int
-		if err := readFrames(bytes.NewReader(big), &got, func(api.Progress) { steps++ }); err != nil {
-			t.Fatalf("%d VMs: %v", n, err)
+		for _, size := range []int64{-1, int64(len(big))} { // streamed, and with its length
+			var got api.VMListResult
+			var steps int
+			if err := readFrames(bytes.NewReader(big), size, &got, func(api.Progress) { steps++ }); err != nil {
+				t.Fatalf("%d VMs (size %d): %v", n, size, err)
+			}
+			if steps != 1 || !reflect.DeepEqual(got, res) {
+				t.Fatalf("%d VMs (%d bytes, size %d): got %d VMs, %d progress frames", n, len(b), size, len(got.VMs), steps)
+			}
 		}
-		if steps != 1 || !reflect.DeepEqual(got, res) {
-			t.Fatalf("%d VMs (%d bytes): got %d VMs, %d progress frames", n, len(b), len(got.VMs), steps)
+	}
+}
+
+// A reply cut short of its announced length (bangerd died while writing
+// it) is an error, not a partial result.
+func TestCutReplyIsAnError(t *testing.T) {
+	b, _ := json.Marshal(api.VMSummariesResult{VMs: []api.VMSummary{{Name: "dev"}, {Name: "web"}}})
+	frame := append(append([]byte(`{"result":`), b...), "}\n"...)
+	for _, cut := range []int{len(frame) - 2, len(frame) / 2, 0} {
+		var got api.VMSummariesResult
+		err := readFrames(bytes.NewReader(frame[:cut]), int64(len(frame)), &got, nil)
+		if err == nil {
+			t.Errorf("a reply cut at %d of %d bytes decoded as %+v", cut, len(frame), got)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -203,10 +204,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.inflight.Add(1)
 	defer s.inflight.Done()
 	flusher, _ := w.(http.Flusher)
-	var wmu sync.Mutex
+	var (
+		wmu      sync.Mutex
+		streamed bool // a progress frame went out
+	)
 	progress := func(p api.Progress) {
 		wmu.Lock()
 		defer wmu.Unlock()
+		streamed = true
 		writeFrame(w, api.Frame{Progress: &p})
 		if flusher != nil {
 			flusher.Flush()
@@ -235,6 +240,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// The result frame is {"result":<b>}; writing it around b directly
 	// spares re-encoding (and re-validating) a large result such as vm.list.
+	// A reply that is only this frame goes with its length, so the client
+	// reads it into one buffer of that size (client.readFrames).
+	if !streamed {
+		w.Header().Set("Content-Length", strconv.Itoa(len(`{"result":`)+len(b)+len("}\n")))
+	}
 	w.Write([]byte(`{"result":`))
 	w.Write(b)
 	w.Write([]byte("}\n"))

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -196,5 +199,33 @@ func TestEncodedResultSentAsIs(t *testing.T) {
 	}
 	if len(res.VMs) != 1 || res.VMs[0].Name != "a" {
 		t.Fatalf("result %+v", res)
+	}
+}
+
+// A reply that is only its result frame carries its length (the client
+// reads it into one buffer of that size); one with progress frames is
+// streamed, its length unknown when the first frame goes out.
+func TestResultOnlyReplyHasItsLength(t *testing.T) {
+	s := New(nil)
+	big := strings.Repeat("x", 100<<10) // past net/http's own buffering
+	s.Register("test.big", Method(func(_ context.Context, p struct{ Progress bool }, progress func(api.Progress)) (api.VMRef, error) {
+		if p.Progress {
+			progress(api.Progress{Step: "one"})
+		}
+		return api.VMRef{Name: big}, nil
+	}))
+	for _, withProgress := range []bool{false, true} {
+		rec := httptest.NewRecorder()
+		body := fmt.Sprintf(`{"version":%d,"method":"test.big","params":{"Progress":%v}}`, api.Version, withProgress)
+		s.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, api.CallPath, strings.NewReader(body)))
+		length := rec.Header().Get("Content-Length")
+		switch {
+		case !strings.Contains(rec.Body.String(), big):
+			t.Errorf("progress %v: no result in the reply %.200q", withProgress, rec.Body.String())
+		case withProgress && length != "":
+			t.Errorf("a reply with progress announced length %s", length)
+		case !withProgress && length != strconv.Itoa(rec.Body.Len()):
+			t.Errorf("a result-only reply of %d bytes announced length %q", rec.Body.Len(), length)
+		}
 	}
 }
