@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/banger-dev/banger/internal/api"
 	"github.com/banger-dev/banger/internal/paths"
@@ -309,6 +310,41 @@ func TestListTableAlignedWithColour(t *testing.T) {
 	for _, l := range lines[1:] {
 		if strings.Index(l, "172.30.0.") != strings.Index(lines[0], "IP") {
 			t.Errorf("IP column not aligned:\n%s", strings.Join(lines, "\n"))
+		}
+	}
+}
+
+// banger mcp runs banger-mcp; without it, it says so and how to fix it.
+func TestMCPWithoutServerProgram(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	rec := &recorder{}
+	_, stderr, code := run(t, rec, "mcp", "--read-only")
+	if code == 0 || !strings.Contains(stderr, "banger-mcp is not installed next to banger nor in PATH") || !strings.Contains(stderr, "make install") || rec.method != "" {
+		t.Errorf("banger mcp without banger-mcp: exit %d, sent %q, stderr %q", code, rec.method, stderr)
+	}
+}
+
+// Columns line up whatever a cell's width, past the pad's own length too.
+func TestTablePadsWideCells(t *testing.T) {
+	var out bytes.Buffer
+	tb := newTable(&out, "A", "B")
+	wide := strings.Repeat("w", 150)
+	tb.row(wide, "x")
+	tb.row("s", "y")
+	tb.flush()
+	want := "A" + strings.Repeat(" ", 151) + "B\n" + wide + "  x\n" + "s" + strings.Repeat(" ", 151) + "y\n"
+	if out.String() != want {
+		t.Errorf("table:\n%q\nwant\n%q", out.String(), want)
+	}
+}
+
+func TestAge(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		45 * time.Second: "45s", 59 * time.Second: "59s", time.Minute: "1m", 3*time.Minute + 59*time.Second: "3m",
+		time.Hour: "1h", 47 * time.Hour: "47h", 48 * time.Hour: "2d", 5*24*time.Hour + time.Hour: "5d",
+	} {
+		if got := age(d); got != want {
+			t.Errorf("age(%s) = %q, want %q", d, got, want)
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"fmt"
 	"strconv"
 	"time"
 
@@ -42,7 +41,7 @@ func newVMListCmd(a *App) *cobra.Command {
 			now := time.Now()
 			for _, vm := range res.VMs {
 				t.row(vm.Name, a.stateText(vm.State), dash(vm.IP), strconv.Itoa(vm.VCPUs), bytesStr(int64(vm.MemoryMiB)<<20),
-					fmt.Sprintf("%s/%s", bytesStr(vm.DiskAllocatedBytes), bytesStr(vm.DiskBytes)), vm.Image, age(now.Sub(vm.CreatedAt)))
+					bytesStr(vm.DiskAllocatedBytes)+"/"+bytesStr(vm.DiskBytes), vm.Image, age(now.Sub(vm.CreatedAt)))
 			}
 			t.flush()
 			return nil
