@@ -42,6 +42,11 @@ func (d *Daemon) startDNS(gw netip.Addr) {
 			d.Log.Printf("dns: port %d is left to mapdns (mapdns_data_file is set)", port)
 			continue
 		}
+		if lastErr != nil {
+			// Say why dns_port was refused before the fallback hides it
+			// (another resolver on it, the bridge without its address).
+			d.Log.Printf("dns: cannot serve on %s port %d: %v; trying port %d", gw, cfg.DNSPort, lastErr, port)
+		}
 		addr := netip.AddrPortFrom(gw, uint16(port))
 		if lastErr = srv.Listen(addr.String()); lastErr != nil {
 			continue

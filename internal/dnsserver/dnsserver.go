@@ -170,9 +170,12 @@ func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
 		return nil, nil, fmt.Errorf("dns listen address %q: %w (use ip:port, e.g. 172.30.0.1:53)", addr, err)
 	}
 	for range 10 {
+		// net's errors name the network, address and cause ("listen udp
+		// 172.30.0.1:53: bind: address already in use"): pass them on as
+		// they are.
 		pc, err := net.ListenPacket("udp", addr)
 		if err != nil {
-			return nil, nil, fmt.Errorf("dns: listen on udp %s: %w", addr, err)
+			return nil, nil, err
 		}
 		p := pc.LocalAddr().(*net.UDPAddr).Port
 		ln, err := net.Listen("tcp", net.JoinHostPort(host, fmt.Sprint(p)))
@@ -181,7 +184,7 @@ func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
 		}
 		pc.Close()
 		if port != "0" {
-			return nil, nil, fmt.Errorf("dns: listen on tcp %s: %w", addr, err)
+			return nil, nil, err
 		}
 	}
 	return nil, nil, fmt.Errorf("dns: no port free for both udp and tcp on %s", host)
