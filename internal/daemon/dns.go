@@ -93,9 +93,10 @@ func (d *Daemon) stopDNS() {
 	defer d.dns.mu.Unlock()
 	if d.dns.stop != nil {
 		d.dns.stop()
-		// Wait for the port to be free again: a DNS server started right
-		// after (the next VM's bridge) would otherwise find its own port
-		// taken and fall back to dns_fallback_port.
+		// Wait for the port to be free again (Serve returns once its
+		// sockets are closed): a DNS server started right after (the next
+		// VM's bridge) would otherwise find its own port taken and fall
+		// back to dns_fallback_port.
 		select {
 		case <-d.dns.done:
 		case <-time.After(5 * time.Second):
