@@ -144,6 +144,8 @@ func TestDNSFallsBackToSecondPort(t *testing.T) {
 		c.DNSPort, c.DNSFallbackPort = taken.LocalAddr().(*net.UDPAddr).Port, fallback
 		c.Subnet = netip.MustParsePrefix("10.250.0.0/24")
 	})
+	logs := &lockedBuffer{}
+	d.Log = log.New(logs, "", 0)
 	seedImage(t, d)
 	vm, err := d.Store.CreateVM(context.Background(), store.NewVM{Name: "dev", Image: "debian", VCPUs: 1, MemoryMiB: 256,
 		DiskBytes: 1 << 30, Subnet: d.Config.Subnet})
@@ -153,6 +155,12 @@ func TestDNSFallsBackToSecondPort(t *testing.T) {
 	d.startDNS(netip.MustParseAddr("127.0.0.1"))
 	if got := d.dnsPort(); got != fallback {
 		t.Fatalf("serving on port %d, want the fallback %d", got, fallback)
+	}
+	// The log says why the first port was refused.
+	want := fmt.Sprintf("dns: cannot serve on 127.0.0.1 port %d: listen udp %s: bind: address already in use; trying port %d",
+		d.Config.DNSPort, taken.LocalAddr(), fallback)
+	if out := logs.String(); !strings.Contains(out, want) {
+		t.Errorf("log:\n%s\nwant the line %q", out, want)
 	}
 	// Guests ask port 53: they are sent to the fallback port.
 	if calls := d.Helper.(*testHelper).Calls(); !slices.Equal(calls, []string{fmt.Sprintf("dns-redirect banger0 %d", fallback)}) {

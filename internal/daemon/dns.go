@@ -42,6 +42,11 @@ func (d *Daemon) startDNS(gw netip.Addr) {
 			d.Log.Printf("dns: port %d is left to mapdns (mapdns_data_file is set)", port)
 			continue
 		}
+		if lastErr != nil {
+			// Say why dns_port was refused before the fallback hides it
+			// (another resolver on it, the bridge without its address).
+			d.Log.Printf("dns: cannot serve on %s port %d: %v; trying port %d", gw, cfg.DNSPort, lastErr, port)
+		}
 		addr := netip.AddrPortFrom(gw, uint16(port))
 		if lastErr = srv.Listen(addr.String()); lastErr != nil {
 			continue
@@ -88,9 +93,10 @@ func (d *Daemon) stopDNS() {
 	defer d.dns.mu.Unlock()
 	if d.dns.stop != nil {
 		d.dns.stop()
-		// Wait for the port to be free again: a DNS server started right
-		// after (the next VM's bridge) would otherwise find its own port
-		// taken and fall back to dns_fallback_port.
+		// Wait for the port to be free again (Serve returns once its
+		// sockets are closed): a DNS server started right after (the next
+		// VM's bridge) would otherwise find its own port taken and fall
+		// back to dns_fallback_port.
 		select {
 		case <-d.dns.done:
 		case <-time.After(5 * time.Second):

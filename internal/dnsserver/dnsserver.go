@@ -126,7 +126,10 @@ func (s *Server) Listen(addr string) error {
 	return nil
 }
 
-// Serve answers queries on the sockets Listen bound until ctx is done.
+// Serve answers queries on the sockets Listen bound until ctx is done. It
+// returns only once both sockets are closed and no query is being answered,
+// so a server started right after on the same address gets the port (bangerd
+// restarts DNS that way, and would otherwise fall back to another port).
 func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
 	pc, ln, bound := s.pc, s.ln, s.addr
@@ -137,29 +140,74 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.serving = true
 	s.mu.Unlock()
 
-	udp := &dns.Server{PacketConn: pc, Handler: s}
-	tcp := &dns.Server{Listener: ln, Handler: s}
-	errc := make(chan error, 2)
-	var started sync.WaitGroup
-	started.Add(2)
-	udp.NotifyStartedFunc = started.Done
-	tcp.NotifyStartedFunc = started.Done
-	go func() { errc <- udp.ActivateAndServe() }()
-	go func() { errc <- tcp.ActivateAndServe() }()
-	go func() { started.Wait(); close(s.ready) }()
+	udp := run(&dns.Server{PacketConn: pc, Handler: s})
+	tcp := run(&dns.Server{Listener: ln, Handler: s})
+	go func() {
+		for _, r := range []*running{udp, tcp} {
+			select {
+			case <-r.started:
+			case <-r.done:
+				return // failed before serving: never ready
+			}
+		}
+		close(s.ready)
+	}()
 
+	var err error
 	select {
 	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = udp.ShutdownContext(sctx)
-		_ = tcp.ShutdownContext(sctx)
-		return nil
-	case err := <-errc:
-		_ = udp.Shutdown()
-		_ = tcp.Shutdown()
-		return fmt.Errorf("dns server on %s stopped: %w", bound, err)
+	case <-udp.done:
+		err = fmt.Errorf("dns server on udp %s stopped: %w", bound, orStopped(udp.err))
+	case <-tcp.done:
+		err = fmt.Errorf("dns server on tcp %s stopped: %w", bound, orStopped(tcp.err))
 	}
+	udp.stop()
+	tcp.stop()
+	return err
+}
+
+// running is one miekg/dns server serving a socket in its own goroutine.
+type running struct {
+	srv     *dns.Server
+	started chan struct{} // closed once it serves
+	done    chan struct{} // closed once ActivateAndServe returned
+	err     error         // what it returned; read after done
+}
+
+func run(srv *dns.Server) *running {
+	r := &running{srv: srv, started: make(chan struct{}), done: make(chan struct{})}
+	srv.NotifyStartedFunc = func() { close(r.started) }
+	go func() { r.err = srv.ActivateAndServe(); close(r.done) }()
+	return r
+}
+
+// stop shuts the server down and returns once its socket is closed. Both
+// waits matter. A server not serving yet refuses Shutdown ("server not
+// started") and would start afterwards and keep the port: so wait for it to
+// serve first. And miekg/dns closes a UDP socket twice, at the end of its
+// serve loop and in Shutdown: the second Close returns at once, before the
+// first has released the port, so Shutdown returning is not enough: wait
+// for ActivateAndServe to return too (its own Close is done by then).
+func (r *running) stop() {
+	select {
+	case <-r.started:
+	case <-r.done:
+		return
+	}
+	// Queries still being answered get this long to finish before the
+	// socket is closed under them (their replies are then lost).
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = r.srv.ShutdownContext(ctx)
+	<-r.done
+}
+
+// orStopped names a serve loop's nil return when nothing asked it to stop.
+func orStopped(err error) error {
+	if err == nil {
+		return errors.New("serving ended unexpectedly")
+	}
+	return err
 }
 
 // listenBoth binds UDP and TCP on the same port (retrying when port 0 picked
@@ -170,9 +218,12 @@ func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
 		return nil, nil, fmt.Errorf("dns listen address %q: %w (use ip:port, e.g. 172.30.0.1:53)", addr, err)
 	}
 	for range 10 {
+		// net's errors name the network, address and cause ("listen udp
+		// 172.30.0.1:53: bind: address already in use"): pass them on as
+		// they are.
 		pc, err := net.ListenPacket("udp", addr)
 		if err != nil {
-			return nil, nil, fmt.Errorf("dns: listen on udp %s: %w", addr, err)
+			return nil, nil, err
 		}
 		p := pc.LocalAddr().(*net.UDPAddr).Port
 		ln, err := net.Listen("tcp", net.JoinHostPort(host, fmt.Sprint(p)))
@@ -181,7 +232,7 @@ func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
 		}
 		pc.Close()
 		if port != "0" {
-			return nil, nil, fmt.Errorf("dns: listen on tcp %s: %w", addr, err)
+			return nil, nil, err
 		}
 	}
 	return nil, nil, fmt.Errorf("dns: no port free for both udp and tcp on %s", host)
