@@ -19,7 +19,7 @@ LDFLAGS  := -s -w \
 	-X github.com/banger-dev/banger/internal/version.BuildID=$(BUILD_ID) \
 	-X github.com/banger-dev/banger/internal/privhelper.DefaultPath=$(HELPER)
 
-CMDS := banger banger-mcp bangerd banger-helper
+CMDS := banger banger-mcp banger-tui bangerd banger-helper
 # The guest agent is built only once its sources exist.
 ifneq ($(wildcard cmd/banger-agent/*.go),)
 CMDS += banger-agent

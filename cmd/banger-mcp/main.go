@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -29,22 +28,9 @@ func main() {
 	err := cmd.ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		printError(err)
+		api.Report(os.Stderr, "banger mcp", err)
 		os.Exit(1)
 	}
-}
-
-// printError prints err as the banger CLI does: the message, then the fix.
-func printError(err error) {
-	var ae *api.Error
-	if errors.As(err, &ae) {
-		fmt.Fprintf(os.Stderr, "banger mcp: %s\n", ae.Message)
-		if ae.Hint != "" {
-			fmt.Fprintf(os.Stderr, "  hint: %s\n", ae.Hint)
-		}
-		return
-	}
-	fmt.Fprintf(os.Stderr, "banger mcp: %v\n", err)
 }
 
 // newMCPCmd is the MCP server (alias `serve`) on stdin/stdout. The server

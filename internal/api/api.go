@@ -13,6 +13,9 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"time"
 )
 
@@ -129,6 +132,20 @@ func (e *Error) Error() string {
 		return e.Message + " (hint: " + e.Hint + ")"
 	}
 	return e.Message
+}
+
+// Report writes err as banger's programs print a failure: "prog: message",
+// then "  hint: ..." on its own line when err is an *Error with a fix.
+func Report(w io.Writer, prog string, err error) {
+	var ae *Error
+	if errors.As(err, &ae) {
+		fmt.Fprintf(w, "%s: %s\n", prog, ae.Message)
+		if ae.Hint != "" {
+			fmt.Fprintf(w, "  hint: %s\n", ae.Hint)
+		}
+		return
+	}
+	fmt.Fprintf(w, "%s: %v\n", prog, err)
 }
 
 // Errorf-style constructors keep call sites short.

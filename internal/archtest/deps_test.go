@@ -18,7 +18,7 @@ const module = "github.com/banger-dev/banger"
 
 // clientSide packages run in the user's CLI/TUI process; they must reach the
 // daemon only through the API, never link its internals or the SQLite driver.
-var clientSide = []string{"cmd/banger", "cmd/banger-mcp", "internal/cli", "internal/client", "internal/tui", "internal/mcpserver"}
+var clientSide = []string{"cmd/banger", "cmd/banger-mcp", "cmd/banger-tui", "internal/cli", "internal/client", "internal/tui", "internal/mcpserver"}
 
 var forbidden = []string{
 	module + "/internal/daemon",
@@ -68,14 +68,18 @@ func TestClientSideImportsNoDaemonInternals(t *testing.T) {
 
 // startupWeight are packages whose initialisation at every start made the
 // CLI measurably slower (docs/benchmarks.md, issue 14): the MCP SDK (its
-// JSON schemas, encoding/gob) lives in banger-mcp, and the registry client
-// in bangerd.
+// JSON schemas, encoding/gob) lives in banger-mcp, the TUI's libraries in
+// banger-tui, and the registry client in bangerd.
 var startupWeight = []string{
 	"github.com/modelcontextprotocol/go-sdk",
 	"github.com/google/jsonschema-go",
+	"encoding/gob",
+	module + "/internal/tui",
+	"charm.land",
+	"github.com/charmbracelet",
+	"github.com/atotto/clipboard",
 	"github.com/google/go-containerregistry",
 	"github.com/opencontainers/go-digest",
-	"encoding/gob",
 }
 
 func TestCLILinksNoStartupWeight(t *testing.T) {

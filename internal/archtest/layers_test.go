@@ -46,7 +46,7 @@ var layers = map[string]int{
 	"internal/daemon": 5,
 
 	// 6: programs and test suites.
-	"cmd/banger": 6, "cmd/banger-mcp": 6, "cmd/bangerd": 6, "cmd/banger-agent": 6, "cmd/banger-helper": 6, "cmd/fake-firecracker": 6,
+	"cmd/banger": 6, "cmd/banger-mcp": 6, "cmd/banger-tui": 6, "cmd/bangerd": 6, "cmd/banger-agent": 6, "cmd/banger-helper": 6, "cmd/fake-firecracker": 6,
 	"test/e2e": 6, "test/bench": 6, "test/hostile": 6,
 }
 

@@ -314,13 +314,16 @@ func TestListTableAlignedWithColour(t *testing.T) {
 	}
 }
 
-// banger mcp runs banger-mcp; without it, it says so and how to fix it.
-func TestMCPWithoutServerProgram(t *testing.T) {
+// banger mcp and banger tui run programs of their own; without them, they
+// say so and how to fix it.
+func TestProgramCommandsWithoutTheirProgram(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
-	rec := &recorder{}
-	_, stderr, code := run(t, rec, "mcp", "--read-only")
-	if code == 0 || !strings.Contains(stderr, "banger-mcp is not installed next to banger nor in PATH") || !strings.Contains(stderr, "make install") || rec.method != "" {
-		t.Errorf("banger mcp without banger-mcp: exit %d, sent %q, stderr %q", code, rec.method, stderr)
+	for cmd, program := range map[string]string{"mcp": "banger-mcp", "tui": "banger-tui"} {
+		rec := &recorder{}
+		_, stderr, code := run(t, rec, cmd, "--read-only")
+		if code == 0 || !strings.Contains(stderr, program+" is not installed next to banger nor in PATH") || !strings.Contains(stderr, "make install") || rec.method != "" {
+			t.Errorf("banger %s without %s: exit %d, sent %q, stderr %q", cmd, program, code, rec.method, stderr)
+		}
 	}
 }
 

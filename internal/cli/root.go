@@ -40,7 +40,7 @@ type App struct {
 	Width func(f any) int
 
 	caller Caller
-	// quiet silences status lines (the TUI owns the screen).
+	// quiet silences status lines (shell completion owns the output).
 	quiet bool
 }
 
@@ -141,7 +141,7 @@ func NewRoot(a *App) *cobra.Command {
 	root.SetIn(a.Stdin)
 	root.SetOut(a.Stdout)
 	root.SetErr(a.Stderr)
-	root.AddCommand(newVMCmd(a), newImageCmd(a), newBundleCmd(a), newHostCmd(a), newDoctorCmd(a), newDaemonCmd(a), newVersionCmd(a), newTUICmd(a), newSSHConfigCmd(a), newMCPCmd(a))
+	root.AddCommand(newVMCmd(a), newImageCmd(a), newBundleCmd(a), newHostCmd(a), newDoctorCmd(a), newDaemonCmd(a), newVersionCmd(a), newTUICmd(), newSSHConfigCmd(a), newMCPCmd())
 	return root
 }
 
@@ -164,20 +164,12 @@ func Main(a *App, args []string) int {
 }
 
 func (a *App) printError(err error) {
-	var ae *api.Error
-	if errors.As(err, &ae) {
-		fmt.Fprintf(a.Stderr, "banger: %s\n", ae.Message)
-		if ae.Hint != "" {
-			fmt.Fprintf(a.Stderr, "  hint: %s\n", ae.Hint)
-		}
-		return
-	}
 	var ue *client.UnreachableError
-	if errors.As(err, &ue) {
-		fmt.Fprintf(a.Stderr, "banger: %v\n  hint: start it with `banger daemon start`; its log is %s\n", err, a.Layout.DaemonLog())
-		return
+	var ae *api.Error
+	if !errors.As(err, &ae) && errors.As(err, &ue) {
+		err = api.NewError(api.CodeFailedPrecondition, err.Error(), "start it with `banger daemon start`; its log is "+a.Layout.DaemonLog())
 	}
-	fmt.Fprintf(a.Stderr, "banger: %v\n", err)
+	api.Report(a.Stderr, "banger", err)
 }
 
 // usageErr is a CLI-side invalid argument, rendered like daemon errors.

@@ -79,7 +79,7 @@ func Binaries(t testing.TB) string {
 		}
 		root := RepoRoot(t)
 		ldflags := "-X github.com/banger-dev/banger/internal/version.Version=e2e -X github.com/banger-dev/banger/internal/version.BuildID=e2e-" + fmt.Sprint(os.Getpid())
-		for _, c := range []string{"banger", "banger-mcp", "bangerd", "banger-agent", "fake-firecracker"} {
+		for _, c := range []string{"banger", "banger-mcp", "banger-tui", "bangerd", "banger-agent", "fake-firecracker"} {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			_, buildErr = sysexec.Exec{}.Run(ctx, sysexec.Cmd{
 				Argv: []string{"go", "build", "-trimpath", "-ldflags", ldflags, "-o", filepath.Join(binDir, c), "./cmd/" + c},
