@@ -121,6 +121,20 @@ func startFake(t *testing.T, layout paths.Layout, build string) *fakeDaemon {
 	return f
 }
 
+// withFakeDaemon serves a fake daemon of build in a fresh layout, with the
+// options EnsureDaemon expects of that build (a daemon it would start
+// instead fails at once) and a context for the test.
+func withFakeDaemon(t *testing.T, build string) (paths.Layout, context.Context, EnsureOptions, *fakeDaemon) {
+	t.Helper()
+	layout := paths.UnderRoot(socketDir(t))
+	if err := layout.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return layout, ctx, EnsureOptions{Bin: loserDaemon(t), BuildID: build}, startFake(t, layout, build)
+}
+
 func (f *fakeDaemon) stop(keepSocket bool) {
 	f.ln.(*net.UnixListener).SetUnlinkOnClose(!keepSocket)
 	f.srv.Shutdown(context.Background())
@@ -131,14 +145,7 @@ func (f *fakeDaemon) stop(keepSocket bool) {
 // socket, and ask again once another daemon has bound it or the first one
 // died.
 func TestEnsureDaemonAsksForTheBuildOncePerDaemon(t *testing.T) {
-	layout := paths.UnderRoot(socketDir(t))
-	if err := layout.Ensure(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	opts := EnsureOptions{Bin: loserDaemon(t), BuildID: "b1"}
-	first := startFake(t, layout, "b1")
+	layout, ctx, opts, first := withFakeDaemon(t, "b1")
 	for i := 0; i < 3; i++ {
 		if _, err := EnsureDaemon(ctx, layout, opts); err != nil {
 			t.Fatal(err)
@@ -183,14 +190,7 @@ func TestEnsureDaemonAsksForTheBuildOncePerDaemon(t *testing.T) {
 // checks the daemon still accepts carries the first call. A spare older
 // than spareMaxAge (bangerd may have closed it) is dropped for a new one.
 func TestVerifiedDaemonIsDialedOnce(t *testing.T) {
-	layout := paths.UnderRoot(socketDir(t))
-	if err := layout.Ensure(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	opts := EnsureOptions{Bin: loserDaemon(t), BuildID: "b1"}
-	f := startFake(t, layout, "b1")
+	layout, ctx, opts, f := withFakeDaemon(t, "b1")
 	if _, err := EnsureDaemon(ctx, layout, opts); err != nil { // verifies, remembers
 		t.Fatal(err)
 	}
