@@ -184,7 +184,11 @@ func Sibling(name string) (string, error) {
 			return p, nil
 		}
 	}
-	return LookPath(name)
+	p, err := LookPath(name)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Abs(p) // PATH may hold a relative directory
 }
 
 // Replace runs argv (Argv[0] an absolute path) in place of this process,
