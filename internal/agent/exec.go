@@ -42,6 +42,8 @@ func (h *handler) workRoute(path string) http.HandlerFunc {
 		return h.connect
 	case agentproto.ListenersPath:
 		return h.listeners
+	case agentproto.DirPath:
+		return h.dir
 	}
 	return nil
 }

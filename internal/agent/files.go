@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -53,6 +55,86 @@ func (h *handler) stat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, agentproto.Stat{Exists: true, IsDir: fi.IsDir(), Mode: uint32(fi.Mode()), Size: fi.Size()})
+}
+
+// dir answers GET /v1/dir?path=P&max=N: P's entries by name (read
+// without following symlinks), the first N of them.
+func (h *handler) dir(w http.ResponseWriter, r *http.Request) {
+	if !requireMethod(w, r, http.MethodGet) {
+		return
+	}
+	p, ok := h.guestPath(w, r, "path")
+	if !ok {
+		return
+	}
+	max, err := strconv.Atoi(r.URL.Query().Get("max"))
+	if err != nil || max < 1 || max > agentproto.MaxDirEntries {
+		writeError(w, http.StatusBadRequest, api.NewError(api.CodeInvalidArgument,
+			fmt.Sprintf("max %q: must be between 1 and %d", r.URL.Query().Get("max"), agentproto.MaxDirEntries), ""))
+		return
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		writeError(w, http.StatusNotFound, api.NewError(api.CodeNotFound, fmt.Sprintf("%s does not exist in the guest", p), ""))
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, api.NewError(api.CodeInvalidArgument, err.Error(), ""))
+		return
+	}
+	defer f.Close()
+	// Names only, sorted, then the first max looked at: a huge directory
+	// costs its names, not a stat each.
+	names, err := f.Readdirnames(-1)
+	if errors.Is(err, syscall.ENOTDIR) {
+		writeError(w, http.StatusBadRequest, api.NewError(api.CodeInvalidArgument, fmt.Sprintf("%s is not a directory", p), "read it as a file"))
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, api.NewError(api.CodeInvalidArgument, fmt.Sprintf("list %s: %v", p, err), ""))
+		return
+	}
+	sort.Strings(names)
+	res := agentproto.DirResult{Entries: []agentproto.DirEntry{}}
+	if len(names) > max {
+		names, res.Truncated = names[:max], true
+	}
+	for _, name := range names {
+		fi, err := os.Lstat(filepath.Join(p, name))
+		if err != nil {
+			continue // gone since it was listed
+		}
+		res.Entries = append(res.Entries, agentproto.DirEntry{Name: name, Type: entryType(fi.Mode()), Mode: chmodBits(fi.Mode()), Size: fi.Size()})
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func entryType(m fs.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "file"
+	case m.IsDir():
+		return "dir"
+	case m&fs.ModeSymlink != 0:
+		return "symlink"
+	}
+	return "other"
+}
+
+// chmodBits is m's permissions as chmod and ls -l number them (Go keeps
+// setuid, setgid and sticky apart from the low bits).
+func chmodBits(m fs.FileMode) uint32 {
+	bits := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		bits |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		bits |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		bits |= 0o1000
+	}
+	return bits
 }
 
 // files serves GET /v1/files?path=P[&recursive=1] (a tar of P, top entry

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -27,8 +28,17 @@ const maxMessage = 1000
 // TooOldError is what a request for a feature an old agent lacks returns.
 func TooOldError(feature string) *api.Error {
 	return api.NewError(api.CodeFailedPrecondition,
-		fmt.Sprintf("the guest agent is too old for %s: it predates agent protocol %d", feature, agentproto.Version),
+		fmt.Sprintf("%s for %s: it predates agent protocol %d", tooOld, feature, agentproto.Version),
 		"rebuild the VM's image with this banger (banger image build --name IMAGE --force), then banger vm restart NAME")
+}
+
+const tooOld = "the guest agent is too old"
+
+// IsTooOld reports whether err is a TooOldError: the agent lacks the
+// feature (a caller may fall back to an older way).
+func IsTooOld(err error) bool {
+	var ae *api.Error
+	return errors.As(err, &ae) && ae.Code == api.CodeFailedPrecondition && strings.HasPrefix(ae.Message, tooOld)
 }
 
 // Conn is an upgraded agent connection (exec frames or a TCP stream). It
@@ -72,6 +82,22 @@ func (c Client) Stat(ctx context.Context, path string) (agentproto.Stat, error) 
 	var st agentproto.Stat
 	err := c.work(ctx, "cp", http.MethodGet, agentproto.StatPath+"?path="+url.QueryEscape(path), nil, &st)
 	return st, err
+}
+
+// maxDirResponseBytes bounds a directory listing's answer (max entries of
+// at most 255-byte names, JSON-escaped).
+const maxDirResponseBytes = 8 << 20
+
+// ReadDir lists a guest directory (absolute, or relative to /root) by
+// name, at most max entries (1 to agentproto.MaxDirEntries).
+func (c Client) ReadDir(ctx context.Context, path string, max int) (agentproto.DirResult, error) {
+	var res agentproto.DirResult
+	q := url.Values{"path": {path}, "max": {strconv.Itoa(max)}}
+	err := c.workLimit(ctx, "directory listings", http.MethodGet, agentproto.DirPath+"?"+q.Encode(), nil, &res, maxDirResponseBytes)
+	if len(res.Entries) > max {
+		res.Entries, res.Truncated = res.Entries[:max], true // the guest's word: bounded
+	}
+	return res, err
 }
 
 // Listeners lists the guest's listening TCP sockets.
@@ -121,6 +147,11 @@ func (c Client) Get(ctx context.Context, path string, recursive bool, w io.Write
 // work makes one request with an optional streamed body and decodes a
 // bounded JSON answer into out.
 func (c Client) work(ctx context.Context, feature, method, path string, body io.Reader, out any) error {
+	return c.workLimit(ctx, feature, method, path, body, out, maxResponseBytes)
+}
+
+// workLimit is work with a bound on the answer other than maxResponseBytes.
+func (c Client) workLimit(ctx context.Context, feature, method, path string, body io.Reader, out any, limit int) error {
 	resp, conn, err := c.request(ctx, method, path, body, "")
 	if err != nil {
 		return err
@@ -130,12 +161,12 @@ func (c Client) work(ctx context.Context, feature, method, path string, body io.
 	if resp.StatusCode != http.StatusOK {
 		return responseError(feature, resp)
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 	if err != nil {
 		return fmt.Errorf("agent %s %s: read response: %w", method, path, err)
 	}
-	if len(data) > maxResponseBytes {
-		return fmt.Errorf("agent %s %s: response larger than %d bytes", method, path, maxResponseBytes)
+	if len(data) > limit {
+		return fmt.Errorf("agent %s %s: response larger than %d bytes", method, path, limit)
 	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("agent %s %s: decode response: %w", method, path, err)

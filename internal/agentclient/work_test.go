@@ -316,6 +316,14 @@ func TestOldAgentIsTooOld(t *testing.T) {
 	check("stat", err)
 	_, err = c.Connect(testCtx(t), 80)
 	check("connect", err)
+	_, err = c.ReadDir(testCtx(t), "/", 10)
+	check("dir", err)
+	if !IsTooOld(err) {
+		t.Errorf("IsTooOld(%v) = false", err)
+	}
+	if IsTooOld(api.NewError(api.CodeFailedPrecondition, "the disk is full", "")) {
+		t.Error("IsTooOld is true for another failed precondition")
+	}
 }
 
 // A hostile agent's error text reaches the terminal without escapes and

@@ -28,7 +28,7 @@ import (
 const Version = 2
 
 // Features a version-2 agent lists in /healthz.
-var Features = []string{"exec", "files", "connect", "listeners"}
+var Features = []string{"exec", "files", "connect", "listeners", "dir"}
 
 // Paths of the agent's work endpoints.
 const (
@@ -37,6 +37,7 @@ const (
 	StatPath      = "/v1/stat"      // GET ?path= a Stat
 	ConnectPath   = "/v1/connect"   // POST ?port= upgrades to a TCP stream to 127.0.0.1:port
 	ListenersPath = "/v1/listeners" // GET the guest's listening TCP ports
+	DirPath       = "/v1/dir"       // GET ?path=&max= a DirResult
 )
 
 // Upgrade protocol names (the Upgrade header).
@@ -81,6 +82,24 @@ type PutResult struct {
 type Listener struct {
 	Addr string `json:"addr"` // "0.0.0.0", "127.0.0.1", "::"
 	Port int    `json:"port"`
+}
+
+// MaxDirEntries bounds GET /v1/dir's max.
+const MaxDirEntries = 10000
+
+// DirResult is GET /v1/dir's answer: a directory's entries by name, the
+// first max of them.
+type DirResult struct {
+	Entries   []DirEntry `json:"entries"`
+	Truncated bool       `json:"truncated"` // more entries than max
+}
+
+// DirEntry is one entry of a directory, not followed when a symlink.
+type DirEntry struct {
+	Name string `json:"name"`
+	Type string `json:"type"` // file, dir, symlink or other
+	Mode uint32 `json:"mode"` // permission bits with setuid, setgid and sticky, as chmod takes them
+	Size int64  `json:"size"`
 }
 
 // ListenersResult is GET /v1/listeners' answer.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/banger-dev/banger/internal/agentclient"
 	"github.com/banger-dev/banger/internal/agentproto"
 	"github.com/banger-dev/banger/internal/api"
 )
@@ -26,7 +27,7 @@ const (
 	MaxReadBytes      = 4 << 20
 	MaxWriteBytes     = 8 << 20
 	DefaultDirEntries = 1000
-	MaxDirEntries     = 10000
+	MaxDirEntries     = agentproto.MaxDirEntries
 )
 
 type ReadFileInput struct {
@@ -220,8 +221,8 @@ func writeContent(in WriteFileInput) ([]byte, int64, error) {
 	return data, mode, nil
 }
 
-// listDir runs GNU find in the guest (the agent serves files whole, not
-// listings): one NUL-terminated record per entry.
+// listDir asks the agent for the directory's entries; an agent from
+// before GET /v1/dir (an image built before it) gets GNU find run instead.
 func (s *Server) listDir(ctx context.Context, _ *mcp.CallToolRequest, in ListDirInput) (ListDirOutput, error) {
 	if err := s.allowed(in.Name); err != nil {
 		return ListDirOutput{}, err
@@ -237,6 +238,23 @@ func (s *Server) listDir(ctx context.Context, _ *mcp.CallToolRequest, in ListDir
 	if max == 0 {
 		max = DefaultDirEntries
 	}
+	res, err := s.agent(in.Name).ReadDir(ctx, in.Path, max)
+	if agentclient.IsTooOld(err) {
+		return s.listDirWithFind(ctx, in, max)
+	}
+	if err != nil {
+		return ListDirOutput{}, err
+	}
+	out := ListDirOutput{Path: in.Path, Entries: []DirEntry{}, Truncated: res.Truncated}
+	for _, e := range res.Entries {
+		out.Entries = append(out.Entries, DirEntry{Name: bound(e.Name, 4096), Type: e.Type, SizeBytes: e.Size, Mode: fmt.Sprintf("0%o", e.Mode&0o7777)})
+	}
+	return out, nil
+}
+
+// listDirWithFind runs GNU find in the guest, for agents without
+// GET /v1/dir: one NUL-terminated record per entry.
+func (s *Server) listDirWithFind(ctx context.Context, in ListDirInput, max int) (ListDirOutput, error) {
 	req := agentproto.ExecRequest{Argv: []string{"find", "-H", in.Path, "-mindepth", "1", "-maxdepth", "1",
 		"-printf", `%y %m %s %P\0`}, TimeoutMillis: 60_000}
 	res, err := runExec(ctx, s.agent(in.Name), req, "", 8<<20)

@@ -3,9 +3,12 @@ package mcpserver
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,6 +19,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/banger-dev/banger/internal/agent"
+	"github.com/banger-dev/banger/internal/agentproto"
 	"github.com/banger-dev/banger/internal/api"
 )
 
@@ -93,6 +97,28 @@ func (d *fakeDaemon) called() []string {
 // startAgent serves the real guest agent's handler on a Unix socket.
 func startAgent(t *testing.T) string {
 	t.Helper()
+	return startAgentWith(t, nil)
+}
+
+// startOldAgent serves an agent from before GET /v1/dir: it answers that
+// path as an agent that does not know it.
+func startOldAgent(t *testing.T) string {
+	t.Helper()
+	return startAgentWith(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == agentproto.DirPath {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusNotFound)
+				fmt.Fprintf(w, `{"code":"not_found","message":"no agent endpoint at %q"}`, r.URL.Path)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+}
+
+func startAgentWith(t *testing.T, wrap func(http.Handler) http.Handler) string {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "bgmcp")
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +129,11 @@ func startAgent(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := agent.NewServer(agent.NewHandler(agent.Options{Version: "test", WorkDir: dir}), nil)
+	h := agent.NewHandler(agent.Options{Version: "test", WorkDir: dir})
+	if wrap != nil {
+		h = wrap(h)
+	}
+	srv := agent.NewServer(h, nil)
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return sock
@@ -471,6 +501,27 @@ func TestFilesThroughAgent(t *testing.T) {
 	if res := call(t, cs, "vm_read_file", map[string]any{"name": "dev", "path": dir}, nil); !res.IsError {
 		t.Errorf("reading a directory succeeded")
 	}
+	checkListDir(t, cs, dir)
+}
+
+// vm_list_dir against an agent from before GET /v1/dir runs find instead,
+// with the same answers.
+func TestListDirWithAnOldAgent(t *testing.T) {
+	if _, err := exec.LookPath("find"); err != nil {
+		t.Skip("needs GNU find")
+	}
+	d := &fakeDaemon{agentN: startOldAgent(t), vms: []api.VM{{Name: "dev", State: api.VMRunning}}}
+	cs := connect(t, d, Options{}, nil)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("héllo\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "bin"), []byte{0, 1, 0xfe, 0xff}, 0o644)
+	checkListDir(t, cs, dir)
+}
+
+// checkListDir lists dir, which holds notes.txt (0600) and bin (0644),
+// after adding a directory and a symlink.
+func checkListDir(t *testing.T, cs *mcp.ClientSession, dir string) {
+	t.Helper()
 	os.Mkdir(filepath.Join(dir, "sub dir"), 0o755)
 	os.Symlink("notes.txt", filepath.Join(dir, "link"))
 	var l ListDirOutput
