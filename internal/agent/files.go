@@ -36,12 +36,18 @@ func (h *handler) guestPath(w http.ResponseWriter, r *http.Request, key string) 
 	return filepath.Clean(p), true
 }
 
+// getPath takes a GET request's path parameter (guestPath), answering
+// any other method or a missing path.
+func (h *handler) getPath(w http.ResponseWriter, r *http.Request) (string, bool) {
+	if !requireMethod(w, r, http.MethodGet) {
+		return "", false
+	}
+	return h.guestPath(w, r, "path")
+}
+
 // stat answers GET /v1/stat?path=P.
 func (h *handler) stat(w http.ResponseWriter, r *http.Request) {
-	if !requireMethod(w, r, http.MethodGet) {
-		return
-	}
-	p, ok := h.guestPath(w, r, "path")
+	p, ok := h.getPath(w, r)
 	if !ok {
 		return
 	}
@@ -60,10 +66,7 @@ func (h *handler) stat(w http.ResponseWriter, r *http.Request) {
 // dir answers GET /v1/dir?path=P&max=N: P's entries by name (read
 // without following symlinks), the first N of them.
 func (h *handler) dir(w http.ResponseWriter, r *http.Request) {
-	if !requireMethod(w, r, http.MethodGet) {
-		return
-	}
-	p, ok := h.guestPath(w, r, "path")
+	p, ok := h.getPath(w, r)
 	if !ok {
 		return
 	}
