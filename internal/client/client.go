@@ -29,9 +29,9 @@ type Client struct {
 	spare  atomic.Pointer[spareConn]
 }
 
-// spareConn is a connection made before the first call (EnsureDaemon's
-// check that the daemon accepts), which that call uses instead of dialing
-// again.
+// spareConn is a connection made before the first call or stream
+// (EnsureDaemon's check that the daemon accepts), which that call uses
+// instead of dialing again.
 type spareConn struct {
 	conn net.Conn
 	at   time.Time
@@ -46,20 +46,25 @@ func New(socket string) *Client {
 	c := &Client{Socket: socket}
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			if s := c.spare.Swap(nil); s != nil {
-				if time.Since(s.at) < spareMaxAge {
-					return s.conn, nil
-				}
-				s.conn.Close()
-			}
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
+			return c.dial(ctx)
 		},
 		MaxIdleConns:    4,
 		IdleConnTimeout: 30 * time.Second,
 	}
 	c.http = &http.Client{Transport: tr}
 	return c
+}
+
+// dial connects to the socket, or hands out the spare connection.
+func (c *Client) dial(ctx context.Context) (net.Conn, error) {
+	if s := c.spare.Swap(nil); s != nil {
+		if time.Since(s.at) < spareMaxAge {
+			return s.conn, nil
+		}
+		s.conn.Close()
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "unix", c.Socket)
 }
 
 // keepSpare hands conn, just dialed to the socket, to the next call.
@@ -253,8 +258,7 @@ func (c *Client) Stream(ctx context.Context, method string, params any) (net.Con
 			return nil, err
 		}
 	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", c.Socket)
+	conn, err := c.dial(ctx)
 	if err != nil {
 		return nil, &UnreachableError{Socket: c.Socket, Err: err}
 	}

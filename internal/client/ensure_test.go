@@ -206,6 +206,18 @@ func TestVerifiedDaemonIsDialedOnce(t *testing.T) {
 		t.Errorf("a command against a verified daemon made %d connections, want 1", n)
 	}
 
+	// A stream (vm exec, cp, ports) is carried by the spare too.
+	before = f.accepts.Load()
+	if c, err = EnsureDaemon(ctx, layout, opts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Stream(ctx, "test.stream", nil); err == nil {
+		t.Fatal("a stream of a method the fake does not serve was opened")
+	}
+	if n := f.accepts.Load() - before; n != 1 {
+		t.Errorf("a stream against a verified daemon made %d connections, want 1", n)
+	}
+
 	before = f.accepts.Load()
 	c, err = EnsureDaemon(ctx, layout, opts)
 	if err != nil {
