@@ -28,8 +28,8 @@ import (
 // and remove a directory it made there. A helper running as root must run
 // its own embedded copy of the scripts, never the copy in Script.Dir (the
 // user can write there), check every BANGER_* path, and keep or hand back
-// what it writes (archives, unpacked trees, the .deb cache, apt.s index) so the user's
-// later builds and RemoveAll calls can use it.
+// what it writes (archives, unpacked trees, the .deb cache, apt's index)
+// so the user's later builds and RemoveAll calls can use it.
 type Sandbox interface {
 	// Describe says how scripts run, for progress and errors.
 	Describe() string
