@@ -242,12 +242,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// spares re-encoding (and re-validating) a large result such as vm.list.
 	// A reply that is only this frame goes with its length, so the client
 	// reads it into one buffer of that size (client.readFrames).
+	const open, end = `{"result":`, "}\n"
 	if !streamed {
-		w.Header().Set("Content-Length", strconv.Itoa(len(`{"result":`)+len(b)+len("}\n")))
+		w.Header().Set("Content-Length", strconv.Itoa(len(open)+len(b)+len(end)))
 	}
-	w.Write([]byte(`{"result":`))
+	w.Write([]byte(open))
 	w.Write(b)
-	w.Write([]byte("}\n"))
+	w.Write([]byte(end))
 }
 
 // Encoded is a result its handler encoded as JSON itself; the server sends
