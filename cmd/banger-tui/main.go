@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -180,12 +179,12 @@ func (b *backend) SSHCommand(name string) (*exec.Cmd, error) {
 // Exec runs command with sh -c in the VM through the guest agent, keeping
 // the end of its combined output.
 func (b *backend) Exec(ctx context.Context, name, command string) (tui.ExecResult, error) {
-	agent := agentclient.Client{Dial: func(ctx context.Context) (net.Conn, error) {
+	agent := agentclient.ViaDaemon(name, func(ctx context.Context) (agentclient.Streamer, error) {
 		if err := b.Connect(ctx); err != nil {
 			return nil, err
 		}
-		return b.c.Stream(ctx, api.MethodVMAgentConnect, api.VMRef{Name: name})
-	}}
+		return b.c, nil
+	})
 	conn, err := agent.Exec(ctx, agentproto.ExecRequest{Argv: []string{"sh", "-c", command}})
 	if err != nil {
 		return tui.ExecResult{}, err

@@ -29,6 +29,24 @@ type Client struct {
 	Dial func(ctx context.Context) (net.Conn, error)
 }
 
+// Streamer opens bangerd's stream methods (a *client.Client does).
+type Streamer interface {
+	Stream(ctx context.Context, method string, params any) (net.Conn, error)
+}
+
+// ViaDaemon is VM name's agent as banger's programs reach it: each
+// connection a vm.agent_connect stream through bangerd, whose client daemon
+// returns (connecting on first use).
+func ViaDaemon(name string, daemon func(context.Context) (Streamer, error)) Client {
+	return Client{Dial: func(ctx context.Context) (net.Conn, error) {
+		d, err := daemon(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return d.Stream(ctx, api.MethodVMAgentConnect, api.VMRef{Name: name})
+	}}
+}
+
 // Health calls GET /healthz. rtt covers the whole exchange: dial (vsock
 // handshake or yamux ping), request and response.
 func (c Client) Health(ctx context.Context) (api.AgentHealth, time.Duration, error) {

@@ -159,13 +159,13 @@ func (s *Server) connect(ctx context.Context) (Daemon, error) {
 // agent is the VM's guest agent through bangerd (vm.agent_connect), as
 // the CLI's vm exec and vm cp reach it.
 func (s *Server) agent(name string) agentclient.Client {
-	return agentclient.Client{Dial: func(ctx context.Context) (net.Conn, error) {
+	return agentclient.ViaDaemon(name, func(ctx context.Context) (agentclient.Streamer, error) {
 		d, err := s.connect(ctx)
 		if err != nil {
 			return nil, err
 		}
-		return d.Stream(ctx, api.MethodVMAgentConnect, api.VMRef{Name: name})
-	}}
+		return d, nil
+	})
 }
 
 // allowed refuses a VM name outside --only-prefix, before anything is
